@@ -1,0 +1,37 @@
+"""tierbed's executable spec: a deterministic discrete-event model of the simpler runtime.
+
+The public names mirror the real package's Python API (``docs/user/reference/python-api.md``)
+so that a case written against one runs on the other::
+
+    from sim import Worker, WorkerType, TaskArgs, TensorArgType, CallConfig, DataType, CallableHandle
+"""
+
+from sim.cost import modeled_duration
+from sim.errors import ErrorClass, SimError
+from sim.record import Outcome, RunRecord
+from sim.registry import CallableHandle
+from sim.simulation import SimConfig
+from sim.task_args import TaskArgs, TaskArgsView
+from sim.tensors import Buffer, Tensor, TensorSpec
+from sim.types import CallConfig, DataType, TensorArgType, WorkerType
+from sim.worker import Worker
+
+__all__ = [
+    "Buffer",
+    "CallConfig",
+    "CallableHandle",
+    "DataType",
+    "ErrorClass",
+    "Outcome",
+    "RunRecord",
+    "SimConfig",
+    "SimError",
+    "TaskArgs",
+    "TaskArgsView",
+    "TensorArgType",
+    "TensorSpec",
+    "Tensor",
+    "Worker",
+    "WorkerType",
+    "modeled_duration",
+]

@@ -1,0 +1,161 @@
+"""The simulator's exception hierarchy and the closed set of observable error classes.
+
+Every exception the executable spec raises derives from :class:`SimError` and
+carries an :class:`ErrorClass`, the backend-independent name conformance
+compares (``DESIGN.md``, "The observables"). The classes follow the failure
+vocabulary of upstream ``docs/hierarchical-level-runtime.md`` (level rules),
+``docs/callable-identity-registration.md`` ("Registration Failure Contract",
+"Dispatch Contract"), ``docs/scheduler.md`` (task failure and poison) and
+``docs/remote-l3-worker-design/protocol.md`` (wire and endpoint failures).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorClass(Enum):
+    """Backend-independent names of the errors a runtime user can observe."""
+
+    INVALID_WORKER_TYPE = "INVALID_WORKER_TYPE"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    INVALID_STATE = "INVALID_STATE"
+    UNKNOWN_WORKER = "UNKNOWN_WORKER"
+    UNKNOWN_CALLABLE = "UNKNOWN_CALLABLE"
+    FOREIGN_HANDLE = "FOREIGN_HANDLE"
+    HASHID_MISMATCH = "HASHID_MISMATCH"
+    KERNEL_ARGUMENT = "KERNEL_ARGUMENT"
+    ACCESS_DENIED = "ACCESS_DENIED"
+    STALE_GENERATION = "STALE_GENERATION"
+    ENDPOINT_FAILURE = "ENDPOINT_FAILURE"
+    TASK_FAILURE = "TASK_FAILURE"
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    NOT_READY = "NOT_READY"
+    UNCERTAIN_STATE = "UNCERTAIN_STATE"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    HANG = "HANG"
+
+
+class SimError(Exception):
+    """Base of every error the simulator raises; ``error_class`` names it for conformance."""
+
+    error_class: ErrorClass = ErrorClass.INVALID_ARGUMENT
+
+
+class InvalidWorkerType(SimError, ValueError):
+    """A child worker of a type the parent's level does not accept (seed 000 level rules)."""
+
+    error_class = ErrorClass.INVALID_WORKER_TYPE
+
+
+class InvalidArgument(SimError, ValueError):
+    """An API call got a value it cannot accept (bad level, non-tensor in a tensor slot, ...)."""
+
+    error_class = ErrorClass.INVALID_ARGUMENT
+
+
+class InvalidState(SimError, RuntimeError):
+    """An API call made in the wrong lifecycle state (run before init, register after init, ...)."""
+
+    error_class = ErrorClass.INVALID_STATE
+
+
+class UnknownWorker(SimError, KeyError):
+    """A submit named a worker id that is not a child of this level."""
+
+    error_class = ErrorClass.UNKNOWN_WORKER
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownCallable(SimError, KeyError):
+    """A handle that was never registered here, or was unregistered."""
+
+    error_class = ErrorClass.UNKNOWN_CALLABLE
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ForeignHandle(SimError, ValueError):
+    """A CallableHandle issued by another Worker."""
+
+    error_class = ErrorClass.FOREIGN_HANDLE
+
+
+class HashidMismatch(SimError, ValueError):
+    """A hashid does not match the descriptor it claims to identify."""
+
+    error_class = ErrorClass.HASHID_MISMATCH
+
+
+class KernelArgumentError(SimError, ValueError):
+    """A chip kernel was given tensors of the wrong count, shape or dtype."""
+
+    error_class = ErrorClass.KERNEL_ARGUMENT
+
+
+class AccessDenied(SimError, PermissionError):
+    """A remote buffer used with a tag its access flags do not allow."""
+
+    error_class = ErrorClass.ACCESS_DENIED
+
+
+class StaleGeneration(SimError, ValueError):
+    """A remote buffer handle whose generation is no longer live."""
+
+    error_class = ErrorClass.STALE_GENERATION
+
+
+class EndpointFailure(SimError, RuntimeError):
+    """An endpoint (remote session, link) failed or its health expired."""
+
+    error_class = ErrorClass.ENDPOINT_FAILURE
+
+
+class TaskFailure(SimError, RuntimeError):
+    """A run ended with at least one failed task; names the first failed task."""
+
+    error_class = ErrorClass.TASK_FAILURE
+
+
+class ProtocolError(SimError, ValueError):
+    """Wire bytes that do not decode; the message names the field."""
+
+    error_class = ErrorClass.PROTOCOL_ERROR
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message if field is None else f"{field}: {message}")
+        self.field = field
+
+
+class NotReady(SimError, RuntimeError):
+    """Work sent to an endpoint that has not reached READY."""
+
+    error_class = ErrorClass.NOT_READY
+
+
+class UncertainState(SimError, RuntimeError):
+    """A cleanup whose outcome could not be confirmed."""
+
+    error_class = ErrorClass.UNCERTAIN_STATE
+
+
+class NotSupported(SimError, NotImplementedError):
+    """A feature the modeled runtime rejects explicitly (e.g. RoCE in conformance mode)."""
+
+    error_class = ErrorClass.NOT_SUPPORTED
+
+
+class ResourceExhausted(SimError, RuntimeError):
+    """A ring or pool that cannot ever satisfy the request (larger than its capacity)."""
+
+    error_class = ErrorClass.RESOURCE_EXHAUSTED
+
+
+class SimulationHang(SimError, RuntimeError):
+    """The simulation ran out of events while tasks were still not terminal (a modeled hang)."""
+
+    error_class = ErrorClass.HANG

@@ -1,0 +1,196 @@
+"""Endpoint lanes: what runs a dispatched task, and how long it takes.
+
+Models ``docs/worker-manager.md`` (a WorkerThread per child owning one shared-memory
+mailbox lane: the parent publishes a TASK frame, the child runs it and publishes
+TASK_DONE) and the execution leaves of ``docs/task-flow.md`` §5:
+
+- a **chip lane** runs one chip callable through ``ChipWorker.run`` — here a reference
+  kernel on real numpy arrays, taking ``run_launch_us`` plus the kernel's roofline time;
+- a **SUB lane** calls the registered Python callable as ``fn(args)`` with numpy views,
+  taking the callable's modeled duration;
+- a **child-Worker lane** hands the task to a lower-level Worker, which runs the registered
+  orchestration function as its own run (§9 "Recursive composition (L4+)").
+
+Each lane is busy from dispatch until its completion is observed by the parent; one SimPy
+event per member carries the completion back, so no process is created per message.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from simpy.events import Event, Timeout
+
+from sim.errors import ErrorClass
+from sim.task_args import TaskArgsView
+from sim.trace import EventKind
+
+if TYPE_CHECKING:
+    from sim.node import Node, RunState
+    from sim.task import Task
+
+
+def _describe_exc(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Lane:
+    """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
+
+    __slots__ = ("busy", "c_complete", "c_dispatch", "c_tensor", "env", "index", "is_sub", "node", "rng",
+                 "scope", "trace")
+
+    def __init__(self, node: Node, scope: str, index: int, is_sub: bool) -> None:
+        self.node = node
+        self.env = node.env
+        self.trace = node.trace
+        self.scope = scope
+        self.index = index
+        self.is_sub = is_sub
+        self.busy = False
+        mb = node.sim.profile.mailbox
+        self.c_dispatch = mb["dispatch_us"]
+        self.c_complete = mb["completion_us"]
+        self.c_tensor = mb["per_tensor_us"]
+        self.rng = node.sim.stream(scope)
+
+    def launch(self, task: Task, member: int, t: float) -> None:
+        """Start member ``member`` of ``task``, published on the mailbox at virtual time ``t``."""
+        raise NotImplementedError
+
+    def _schedule_done(self, task: Task, member: int, start: float, end: float) -> None:
+        if task.start is None or start < task.start:
+            task.start = start
+        tr = self.trace
+        if tr.enabled:
+            tr.add(start, EventKind.START, self.scope, task.name)
+        ev = Timeout(self.env, end + self.c_complete - self.env.now, (task, member, start, end))
+        ev.callbacks.append(self._done)
+
+    def _done(self, ev: Event) -> None:
+        task, member, start, end = ev._value
+        error, cls = self.execute(task, member)
+        if task.end is None or end > task.end:
+            task.end = end
+        tr = self.trace
+        if tr.enabled:
+            tr.add(end, EventKind.END, self.scope, task.name, "ok" if error is None else "error")
+        self.node.member_done(task, self, error, cls)
+
+    def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
+        """Run the member's functional effect; return (error message, error class) or (None, None)."""
+        return None, None
+
+
+class ChipLane(Lane):
+    """An L2 chip child: runs reference kernels (``docs/task-flow.md`` §5 "ChipWorker")."""
+
+    __slots__ = ("functional",)
+
+    def __init__(self, node: Node, scope: str, index: int) -> None:
+        super().__init__(node, scope, index, False)
+        self.functional = node.sim.functional
+
+    def launch(self, task: Task, member: int, t: float) -> None:
+        m = task.members[member]
+        start = t + self.c_dispatch + self.c_tensor * len(m[0])
+        dur = task.durations[member]
+        jitter = self.node.sim.jitter
+        if jitter:
+            dur *= 1.0 + jitter * (2.0 * self.rng.random() - 1.0)
+        self._schedule_done(task, member, start, start + dur)
+
+    def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
+        if not self.functional:
+            return None, None
+        try:
+            task.callable.target.run(task.members[member][2])
+        except Exception as exc:  # a kernel fault fails this task, not the simulator
+            return f"kernel {task.callable.name} raised {_describe_exc(exc)}", ErrorClass.TASK_FAILURE.value
+        return None, None
+
+
+class SubLane(Lane):
+    """A SUB child: calls the Python callable as ``fn(args)`` (``docs/task-flow.md`` §5)."""
+
+    __slots__ = ("c_call", "functional")
+
+    def __init__(self, node: Node, scope: str, index: int) -> None:
+        super().__init__(node, scope, index, True)
+        self.functional = node.sim.functional
+        self.c_call = node.sim.profile.sub["call_overhead_us"]
+
+    def launch(self, task: Task, member: int, t: float) -> None:
+        m = task.members[member]
+        start = t + self.c_dispatch + self.c_tensor * len(m[0])
+        dur = self.c_call + task.durations[member]
+        jitter = self.node.sim.jitter
+        if jitter:
+            dur *= 1.0 + jitter * (2.0 * self.rng.random() - 1.0)
+        self._schedule_done(task, member, start, start + dur)
+
+    def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
+        if not self.functional:
+            return None, None
+        m = task.members[member]
+        view = TaskArgsView([r.array for r in m[0]], m[1])
+        try:
+            task.callable.target(view)
+        except Exception as exc:  # the SUB child reports failure; the run goes on
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f" at {tb[-1].name}:{tb[-1].lineno}" if tb else ""
+            return (f"sub callable {task.callable.name} raised {_describe_exc(exc)}{where}",
+                    ErrorClass.TASK_FAILURE.value)
+        return None, None
+
+
+class WorkerLane(Lane):
+    """A lower-level Worker child: runs the orchestration function as a nested run."""
+
+    __slots__ = ("child", "make_orch")
+
+    def __init__(self, node: Node, scope: str, index: int, child: Node, make_orch: Any) -> None:
+        super().__init__(node, scope, index, False)
+        self.child = child
+        self.make_orch = make_orch
+
+    def launch(self, task: Task, member: int, t: float) -> None:
+        m = task.members[member]
+        start = t + self.c_dispatch + self.c_tensor * len(m[0])
+        if task.start is None or start < task.start:
+            task.start = start
+        if self.trace.enabled:
+            self.trace.add(start, EventKind.START, self.scope, task.name)
+        ev = Timeout(self.env, start - self.env.now, (task, member))
+        ev.callbacks.append(self._begin)
+
+    def _begin(self, ev: Event) -> None:
+        task, member = ev._value
+        m = task.members[member]
+        view = TaskArgsView([r.array for r in m[0]], m[1])
+        self.child.begin_run(task.callable.target, self.make_orch(), view, task.config,
+                             lambda run: self._finished(task, member, run))
+
+    def _finished(self, task: Task, member: int, run: RunState) -> None:
+        end = self.env.now
+        if run.error is not None:
+            err: str | None = f"L{self.child.level} run r{run.id} failed: {_describe_exc(run.error)}"
+            cls = getattr(run.error, "error_class", ErrorClass.TASK_FAILURE)
+            cls_name: str | None = cls.value if isinstance(cls, ErrorClass) else ErrorClass.TASK_FAILURE.value
+        elif run.failed:
+            first = run.failed[0]
+            err = f"L{self.child.level} run r{run.id} failed: task {first.name}: {first.error}"
+            cls_name = ErrorClass.TASK_FAILURE.value
+        else:
+            err, cls_name = None, None
+        if task.end is None or end > task.end:
+            task.end = end
+        if self.trace.enabled:
+            self.trace.add(end, EventKind.END, self.scope, task.name, "ok" if err is None else "error")
+        ev = Timeout(self.env, self.c_complete, (task, err, cls_name))
+        ev.callbacks.append(self._deliver)
+
+    def _deliver(self, ev: Event) -> None:
+        task, err, cls_name = ev._value
+        self.node.member_done(task, self, err, cls_name)

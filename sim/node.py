@@ -1,0 +1,556 @@
+"""The engine of one L3+ Worker: its Orchestrator state, Scheduler queues and endpoint lanes.
+
+Models the three cooperating components of ``docs/hierarchical-level-runtime.md`` §2
+"Three Components — Roles":
+
+- **Orchestrator** (``docs/orchestrator.md`` §2 "the 7-step flow"): each submit claims a
+  slot, walks the TaskArgs tags through the TensorMap (INPUT/INOUT look up the last writer;
+  OUTPUT/INOUT/OUTPUT_EXISTING become the new writer; NO_DEP does neither — §7
+  "Semantics", so WAW replaces the entry and WAR is not tracked), registers a scope
+  reference, wires fanout on live producers, and publishes the slot PENDING or READY.
+  Heap rings give back-pressure (§5); scopes anchor lifetimes (§6).
+- **Scheduler** (``docs/scheduler.md``, ``docs/directed-next-level-scheduling.md``): one
+  directed FIFO per NEXT_LEVEL worker id, one group FIFO whose head reserves its whole
+  target set, one shared SUB FIFO served by idle SUB workers, completion handling that
+  releases or poisons consumers and retires slots.
+- **Worker lanes** (``docs/worker-manager.md``): see :mod:`sim.lanes`.
+
+Timing. The host threads are modeled as serial cursors: the Orchestrator thread pays
+``orch_submit_us`` per submit, the Scheduler thread ``sched_dispatch_us`` per dispatch and
+``sched_completion_us`` per completion. The user's orchestration function runs to its end
+at the run's start instant; each submit is stamped with the time the Orchestrator thread
+would have published it, and a task never dispatches before that stamp. A submit that the
+heap ring cannot hold waits in FIFO order, with every later orchestration step behind it,
+exactly as a blocked ``Ring.alloc`` holds the Orchestrator thread. Events are callbacks on
+SimPy events (one per task completion), not processes, so the hot path stays lean.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simpy.events import Event, Timeout
+
+from sim.errors import ErrorClass, ResourceExhausted, SimError
+from sim.ring import DEFAULT_HEAP_RING_SIZE, MAX_RING_DEPTH, HeapRing, aligned, ring_for_depth
+from sim.task import BUILDING, COMPLETED, CONSUMED, FAILED, PENDING, READY, RUNNING, Task, TaskKind
+from sim.trace import EventKind
+from sim.types import INSERT_TAGS, LOOKUP_TAGS
+
+if TYPE_CHECKING:
+    from sim.lanes import Lane
+    from sim.simulation import Simulation
+
+MAX_SCOPE_DEPTH = 64
+_NL = TaskKind.NEXT_LEVEL
+_SUB = TaskKind.SUB
+
+
+class RunState:
+    """One run of an orchestration function on a node (``docs/orchestrator.md`` §1, run fence)."""
+
+    __slots__ = ("active", "closed", "done", "error", "failed", "id", "on_done", "seq", "start_t", "end_t", "tasks")
+
+    def __init__(self, run_id: int, start_t: float, on_done: Callable[[RunState], None]) -> None:
+        self.id = run_id
+        self.active = 0
+        self.closed = False
+        self.done = False
+        self.error: BaseException | None = None
+        self.failed: list[Task] = []
+        self.on_done = on_done
+        self.seq = 0
+        self.start_t = start_t
+        self.end_t: float | None = None
+        self.tasks: list[Task] = []
+
+
+class Node:
+    """Orchestrator + Scheduler + lanes of one L3+ Worker instance."""
+
+    def __init__(self, sim: Simulation, scope: str, level: int, heap_ring_size: int | None) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.trace = sim.trace
+        self.scope = scope
+        self.level = level
+        p = sim.profile
+        self.c_submit = p.host["orch_submit_us"]
+        self.c_submit_tensor = p.host["orch_submit_per_tensor_us"]
+        self.c_dispatch = p.host["sched_dispatch_us"]
+        self.c_complete = p.host["sched_completion_us"]
+        self.c_release = p.host["sched_release_per_consumer_us"]
+        self.c_run_begin = p.host["run_begin_us"]
+        self.c_run_end = p.host["run_end_us"]
+        self.backpressure_timeout = sim.config.backpressure_timeout_us
+        self.nl_lanes: list[Lane] = []
+        self.sub_lanes: list[Lane] = []
+        self.single_fifos: list[deque[Task]] = []
+        self.group_fifo: deque[Task] = deque()
+        self.sub_fifo: deque[Task] = deque()
+        self.idle_subs: list[int] = []
+        self.reserved: frozenset[int] = frozenset()
+        self.ring_capacity = heap_ring_size or DEFAULT_HEAP_RING_SIZE
+        self.rings = [HeapRing(self.ring_capacity) for _ in range(MAX_RING_DEPTH)]
+        self.orch_cursor = 0.0
+        self.sched_cursor = 0.0
+        self.tensormap: dict[Any, Task] = {}
+        self.scopes: list[list[Task]] = []
+        self.admission: deque[Any] = deque()
+        self.blocked_since: float | None = None
+        self.run: RunState | None = None
+        self.run_count = 0
+
+    # ------------------------------------------------------------------ elaboration
+
+    def attach(self, nl_lanes: list[Lane], sub_lanes: list[Lane]) -> None:
+        """Fix the lane sets at init (the NEXT_LEVEL worker-id map is frozen after init)."""
+        self.nl_lanes = nl_lanes
+        self.sub_lanes = sub_lanes
+        self.single_fifos = [deque() for _ in nl_lanes]
+        self.idle_subs = list(range(len(sub_lanes)))
+        heapq.heapify(self.idle_subs)
+
+    # ------------------------------------------------------------------ runs
+
+    def begin_run(self, orch_fn: Callable[..., Any], orch: Any, args: Any, config: Any,
+                  on_done: Callable[[RunState], None]) -> RunState:
+        """Open a run, call the orchestration function, close submission.
+
+        ``orch`` is the :class:`sim.orchestrator.Orchestrator` facade bound to this run. An
+        exception from ``orch_fn`` fails the run's submission: unstarted tasks are cancelled
+        (NOT_RUN), running ones finish, and the run ends with that error.
+        """
+        now = self.env.now
+        self.run_count += 1
+        run = RunState(self.run_count, now, on_done)
+        self.run = run
+        self.tensormap = {}
+        self.scopes = [[]]
+        self.orch_cursor = max(now, self.orch_cursor) + self.c_run_begin
+        self.trace.add(now, EventKind.RUN_BEGIN, self.scope, f"r{run.id}", getattr(orch_fn, "__qualname__", ""))
+        orch._bind(self, run)
+        try:
+            orch_fn(orch, args, config)
+        except BaseException as exc:  # the run owns the error; re-raised by whoever waits on it
+            run.error = exc
+            self.trace.add(self.env.now, EventKind.FAIL, self.scope, f"r{run.id}",
+                           f"orchestration raised {type(exc).__name__}: {exc}")
+            self._cancel_unstarted(run, "orchestration function raised")
+        finally:
+            orch._unbind()
+            if len(self.scopes) > 1 and run.error is None:
+                run.error = _misuse(f"orchestration function returned with {len(self.scopes) - 1} scope(s) open")
+            while self.scopes:
+                self._scope_end_op()
+            run.closed = True
+            self._check_run_done(run)
+        return run
+
+    def _check_run_done(self, run: RunState) -> None:
+        if run.closed and not run.done and run.active == 0:
+            run.done = True
+            run.end_t = max(self.env.now, self.orch_cursor) + self.c_run_end
+            self.trace.add(run.end_t, EventKind.RUN_END, self.scope, f"r{run.id}",
+                           "failed" if (run.failed or run.error) else "ok")
+            if self.run is run:
+                self.run = None
+            delay = run.end_t - self.env.now
+            if delay > 0:
+                ev = Timeout(self.env, delay, run)
+                ev.callbacks.append(self._fire_run_done)
+            else:
+                run.on_done(run)
+
+    @staticmethod
+    def _fire_run_done(ev: Event) -> None:
+        run: RunState = ev._value
+        run.on_done(run)
+
+    # ------------------------------------------------------------------ orchestrator
+
+    def submit(self, kind: TaskKind, callable_: Any, members: list, targets: tuple[int, ...], group: bool,
+               config: Any, durations: list[float], cost_tensors: int) -> Task:
+        """Steps 1–6 of ``docs/orchestrator.md`` §2 for an already-validated submit."""
+        run = self.run
+        assert run is not None
+        run.seq += 1
+        task = Task(f"{self.scope}:r{run.id}:t{run.seq}", self, run, kind, callable_, members, targets, group)
+        task.config = config
+        task.durations = durations
+        tm = self.tensormap
+        producers: list[Task] = []
+        for m in members:
+            for ref, tag in zip(m[0], m[3], strict=True):
+                if tag in LOOKUP_TAGS:
+                    p = tm.get(ref.key)
+                    if p is not None and p not in producers:
+                        producers.append(p)
+                if tag in INSERT_TAGS:
+                    tm[ref.key] = task
+                    task.out_keys.append(ref.key)
+        self._scope_register(task)
+        live = 0
+        for p in producers:
+            st = p.state
+            if st is CONSUMED:
+                continue
+            p.consumers.append(task)
+            p.fanout_total += 1
+            task.producers.append(p)
+            if st is FAILED:
+                task.poisoned_by = task.poisoned_by or p
+            elif st is not COMPLETED:
+                live += 1
+        task.fanin_count = live
+        run.active += 1
+        run.tasks.append(task)
+        self.sim.log_task(task)
+        self._orch_step(task, self.c_submit + self.c_submit_tensor * cost_tensors)
+        return task
+
+    def alloc(self, key: Any, nbytes: int) -> Task:
+        """``Orchestrator.alloc`` (§8b): a synthetic COMPLETED slot owning a heap slab."""
+        run = self.run
+        assert run is not None
+        run.seq += 1
+        task = Task(f"{self.scope}:r{run.id}:a{run.seq}", self, run, TaskKind.ALLOC, None, [], (), False)
+        task.heap_bytes = aligned(nbytes)
+        self.tensormap[key] = task
+        task.out_keys.append(key)
+        self._scope_register(task)
+        task.fanout_released = 1  # stands in for the self-release a dispatched task makes
+        run.active += 1
+        run.tasks.append(task)
+        self._orch_step(task, self.c_submit)
+        return task
+
+    def check_heap_request(self, nbytes: int, what: str) -> None:
+        """Reject at once a request that no ring could ever hold."""
+        if aligned(nbytes) > self.ring_capacity:
+            raise ResourceExhausted(
+                f"{what} needs {aligned(nbytes)} heap bytes but heap_ring_size is {self.ring_capacity}; "
+                f"increase heap_ring_size on the Worker")
+
+    def _scope_register(self, task: Task) -> None:
+        frame = self.scopes[-1]
+        frame.append(task)
+        task.fanout_total += 1
+        task.ring = ring_for_depth(len(self.scopes) - 1)
+
+    def scope_begin(self) -> None:
+        if len(self.scopes) > MAX_SCOPE_DEPTH:
+            raise _misuse(f"scope nesting deeper than {MAX_SCOPE_DEPTH}")
+        self.scopes.append([])
+        self.trace.add(self.env.now, EventKind.SCOPE_BEGIN, self.scope, f"depth{len(self.scopes)}")
+
+    def scope_end(self) -> None:
+        if len(self.scopes) <= 1:
+            raise _misuse("scope_end() without a matching scope_begin()")
+        self._scope_end_op()
+
+    def _scope_end_op(self) -> None:
+        frame = self.scopes.pop()
+        if self.admission:  # the Orchestrator thread is still blocked on an earlier step
+            self.admission.append(frame)
+        else:
+            self._release_scope(frame)
+
+    def _release_scope(self, frame: list[Task]) -> None:
+        self.trace.add(max(self.env.now, self.orch_cursor), EventKind.SCOPE_END, self.scope, f"{len(frame)} slots")
+        for t in frame:
+            self._release_ref(t)
+
+    def _orch_step(self, task: Task, cost: float) -> None:
+        if self.admission or not self.rings[task.ring].fits(task.heap_bytes):
+            self.admission.append((task, cost))
+            if self.blocked_since is None:
+                self._start_backpressure(task)
+            return
+        self._admit(task, cost)
+
+    def _admit(self, task: Task, cost: float) -> None:
+        now = self.env.now
+        cur = self.orch_cursor
+        t = (cur if cur > now else now) + cost
+        self.orch_cursor = t
+        task.submit_t = t
+        task.admitted = True
+        self.rings[task.ring].push(task)
+        if task.kind is TaskKind.ALLOC:
+            task.state = COMPLETED
+            task.start = task.end = t
+            self.trace.add(t, EventKind.ALLOC, self.scope, task.name, f"{task.heap_bytes}B ring{task.ring}")
+            self._maybe_consume(task)
+            return
+        self.trace.add(t, EventKind.SUBMIT, self.scope, task.name, _callable_name(task))
+        if task.state is FAILED:  # poisoned or cancelled before the Orchestrator could publish it
+            self._maybe_consume(task)
+            return
+        if task.poisoned_by is not None:
+            self._poison_from(task.poisoned_by, [task])
+            return
+        if task.fanin_released >= task.fanin_count:
+            task.state = READY
+            task.ready_t = t
+            self.trace.add(t, EventKind.READY, self.scope, task.name)
+            self._route(task)
+        else:
+            task.state = PENDING
+
+    def _drain_admission(self) -> None:
+        adm = self.admission
+        while adm:
+            head = adm[0]
+            if isinstance(head, list):  # a deferred scope_end
+                adm.popleft()
+                self._release_scope(head)
+                continue
+            task, cost = head
+            if not self.rings[task.ring].fits(task.heap_bytes):
+                return
+            adm.popleft()
+            self.blocked_since = None
+            self._admit(task, cost)
+        self.blocked_since = None
+
+    def _start_backpressure(self, task: Task) -> None:
+        self.blocked_since = self.env.now
+        self.trace.add(self.env.now, EventKind.BLOCKED, self.scope, task.name,
+                       f"ring{task.ring} full ({self.rings[task.ring].used}/{self.ring_capacity}B)")
+        ev = Timeout(self.env, self.backpressure_timeout, (task, self.run))
+        ev.callbacks.append(self._backpressure_expired)
+
+    def _backpressure_expired(self, ev: Event) -> None:
+        task, run = ev._value
+        if not self.admission or self.admission[0] is not task and not (
+                isinstance(self.admission[0], tuple) and self.admission[0][0] is task):
+            if self.admission and self.blocked_since is not None:
+                head = self.admission[0]
+                if isinstance(head, tuple):
+                    self.blocked_since = None
+                    self._start_backpressure(head[0])
+            return
+        err = ResourceExhausted(
+            f"HeapRing exhausted: {task.name} waited {self.backpressure_timeout:.0f}us for "
+            f"{task.heap_bytes} bytes in ring{task.ring}; increase heap_ring_size on the Worker")
+        if run.error is None:
+            run.error = err
+        self.trace.add(self.env.now, EventKind.FAIL, self.scope, task.name, str(err))
+        pending = list(self.admission)
+        self.admission.clear()
+        self.blocked_since = None
+        for item in pending:
+            if isinstance(item, list):
+                self._release_scope(item)
+            else:
+                t = item[0]
+                self.rings[t.ring].push(t)
+                t.admitted = True
+                if t.state is not FAILED:
+                    self._fail_unstarted(t, "cancelled: the run's submission failed", ErrorClass.RESOURCE_EXHAUSTED)
+                self._maybe_consume(t)
+        self._cancel_unstarted(run, "cancelled: the run's submission failed")
+
+    # ------------------------------------------------------------------ scheduler: routing
+
+    def _route(self, task: Task) -> None:
+        """``enqueue_ready``: the one READY router (``docs/scheduler.md`` §1)."""
+        if task.kind is _NL:
+            if task.group:
+                self.group_fifo.append(task)
+                if self.group_fifo[0] is task:
+                    self._dispatch_groups()
+            else:
+                w = task.targets[0]
+                self.single_fifos[w].append(task)
+                if not self.nl_lanes[w].busy and w not in self.reserved:
+                    self._dispatch_single(w)
+        else:
+            self.sub_fifo.append(task)
+            self._dispatch_subs()
+
+    def _dispatch_single(self, w: int) -> None:
+        fifo = self.single_fifos[w]
+        while fifo:
+            task = fifo.popleft()
+            if task.state is READY:  # a cancelled slot loses its claim
+                self._launch(task, self.nl_lanes[w], 0)
+                return
+
+    def _dispatch_groups(self) -> None:
+        lanes = self.nl_lanes
+        old = self.reserved
+        fifo = self.group_fifo
+        while fifo:
+            g = fifo[0]
+            if g.state is not READY:
+                fifo.popleft()
+                continue
+            if any(lanes[w].busy for w in g.targets):
+                self.reserved = frozenset(g.targets)
+                break
+            fifo.popleft()
+            for i, w in enumerate(g.targets):
+                self._launch(g, lanes[w], i)
+        else:
+            self.reserved = frozenset()
+        for w in sorted(old - self.reserved):
+            if not lanes[w].busy and self.single_fifos[w]:
+                self._dispatch_single(w)
+
+    def _dispatch_subs(self) -> None:
+        fifo = self.sub_fifo
+        idle = self.idle_subs
+        while fifo:
+            task = fifo[0]
+            if task.state is not READY:
+                fifo.popleft()
+                continue
+            n = len(task.members)
+            if len(idle) < n:
+                return
+            fifo.popleft()
+            for i in range(n):
+                self._launch(task, self.sub_lanes[heapq.heappop(idle)], i)
+
+    def _launch(self, task: Task, lane: Lane, member: int) -> None:
+        now = self.env.now
+        cur = self.sched_cursor
+        s = (cur if cur > now else now) + self.c_dispatch
+        self.sched_cursor = s
+        ready = task.ready_t
+        t = s if s > ready else ready
+        if task.state is READY:
+            task.state = RUNNING
+        self.trace.add(t, EventKind.DISPATCH, self.scope, task.name, lane.scope)
+        lane.busy = True
+        task.workers.append(lane.scope)
+        lane.launch(task, member, t)
+
+    # ------------------------------------------------------------------ scheduler: completion
+
+    def member_done(self, task: Task, lane: Lane, error: str | None, error_class: str | None) -> None:
+        """A lane finished one member; the group aggregates (``docs/scheduler.md`` §6)."""
+        if error is not None and task.error is None:
+            task.error = error
+            task.error_class = error_class
+        lane.busy = False
+        task.members_left -= 1
+        if task.members_left == 0:
+            self._complete(task)
+        # The freed lane may now take queued work.
+        if lane.is_sub:
+            heapq.heappush(self.idle_subs, lane.index)
+            if self.sub_fifo:
+                self._dispatch_subs()
+        else:
+            w = lane.index
+            if self.group_fifo and w in self.reserved:
+                self._dispatch_groups()
+            elif self.single_fifos[w] and w not in self.reserved:
+                self._dispatch_single(w)
+
+    def _complete(self, task: Task) -> None:
+        now = self.env.now
+        cur = self.sched_cursor
+        cons = task.consumers
+        c = (cur if cur > now else now) + self.c_complete + self.c_release * len(cons)
+        self.sched_cursor = c
+        trace = self.trace
+        if task.error is None:
+            task.state = COMPLETED
+            if trace.enabled:
+                trace.add(now, EventKind.COMPLETE, self.scope, task.name)
+            for k in cons:
+                k.fanin_released += 1
+                if k.state is PENDING and k.fanin_released >= k.fanin_count:
+                    k.state = READY
+                    k.ready_t = c
+                    if trace.enabled:
+                        trace.add(c, EventKind.READY, self.scope, k.name)
+                    self._route(k)
+        else:
+            task.state = FAILED
+            task.run.failed.append(task)
+            trace.add(now, EventKind.FAIL, self.scope, task.name, task.error)
+            self._poison_from(task, list(cons))
+        for p in task.producers:
+            self._release_ref(p)
+        self._release_ref(task)
+
+    def _poison_from(self, source: Task, targets: list[Task]) -> None:
+        """Fail every not-yet-running consumer downstream of ``source`` (``poison_task``)."""
+        stack = [(source, k) for k in reversed(targets)]
+        while stack:
+            cause, k = stack.pop()
+            if k.state not in (BUILDING, PENDING, READY):
+                continue
+            admitted = k.admitted
+            self._fail_unstarted(k, f"poisoned by failed producer {cause.name}", None)
+            k.poisoned_by = cause
+            self.trace.add(self.env.now, EventKind.POISON, self.scope, k.name, f"producer {cause.name}")
+            stack.extend((k, c) for c in reversed(k.consumers))
+            if admitted:
+                for p in k.producers:
+                    self._release_ref(p)
+                self._release_ref(k)
+
+    def _fail_unstarted(self, task: Task, message: str, error_class: ErrorClass | None) -> None:
+        task.state = FAILED
+        task.not_run = True
+        task.error = message
+        task.error_class = error_class.value if error_class else None
+
+    def _cancel_unstarted(self, run: RunState, why: str) -> None:
+        """``cancel_unstarted_run``: unstarted slots of a failed submission never run."""
+        for t in run.tasks:
+            if t.state in (PENDING, READY) or (t.state is BUILDING and t.admitted):
+                self._fail_unstarted(t, why, None)
+                self.trace.add(self.env.now, EventKind.CANCEL, self.scope, t.name, why)
+                for p in t.producers:
+                    self._release_ref(p)
+                self._release_ref(t)
+
+    # ------------------------------------------------------------------ retirement
+
+    def _release_ref(self, task: Task) -> None:
+        task.fanout_released += 1
+        if task.fanout_released >= task.fanout_total + 1 and task.state in (COMPLETED, FAILED):
+            self._consume(task)
+
+    def _maybe_consume(self, task: Task) -> None:
+        if task.fanout_released >= task.fanout_total + 1 and task.state in (COMPLETED, FAILED):
+            self._consume(task)
+
+    def _consume(self, task: Task) -> None:
+        if not task.admitted:  # still waiting for its ring; it retires once admitted
+            return
+        task.state = CONSUMED
+        tm = self.tensormap
+        if task.run is self.run:
+            for key in task.out_keys:
+                if tm.get(key) is task:  # owner-checked erase keeps a later writer's entry
+                    del tm[key]
+        if self.trace.enabled:
+            self.trace.add(self.env.now, EventKind.CONSUMED, self.scope, task.name)
+        if self.rings[task.ring].reclaim() and self.admission:
+            self._drain_admission()
+        run = task.run
+        run.active -= 1
+        if run.active == 0:
+            self._check_run_done(run)
+
+
+def _callable_name(task: Task) -> str:
+    c = task.callable
+    return getattr(c, "name", "") if c is not None else ""
+
+
+def _misuse(message: str) -> SimError:
+    from sim.errors import InvalidState
+
+    return InvalidState(message)

@@ -1,0 +1,243 @@
+"""The ``Orchestrator`` an orchestration function receives: the submit API and its checks.
+
+Models the Python facade of upstream ``python/simpler/orchestrator.py`` as documented in
+``docs/orchestrator.md`` §1–§4 and ``docs/directed-next-level-scheduling.md`` "Placement
+contract": ``submit_next_level(handle, args, config=None, *, worker)``,
+``submit_next_level_group(handle, args_list, config=None, *, workers)``,
+``submit_sub(handle, args=None)``, ``submit_sub_group(handle, args_list)``,
+``alloc(shape, dtype)`` and scopes. Every check runs before anything is submitted, so a
+rejected call leaves no slot, TensorMap entry or scope reference behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import operator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from reference.errors import KernelArgError
+from reference.kernel import Direction
+from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
+from sim.task import TaskKind
+from sim.task_args import TaskArgs
+from sim.tensors import Buffer
+from sim.types import CallConfig, as_numpy_dtype
+
+if TYPE_CHECKING:
+    from sim.node import Node, RunState
+    from sim.registry import Registration
+    from sim.worker import Worker
+
+
+class Orchestrator:
+    """DAG builder handed to an orchestration function; valid only while that function runs."""
+
+    __slots__ = ("_node", "_run", "_worker")
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._node: Node | None = None
+        self._run: RunState | None = None
+
+    def _bind(self, node: Node, run: RunState) -> None:
+        self._node = node
+        self._run = run
+
+    def _unbind(self) -> None:
+        self._node = None
+        self._run = None
+
+    def _live(self, api: str) -> Node:
+        node = self._node
+        if node is None:
+            raise InvalidState(f"orch.{api}() called outside the orchestration function it was given to")
+        return node
+
+    # ------------------------------------------------------------------ validation helpers
+
+    def _worker_id(self, node: Node, value: Any, argument: str, api: str) -> int:
+        if isinstance(value, bool):
+            raise InvalidArgument(f"{api}: {argument} must be an integer NEXT_LEVEL worker id, got {value!r}")
+        try:
+            wid = operator.index(value)
+        except TypeError:
+            raise InvalidArgument(
+                f"{api}: {argument} must be an integer NEXT_LEVEL worker id, got {type(value).__name__}") from None
+        if wid < 0:
+            raise InvalidArgument(f"{api}: {argument} must be a non-negative worker id, got {wid}")
+        if wid >= len(node.nl_lanes):
+            known = f"0..{len(node.nl_lanes) - 1}" if node.nl_lanes else "none"
+            raise UnknownWorker(f"{api}: {argument}={wid} names no NEXT_LEVEL worker of {node.scope} "
+                                f"(worker ids: {known})")
+        return wid
+
+    def _config(self, config: Any, api: str) -> CallConfig:
+        if config is None:
+            return CallConfig()
+        if not isinstance(config, CallConfig):
+            raise InvalidArgument(f"{api}: config must be a CallConfig, got {type(config).__name__}")
+        config.validate()
+        return config
+
+    def _member(self, node: Node, reg: Registration, args: Any, api: str, index: str) -> tuple[tuple, float]:
+        """Validate one member's TaskArgs; return the member tuple and its modeled duration."""
+        if not isinstance(args, TaskArgs):
+            raise InvalidArgument(f"{api}: {index}args must be a TaskArgs, got {type(args).__name__}")
+        refs = list(args._refs)
+        if node.sim.functional:
+            for i, ref in enumerate(refs):
+                if ref.array is None:
+                    raise InvalidArgument(
+                        f"{api}: {index}tensor argument {i} ({ref.source!r}) has no data; functional runs "
+                        f"need numpy arrays (use data_mode='timing' for shape-only models)")
+        scalars = list(args._scalars)
+        tags = list(args._tags)
+        from reference.kernel import Kernel
+
+        target = reg.target
+        if isinstance(target, Kernel):
+            values = _kernel_values(target, refs, scalars, node.sim.functional, api)
+            try:
+                target.check(values)
+                cost = target.cost(values)
+            except KernelArgError as exc:
+                raise KernelArgumentError(f"{api}: {exc}") from None
+            dtype = refs[0].dtype if refs else "float32"
+            prof = node.sim.profile
+            duration = prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
+            return (refs, scalars, values, tags), duration
+        if reg.duration_us is not None:
+            duration = reg.duration_us
+        else:
+            duration = node.sim.profile.sub["default_task_us"]
+        return (refs, scalars, None, tags), duration
+
+    def _expected_nl_namespace(self, node: Node) -> str:
+        return "LOCAL_CHIP" if node.level <= 3 else "LOCAL_PYTHON"
+
+    # ------------------------------------------------------------------ submit API
+
+    def submit_next_level(self, callable_handle: Any, args: Any, config: Any = None, *, worker: Any) -> None:
+        """Submit one NEXT_LEVEL task to exactly the worker ``worker``."""
+        api = "submit_next_level"
+        node = self._live(api)
+        wid = self._worker_id(node, worker, "worker", api)
+        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=self._expected_nl_namespace(node))
+        cfg = self._config(config, api)
+        member, duration = self._member(node, reg, args, api, "")
+        node.submit(TaskKind.NEXT_LEVEL, reg, [member], (wid,), False, cfg, [duration], len(member[0]))
+
+    def submit_next_level_group(self, callable_handle: Any, args_list: Any, config: Any = None, *,
+                                workers: Any) -> None:
+        """Submit one group DAG node: member i runs ``args_list[i]`` on ``workers[i]``."""
+        api = "submit_next_level_group"
+        node = self._live(api)
+        if not isinstance(args_list, Sequence) or isinstance(args_list, str | bytes) or not args_list:
+            raise InvalidArgument(f"{api}: args_list must be a non-empty list of TaskArgs")
+        if not isinstance(workers, Sequence) or isinstance(workers, str | bytes):
+            raise InvalidArgument(f"{api}: workers must be a list of worker ids")
+        wids = [self._worker_id(node, w, "workers entries", api) for w in workers]
+        if len(wids) != len(args_list):
+            raise InvalidArgument(f"{api}: workers has {len(wids)} entries but args_list has {len(args_list)}")
+        if len(set(wids)) != len(wids):
+            raise InvalidArgument(f"{api}: workers must not repeat a worker id, got {wids}")
+        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=self._expected_nl_namespace(node))
+        cfg = self._config(config, api)
+        members, durations = [], []
+        for i, a in enumerate(args_list):
+            m, d = self._member(node, reg, a, api, f"member {i} ")
+            members.append(m)
+            durations.append(d)
+        ntensors = sum(len(m[0]) for m in members)
+        node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
+
+    def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
+        """Submit one SUB task; any idle SUB worker runs it."""
+        api = "submit_sub"
+        node = self._live(api)
+        if not node.sub_lanes:
+            raise InvalidArgument(f"{api}: {node.scope} has no SUB workers (num_sub_workers=0)")
+        reg = self._worker._registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
+        member, duration = self._member(node, reg, TaskArgs() if args is None else args, api, "")
+        node.submit(TaskKind.SUB, reg, [member], (), False, None, [duration], len(member[0]))
+
+    def submit_sub_group(self, callable_handle: Any, args_list: Any) -> None:
+        """Submit a SUB group: one member per TaskArgs, each on a distinct idle SUB worker."""
+        api = "submit_sub_group"
+        node = self._live(api)
+        if not isinstance(args_list, Sequence) or isinstance(args_list, str | bytes) or not args_list:
+            raise InvalidArgument(f"{api}: args_list must be a non-empty list of TaskArgs")
+        if len(args_list) > len(node.sub_lanes):
+            raise InvalidArgument(f"{api}: {len(args_list)} members but {node.scope} has only "
+                                  f"{len(node.sub_lanes)} SUB workers")
+        reg = self._worker._registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
+        members, durations = [], []
+        for i, a in enumerate(args_list):
+            m, d = self._member(node, reg, a, api, f"member {i} ")
+            members.append(m)
+            durations.append(d)
+        node.submit(TaskKind.SUB, reg, members, (), True, None, durations, sum(len(m[0]) for m in members))
+
+    def alloc(self, shape: Sequence[int], dtype: Any) -> Buffer:
+        """A runtime-owned intermediate buffer from the heap ring (``docs/orchestrator.md`` §8b).
+
+        Name it in task args with ``buffer.tensor(shape, dtype)``; tag it OUTPUT/INOUT on the
+        producer and INPUT on the consumer. It is reclaimed when its consumers are done and
+        its scope has ended.
+        """
+        node = self._live("alloc")
+        try:
+            dims = tuple(int(d) for d in shape)
+        except TypeError:
+            raise InvalidArgument(f"alloc: shape must be a sequence of ints, got {shape!r}") from None
+        if any(d < 0 for d in dims):
+            raise InvalidArgument(f"alloc: shape {dims} has a negative dimension")
+        dt = as_numpy_dtype(dtype)
+        nbytes = math.prod(dims) * dt.itemsize
+        node.check_heap_request(nbytes, f"alloc({dims}, {dt.name})")
+        buf = Buffer(nbytes, owner=node.scope, with_data=node.sim.functional)
+        key = ("host", int(buf.array.__array_interface__["data"][0])) if buf.array is not None else (
+            "buf", buf._uid, 0)
+        node.alloc(key, nbytes)
+        return buf
+
+    def scope_begin(self) -> None:
+        """Open a nested scope; prefer ``with orch.scope():``."""
+        self._live("scope_begin").scope_begin()
+
+    def scope_end(self) -> None:
+        """Close the scope opened by the matching ``scope_begin()``."""
+        self._live("scope_end").scope_end()
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[Orchestrator]:
+        """A nested scope for the ``with`` block: its tasks use a deeper heap ring."""
+        node = self._live("scope")
+        node.scope_begin()
+        try:
+            yield self
+        finally:
+            node.scope_end()
+
+
+def _kernel_values(kernel: Any, refs: list, scalars: list, functional: bool, api: str) -> list:
+    """Positional kernel arguments: tensors and scalars assigned to params in signature order."""
+    n_tensor = sum(1 for p in kernel.params if p.direction is not Direction.SCALAR)
+    n_scalar = len(kernel.params) - n_tensor
+    if len(refs) != n_tensor or len(scalars) != n_scalar:
+        raise KernelArgumentError(
+            f"{api}: kernel {kernel.name!r} takes {n_tensor} tensors and {n_scalar} scalars "
+            f"({', '.join(p.name for p in kernel.params)}), got {len(refs)} tensors and {len(scalars)} scalars")
+    values: list = []
+    ti = si = 0
+    for p in kernel.params:
+        if p.direction is Direction.SCALAR:
+            values.append(scalars[si])
+            si += 1
+        else:
+            ref = refs[ti]
+            values.append(ref.array if functional else ref)
+            ti += 1
+    return values

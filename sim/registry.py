@@ -1,0 +1,170 @@
+"""Callable registration: opaque handles, target-local identity tables and refcounts.
+
+Models ``docs/callable-identity-registration.md``: ``Worker.register`` computes a canonical
+descriptor and its ``sha256`` hashid ("Canonical Descriptor") and returns an opaque
+:class:`CallableHandle` scoped to the Worker that issued it ("Target Namespace"); each target
+namespace keeps a private ``hashid -> local slot`` table whose slots are shared by duplicate
+registrations under a refcount, so unregistering one handle never invalidates another
+("Registry Contract"). Chip callables resolve in ``LOCAL_CHIP``, Python callables in
+``LOCAL_PYTHON``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from sim.callable_identity import (
+    ArgDirection,
+    CallableDescriptor,
+    TargetNamespace,
+    chip_callable_descriptor,
+    describe_python_callable,
+)
+from sim.cost import DURATION_ATTR
+from sim.errors import ForeignHandle, InvalidArgument, UnknownCallable
+
+
+_DIRECTION = {"scalar": ArgDirection.SCALAR, "in": ArgDirection.IN, "out": ArgDirection.OUT,
+              "inout": ArgDirection.INOUT}
+
+
+class CallableHandle:
+    """An opaque registration handle: hashid, kind and namespace are readable, nothing else.
+
+    It has no integer value and compares equal only to itself; it cannot be built by
+    calling the class, and it is valid only on the Worker that issued it.
+    """
+
+    __slots__ = ("_owner", "_serial", "digest", "hashid", "kind", "name", "target_namespace")
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise TypeError("CallableHandle cannot be constructed; Worker.register returns one")
+
+    @classmethod
+    def _issue(cls, owner: Any, serial: int, descriptor: CallableDescriptor, name: str) -> CallableHandle:
+        return cls._make(owner, serial, descriptor.digest, descriptor.hashid, descriptor.kind.name,
+                         descriptor.namespace.name, name)
+
+    @classmethod
+    def _make(cls, owner: Any, serial: int, digest: bytes, hashid: str, kind: str, namespace: str,
+              name: str) -> CallableHandle:
+        h = object.__new__(cls)
+        object.__setattr__(h, "_owner", owner)
+        object.__setattr__(h, "_serial", serial)
+        object.__setattr__(h, "digest", digest)
+        object.__setattr__(h, "hashid", hashid)
+        object.__setattr__(h, "kind", kind)
+        object.__setattr__(h, "target_namespace", namespace)
+        object.__setattr__(h, "name", name)
+        return h
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("CallableHandle is immutable")
+
+    def __reduce__(self) -> Any:
+        # A serialized orchestration function carries the handles it closes over; the copy
+        # names the same registration but is bound to no Worker (as upstream's unbound form),
+        # and its bytes are deterministic so the enclosing callable's hashid is too.
+        return (_unbound_handle, (self._serial, self.digest, self.hashid, self.kind, self.target_namespace,
+                                  self.name))
+
+    def __repr__(self) -> str:
+        return f"CallableHandle({self.name!r}, {self.kind}, {self.target_namespace}, {self.hashid[:19]}…)"
+
+
+def _unbound_handle(serial: int, digest: bytes, hashid: str, kind: str, namespace: str,
+                    name: str) -> CallableHandle:
+    return CallableHandle._make(None, serial, digest, hashid, kind, namespace, name)
+
+
+@dataclass
+class Registration:
+    """What one live handle resolves to."""
+
+    handle: CallableHandle
+    descriptor: CallableDescriptor
+    target: Any
+    name: str
+    duration_us: float | None
+
+
+@dataclass
+class _Slot:
+    target: Any
+    refcount: int
+
+
+def _kernel_signature(kernel: Any) -> list[ArgDirection]:
+    return [_DIRECTION[p.direction.value] for p in kernel.params]
+
+
+def describe_target(target: Any, *, platform: str, runtime: str) -> tuple[CallableDescriptor, str]:
+    """Descriptor and display name of a register() target: a reference Kernel or a Python callable."""
+    from reference.kernel import Kernel
+
+    if isinstance(target, Kernel):
+        blob = b"tierbed-reference-kernel\x00" + target.name.encode()
+        desc = chip_callable_descriptor(platform=platform, runtime=runtime, callable_blob=blob,
+                                        signature=_kernel_signature(target))
+        return desc, target.name
+    if callable(target):
+        name = getattr(target, "__qualname__", None) or type(target).__name__
+        return describe_python_callable(target), name
+    raise InvalidArgument(
+        f"register() takes a reference Kernel or a Python callable, got {type(target).__name__}")
+
+
+class CallableRegistry:
+    """One Worker's handles and its per-namespace identity tables."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self.live: dict[int, Registration] = {}
+        self._serials = itertools.count(1)
+        self.tables: dict[TargetNamespace, dict[bytes, _Slot]] = {ns: {} for ns in TargetNamespace}
+
+    def register(self, target: Any, *, platform: str, runtime: str) -> Registration:
+        desc, name = describe_target(target, platform=platform, runtime=runtime)
+        table = self.tables[desc.namespace]
+        slot = table.get(desc.digest)
+        if slot is None:
+            table[desc.digest] = _Slot(target, 1)
+        else:
+            slot.refcount += 1
+        handle = CallableHandle._issue(self.owner, next(self._serials), desc, name)
+        reg = Registration(handle, desc, target, name, getattr(target, DURATION_ATTR, None))
+        self.live[handle._serial] = reg
+        return reg
+
+    def unregister(self, handle: Any) -> Registration:
+        reg = self.resolve(handle, api="unregister")
+        del self.live[handle._serial]
+        table = self.tables[reg.descriptor.namespace]
+        slot = table[reg.descriptor.digest]
+        slot.refcount -= 1
+        if slot.refcount == 0:
+            del table[reg.descriptor.digest]
+        return reg
+
+    def resolve(self, handle: Any, *, api: str, namespace: str | None = None) -> Registration:
+        """The live registration behind ``handle``; typed errors for every way it can be wrong."""
+        if not isinstance(handle, CallableHandle):
+            raise InvalidArgument(f"{api} expects a CallableHandle returned by Worker.register, "
+                                  f"got {type(handle).__name__}")
+        if handle._owner is not self.owner:
+            raise ForeignHandle(f"{api}: {handle!r} was not issued by this Worker")
+        reg = self.live.get(handle._serial)
+        if reg is None:
+            raise UnknownCallable(f"{api}: {handle!r} is not registered (it was unregistered)")
+        if namespace is not None and handle.target_namespace != namespace:
+            raise InvalidArgument(
+                f"{api} cannot run {handle.target_namespace} callable {handle.name!r}; "
+                f"this path resolves {namespace}")
+        return reg
+
+    def refcount(self, handle: CallableHandle) -> int:
+        """The target-local refcount shared by every live handle with this handle's hashid."""
+        reg = self.resolve(handle, api="refcount")
+        return self.tables[reg.descriptor.namespace][reg.descriptor.digest].refcount

@@ -1,0 +1,118 @@
+"""One simulation: the SimPy environment, profile, seeded randomness, trace and records.
+
+A root Worker creates its :class:`Simulation` at ``init()`` from its :class:`SimConfig` and
+elaborates the whole tree into it before virtual time starts (the desmod pattern of
+``DESIGN.md``). The simulation never reads the wall clock: every random draw comes from one
+seed, split per component by the component's scope name, so one seed gives one trace.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from sim.cost import Profile, load_profile, profile_for_platform
+from sim.errors import InvalidArgument
+from sim.record import CallRecord, Outcome, RunRecord, TaskRecord
+from sim.trace import Trace
+
+if TYPE_CHECKING:
+    from sim.task import Task
+
+DATA_MODES = ("functional", "timing")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Simulator-only settings (the real runtime has no such knobs).
+
+    - ``seed``: the one seed every random stream is split from;
+    - ``data_mode``: ``functional`` (numpy arrays, outputs computed) or ``timing``
+      (shapes and dtypes only, nothing allocated or computed);
+    - ``profile``: a built-in profile name or a TOML path; default: chosen by ``platform``;
+    - ``jitter``: relative spread of modeled durations (0 = exact cost model);
+    - ``trace``: record the event trace (records and stamps are kept either way);
+    - ``backpressure_timeout_us``: how long a blocked ring allocation waits before the
+      run fails (upstream's allocator timeout, 10 s).
+    """
+
+    seed: int = 0
+    data_mode: str = "functional"
+    profile: str | Path | None = None
+    jitter: float = 0.0
+    trace: bool = True
+    backpressure_timeout_us: float = 10e6
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidArgument(f"SimConfig.seed must be a non-negative int, got {self.seed!r}")
+        if self.data_mode not in DATA_MODES:
+            raise InvalidArgument(f"SimConfig.data_mode must be one of {DATA_MODES}, got {self.data_mode!r}")
+        if not 0.0 <= self.jitter < 1.0:
+            raise InvalidArgument(f"SimConfig.jitter must be in [0, 1), got {self.jitter!r}")
+        if self.backpressure_timeout_us <= 0:
+            raise InvalidArgument("SimConfig.backpressure_timeout_us must be > 0")
+
+
+class Simulation:
+    """The shared state of one simulated hierarchy."""
+
+    def __init__(self, config: SimConfig, platform: str) -> None:
+        self.config = config
+        self.env = simpy.Environment()
+        name = config.profile if config.profile is not None else profile_for_platform(platform)
+        self.profile: Profile = load_profile(name)
+        self.platform = platform
+        self.functional = config.data_mode == "functional"
+        self.jitter = config.jitter
+        self.trace = Trace(config.trace)
+        self._tasks: list[Task] = []
+        self.calls: list[CallRecord] = []
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def stream(self, component: str) -> np.random.Generator:
+        """The random stream of one component: seeded by (seed, crc32 of its scope name)."""
+        return np.random.default_rng([self.config.seed, zlib.crc32(component.encode())])
+
+    def log_task(self, task: Task) -> None:
+        self._tasks.append(task)
+
+    def log_call(self, record: CallRecord) -> None:
+        self.calls.append(record)
+
+    def take_record(self, metadata: dict[str, Any]) -> RunRecord:
+        """Build the RunRecord of everything since the last one, and start afresh."""
+        from sim.task import TaskKind
+
+        rec = RunRecord(backend="sim", metadata=dict(metadata))
+        for t in self._tasks:
+            if t.kind is TaskKind.ALLOC:
+                continue
+            if t.not_run:
+                outcome = Outcome.NOT_RUN
+            elif t.error is not None:
+                outcome = Outcome.FAILED
+            else:
+                outcome = Outcome.COMPLETED
+            rec.tasks[t.name] = TaskRecord(
+                task_id=t.name, node=t.node.scope, level=t.node.level,
+                kind=("group" if t.group else "single") + ("/sub" if t.kind.name == "SUB" else "/next_level"),
+                callable=getattr(t.callable, "name", ""), outcome=outcome, error_class=t.error_class,
+                message=t.error or "", start=t.start if not t.not_run else None,
+                end=t.end if not t.not_run else None, workers=tuple(t.workers),
+                producers=tuple(p.name for p in t.producers if p.kind is not TaskKind.ALLOC))
+            if t.error_class and outcome is Outcome.FAILED:
+                rec.errors.append(t.error_class)
+        rec.calls = list(self.calls)
+        rec.events = list(self.trace.events)
+        self._tasks = []
+        self.calls = []
+        return rec

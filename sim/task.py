@@ -1,0 +1,87 @@
+"""A task slot and its state machine.
+
+Models ``TaskSlotState`` and the state machine of ``docs/orchestrator.md`` §8 "Task State
+Machine": FREE -> BUILDING -> PENDING -> READY -> RUNNING -> COMPLETED -> CONSUMED, with
+FAILED reachable from BUILDING, PENDING, READY (poison, cancellation) and RUNNING (worker
+failure). A slot is CONSUMED once every fanout reference — one per consumer, one per
+enclosing scope, and its own — is released (§8 "Fanout-release threshold").
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class TaskState(IntEnum):
+    FREE = 0
+    BUILDING = 1
+    PENDING = 2
+    READY = 3
+    RUNNING = 4
+    COMPLETED = 5
+    FAILED = 6
+    CONSUMED = 7
+
+
+class TaskKind(IntEnum):
+    NEXT_LEVEL = 0
+    SUB = 1
+    ALLOC = 2
+
+
+# Module-level aliases: the engine's hot path compares against these.
+BUILDING, PENDING, READY, RUNNING = TaskState.BUILDING, TaskState.PENDING, TaskState.READY, TaskState.RUNNING
+COMPLETED, FAILED, CONSUMED = TaskState.COMPLETED, TaskState.FAILED, TaskState.CONSUMED
+
+
+class Task:
+    """One DAG node: a single task, a group of members, or an ``alloc`` slot."""
+
+    __slots__ = (
+        "admitted", "callable", "config", "consumers", "durations", "end", "error", "error_class", "fanin_count",
+        "fanin_released", "fanout_released", "fanout_total", "group", "heap_bytes", "kind", "members",
+        "members_left", "name", "node", "not_run", "out_keys", "poisoned_by", "producers", "ready_t", "ring",
+        "run", "start", "state", "submit_t", "targets", "workers",
+    )
+
+    def __init__(self, name: str, node: Any, run: Any, kind: TaskKind, callable_: Any, members: list,
+                 targets: tuple[int, ...], group: bool) -> None:
+        self.name = name
+        self.node = node
+        self.run = run
+        self.kind = kind
+        self.callable = callable_
+        self.members = members  # one (arrays/refs, scalars, values) entry per member
+        self.targets = targets
+        self.group = group
+        self.config = None
+        self.state = TaskState.BUILDING
+        self.admitted = False
+        self.fanin_count = 0
+        self.fanin_released = 0
+        self.fanout_total = 0
+        self.fanout_released = 0
+        self.consumers: list[Task] = []
+        self.producers: list[Task] = []
+        self.out_keys: list = []
+        self.heap_bytes = 0
+        self.ring = 0
+        self.submit_t = 0.0
+        self.ready_t = 0.0
+        self.start: float | None = None
+        self.end: float | None = None
+        self.members_left = len(members)
+        self.durations: list[float] = []
+        self.workers: list[str] = []
+        self.error: str | None = None
+        self.error_class: str | None = None
+        self.not_run = False
+        self.poisoned_by: Task | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state >= TaskState.COMPLETED
+
+    def __repr__(self) -> str:
+        return f"Task({self.name}, {self.state.name})"

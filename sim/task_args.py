@@ -1,0 +1,102 @@
+"""``TaskArgs``: the tensors (with dependency tags) and scalars of one task.
+
+Models upstream ``TaskArgs`` (``docs/task-flow.md`` §3 "``TaskArgs`` — one class, four
+representations"): the user adds tensors with a :class:`~sim.types.TensorArgType` tag and
+scalars in positional order; tags are consumed at submit and stripped before dispatch
+("Tags stripped at submit"), so what a SUB callable receives — :class:`TaskArgsView` —
+carries numpy views and scalars but no tags.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim.errors import InvalidArgument
+from sim.tensors import ArgRef, normalize_tensor
+from sim.types import TensorArgType
+
+
+class TaskArgs:
+    """Tensors with tags, and scalars, in the order the callee's signature expects."""
+
+    __slots__ = ("_refs", "_scalars", "_tags", "_tensors")
+
+    def __init__(self) -> None:
+        self._tensors: list[Any] = []
+        self._refs: list[ArgRef] = []
+        self._tags: list[TensorArgType] = []
+        self._scalars: list[int | float] = []
+
+    def add_tensor(self, tensor: Any, tag: TensorArgType = TensorArgType.INPUT) -> None:
+        """Append a tensor (numpy array, Tensor or TensorSpec) tagged ``tag``."""
+        if not isinstance(tag, TensorArgType):
+            try:
+                tag = TensorArgType(tag)
+            except (ValueError, TypeError):
+                raise InvalidArgument(f"tensor argument {len(self._tensors)}: {tag!r} is not a TensorArgType") \
+                    from None
+        ref = normalize_tensor(tensor, len(self._tensors))
+        self._tensors.append(tensor)
+        self._refs.append(ref)
+        self._tags.append(tag)
+
+    def add_scalar(self, value: Any) -> None:
+        """Append a scalar (int, float or bool)."""
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, int | float):
+            raise InvalidArgument(
+                f"scalar argument {len(self._scalars)} must be an int, float or bool, got {type(value).__name__}")
+        self._scalars.append(value)
+
+    def tensor_count(self) -> int:
+        return len(self._tensors)
+
+    def scalar_count(self) -> int:
+        return len(self._scalars)
+
+    def tensor(self, i: int) -> Any:
+        return self._tensors[i]
+
+    def tag(self, i: int) -> TensorArgType:
+        return self._tags[i]
+
+    def scalar(self, i: int) -> int | float:
+        return self._scalars[i]
+
+    def clear(self) -> None:
+        self._tensors.clear()
+        self._refs.clear()
+        self._tags.clear()
+        self._scalars.clear()
+
+    def __repr__(self) -> str:
+        return f"TaskArgs(tensors={len(self._tensors)}, scalars={len(self._scalars)})"
+
+
+class TaskArgsView:
+    """What a SUB callable receives: numpy views of its tensors and its scalars, no tags."""
+
+    __slots__ = ("_arrays", "_scalars")
+
+    def __init__(self, arrays: list[np.ndarray | None], scalars: list[int | float]) -> None:
+        self._arrays = arrays
+        self._scalars = scalars
+
+    def tensor_count(self) -> int:
+        return len(self._arrays)
+
+    def scalar_count(self) -> int:
+        return len(self._scalars)
+
+    def tensor(self, i: int) -> np.ndarray | None:
+        """The i-th tensor as a numpy view (None in timing-only mode)."""
+        return self._arrays[i]
+
+    def scalar(self, i: int) -> int | float:
+        return self._scalars[i]
+
+    def __repr__(self) -> str:
+        return f"TaskArgsView(tensors={len(self._arrays)}, scalars={len(self._scalars)})"

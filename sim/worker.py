@@ -1,0 +1,384 @@
+"""``Worker``: the public face of every level, as the real package's ``simpler.Worker``.
+
+Models ``docs/user/reference/python-api.md`` ("``Worker``": config keys, lifecycle, memory,
+execution) and ``docs/hierarchical-level-runtime.md`` §4 "Recursive Composition":
+``Worker(level=2)`` is one chip; ``Worker(level=3, device_ids=[...], num_sub_workers=M)``
+holds chips and SUB workers; ``Worker(level>=4)`` holds lower Workers added with
+``add_worker`` and SUB workers. Children are attached un-initialised; the root's ``init()``
+brings the whole tree up (elaboration, before virtual time starts) and its ``close()``
+tears it down. Level rules are checked at ``add_worker`` time (seed 000).
+
+The simulator-only :class:`~sim.simulation.SimConfig` comes in as ``sim=``; everything else
+mirrors the real constructor's ``**config``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from simpy.events import Event
+
+from sim.errors import (
+    InvalidArgument,
+    InvalidState,
+    KernelArgumentError,
+    SimError,
+    SimulationHang,
+    TaskFailure,
+)
+from sim.lanes import ChipLane, SubLane, WorkerLane
+from sim.levels import LEVEL_WORDS, accepted_types, accepts, check_child, check_level
+from sim.node import Node
+from sim.orchestrator import Orchestrator
+from sim.record import CallRecord, RunRecord
+from sim.registry import CallableHandle, CallableRegistry
+from sim.simulation import SimConfig, Simulation
+from sim.task import TaskKind
+from sim.tensors import Buffer, Tensor
+from sim.trace import EventKind
+from sim.types import CallConfig, WorkerType, as_numpy_dtype
+
+_KNOWN_CONFIG = {
+    "platform": str, "runtime": str, "device_id": int, "device_ids": list, "num_sub_workers": int,
+    "enable_sdma": bool, "heap_ring_size": int, "remote_heap_ring_size": int, "remote_session_timeout_s": float,
+}
+_RUNTIMES = ("tensormap_and_ringbuffer", "host_build_graph")
+
+
+class _Lifecycle(enum.Enum):
+    NEW = "NEW"
+    READY = "READY"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    CLOSED = "CLOSED"
+
+
+def _check_config(level: int, config: dict[str, Any]) -> dict[str, Any]:
+    for key, value in config.items():
+        if key not in _KNOWN_CONFIG:
+            raise InvalidArgument(f"Worker: unknown config key {key!r}; known keys: {', '.join(sorted(_KNOWN_CONFIG))}")
+        want = _KNOWN_CONFIG[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if want is list:
+            ok = isinstance(value, list | tuple) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        if not ok:
+            raise InvalidArgument(f"Worker: config {key}={value!r} has the wrong type (expected {want.__name__})")
+    out = dict(config)
+    out.setdefault("platform", "a2a3sim")
+    out.setdefault("runtime", "tensormap_and_ringbuffer")
+    if out["runtime"] not in _RUNTIMES:
+        raise InvalidArgument(f"Worker: runtime {out['runtime']!r} is not one of {', '.join(_RUNTIMES)}")
+    if "device_id" in out and level != 2:
+        raise InvalidArgument("Worker: device_id applies to level 2; use device_ids at level 3")
+    if "device_ids" in out:
+        if level != 3:
+            raise InvalidArgument(f"Worker: device_ids applies to level 3 (chips are L3's children), not L{level}")
+        if len(set(out["device_ids"])) != len(out["device_ids"]):
+            raise InvalidArgument(f"Worker: device_ids has a repeated device: {list(out['device_ids'])}")
+    if "num_sub_workers" in out:
+        if level < 3:
+            raise InvalidArgument("Worker: num_sub_workers applies to level 3 and above")
+        if out["num_sub_workers"] < 0:
+            raise InvalidArgument(f"Worker: num_sub_workers must be >= 0, got {out['num_sub_workers']}")
+    if "heap_ring_size" in out and out["heap_ring_size"] <= 0:
+        raise InvalidArgument(f"Worker: heap_ring_size must be > 0, got {out['heap_ring_size']}")
+    return out
+
+
+class Worker:
+    """One level of the hierarchy (``level`` 2 to 6) in the simulator."""
+
+    def __init__(self, level: int, *, sim: SimConfig | None = None, **config: Any) -> None:
+        self._level = check_level(level)
+        if sim is not None and not isinstance(sim, SimConfig):
+            raise InvalidArgument(f"Worker: sim must be a SimConfig, got {type(sim).__name__}")
+        self._config = _check_config(self._level, config)
+        from sim.cost import profile_for_platform
+
+        profile_for_platform(self._config["platform"])  # rejects an unknown platform now
+        self._sim_config = sim or SimConfig()
+        self._state = _Lifecycle.NEW
+        self._parent: Worker | None = None
+        self._children: list[Worker] = []
+        self._registry = CallableRegistry(self)
+        self._sim: Simulation | None = None
+        self._node: Node | None = None
+        self._scope = ""
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    @property
+    def level_word(self) -> str:
+        """The topology word upstream uses for this level (``worker_level.py``)."""
+        return LEVEL_WORDS[self._level]
+
+    @property
+    def simulation(self) -> Simulation:
+        """The simulation this Worker's tree runs in (after ``init()``)."""
+        if self._sim is None:
+            raise InvalidState("the Worker has no simulation until init()")
+        return self._sim
+
+    def accepts_worker_type(self, worker_type: WorkerType) -> bool:
+        """Whether this level accepts children of ``worker_type`` (seed 000 level rules)."""
+        return accepts(self._level, worker_type)
+
+    def __repr__(self) -> str:
+        return f"Worker(level={self._level}, state={self._state.value})"
+
+    # ------------------------------------------------------------------ composition
+
+    def add_worker(self, worker: Worker) -> int:
+        """Attach an un-initialised lower-level Worker; return its stable NEXT_LEVEL worker id."""
+        if not isinstance(worker, Worker):
+            raise InvalidArgument(f"add_worker expects a Worker, got {type(worker).__name__}")
+        if worker is self:
+            raise InvalidArgument("add_worker: a Worker cannot be added to itself")
+        if self._state is not _Lifecycle.NEW:
+            raise InvalidState(f"add_worker must be called before init() (Worker is {self._state.value})")
+        if self._parent is not None:
+            raise InvalidState("add_worker: this Worker is already attached to a parent; compose bottom-up")
+        if worker._state is not _Lifecycle.NEW:
+            raise InvalidState(f"add_worker: the child must be NEW, it is {worker._state.value}")
+        if worker._parent is not None:
+            raise InvalidState("add_worker: the child is already attached to another parent")
+        check_child(self._level, worker._level)
+        worker._parent = self
+        self._children.append(worker)
+        self._log_call("add_worker", f"L{worker._level}", True)
+        return len(self._config.get("device_ids", [])) + len(self._children) - 1
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, target: Any, *, workers: list[int] | None = None) -> CallableHandle:
+        """Register a reference Kernel (chip callable) or a Python callable; return its handle."""
+        if self._state in (_Lifecycle.CLOSED, _Lifecycle.FAILED):
+            raise InvalidState(f"register on a {self._state.value} Worker")
+        if workers is not None:
+            raise InvalidArgument("register: workers= names remote workers; this Worker has none")
+        from reference.kernel import Kernel
+
+        if self._level == 2 and not isinstance(target, Kernel):
+            raise InvalidArgument(f"register: an L2 Worker runs chip kernels only, got {type(target).__name__}")
+        reg = self._registry.register(target, platform=self._config["platform"], runtime=self._config["runtime"])
+        if self._sim is not None:
+            self._sim.trace.add(self._sim.now, EventKind.REGISTER, self._scope, reg.name, reg.handle.hashid)
+        self._log_call("register", reg.name, True)
+        return reg.handle
+
+    def unregister(self, handle: CallableHandle) -> None:
+        """Release one registration; other handles with the same hashid stay valid."""
+        if self._state is _Lifecycle.CLOSED:
+            raise InvalidState("unregister on a closed Worker")
+        try:
+            reg = self._registry.unregister(handle)
+        except SimError as exc:
+            self._log_call("unregister", getattr(handle, "name", "?"), False, exc)
+            raise
+        if self._sim is not None:
+            self._sim.trace.add(self._sim.now, EventKind.UNREGISTER, self._scope, reg.name, reg.handle.hashid)
+        self._log_call("unregister", reg.name, True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def init(self) -> None:
+        """Bring the whole tree up: elaborate every component, then mark it READY."""
+        if self._parent is not None:
+            raise InvalidState("init(): this Worker is a child; its root's init() brings it up")
+        if self._state is not _Lifecycle.NEW:
+            raise InvalidState(f"init() on a {self._state.value} Worker")
+        try:
+            sim = Simulation(self._sim_config, self._config["platform"])
+            self._elaborate(sim, f"l{self._level}")
+            self._validate_targets()
+        except BaseException:
+            self._set_tree_state(_Lifecycle.FAILED)
+            raise
+        self._set_tree_state(_Lifecycle.READY)
+        sim.trace.add(sim.now, EventKind.INIT, self._scope, f"L{self._level}", sim.profile.name)
+
+    def _elaborate(self, sim: Simulation, scope: str) -> Node:
+        self._sim = sim
+        self._scope = scope
+        node = Node(sim, scope, self._level, self._config.get("heap_ring_size"))
+        if self._level == 2:
+            node.c_submit = node.c_submit_tensor = node.c_dispatch = node.c_complete = node.c_release = 0.0
+            node.c_run_begin = node.c_run_end = 0.0
+            lane = ChipLane(node, f"{scope}.chip", 0)
+            lane.c_dispatch = lane.c_complete = lane.c_tensor = 0.0
+            node.attach([lane], [])
+        else:
+            nl: list = []
+            for i, _dev in enumerate(self._config.get("device_ids", [])):
+                nl.append(ChipLane(node, f"{scope}.chip{i}", i))
+            for child in self._children:
+                i = len(nl)
+                if child._level == 2:
+                    child._sim, child._scope = sim, f"{scope}.chip{i}"
+                    nl.append(ChipLane(node, f"{scope}.chip{i}", i))
+                else:
+                    child_node = child._elaborate(sim, f"{scope}.w{i}")
+                    nl.append(WorkerLane(node, f"{scope}.w{i}", i, child_node,
+                                         lambda c=child: Orchestrator(c)))
+            subs = [SubLane(node, f"{scope}.sub{j}", j) for j in range(self._config.get("num_sub_workers", 0))]
+            node.attach(nl, subs)
+        self._node = node
+        return node
+
+    def _validate_targets(self) -> None:
+        """Reject a registration no child of the frozen topology could resolve (upstream init check)."""
+        for w in self._walk():
+            if w._level == 2 or w._node is None:
+                continue
+            has_python = bool(w._node.sub_lanes) or any(isinstance(lane, WorkerLane) for lane in w._node.nl_lanes)
+            has_chip = any(isinstance(lane, ChipLane) for lane in w._node.nl_lanes)
+            for reg in w._registry.live.values():
+                ns = reg.descriptor.namespace.name
+                if ns == "LOCAL_PYTHON" and not has_python:
+                    raise InvalidState(f"init(): registered Python callable {reg.name!r} ({reg.handle.hashid}) on "
+                                       f"{w._scope} has no eligible target (needs a SUB or next-level child)")
+                if ns == "LOCAL_CHIP" and not has_chip:
+                    raise InvalidState(f"init(): registered chip kernel {reg.name!r} on {w._scope} has no eligible "
+                                       f"target (needs a chip child: device_ids)")
+
+    def _walk(self) -> list[Worker]:
+        out = [self]
+        for c in self._children:
+            out.extend(c._walk())
+        return out
+
+    def _set_tree_state(self, state: _Lifecycle) -> None:
+        for w in self._walk():
+            w._state = state
+
+    def close(self) -> None:
+        """Tear the tree down. Safe after a failed init; a second close of a good Worker is an error."""
+        if self._parent is not None:
+            raise InvalidState("close(): this Worker is a child; close its root")
+        if self._state is _Lifecycle.CLOSED:
+            raise InvalidState("close(): the Worker is already closed")
+        if self._state is _Lifecycle.RUNNING:
+            raise InvalidState("close(): a run is in progress")
+        if self._state is _Lifecycle.FAILED:
+            return  # nothing was brought up; closing again stays safe
+        if self._sim is not None:
+            self._sim.trace.add(self._sim.now, EventKind.CLOSE, self._scope, f"L{self._level}")
+        self._set_tree_state(_Lifecycle.CLOSED)
+
+    # ------------------------------------------------------------------ execution
+
+    def run(self, callable: Any, args: Any = None, config: Any = None) -> None:  # noqa: A002 - upstream name
+        """Run to completion: an orchestration function at L3+, a registered kernel handle at L2.
+
+        Returns when every task of the run is terminal; raises :class:`TaskFailure` naming the
+        first failed task, or re-raises what the orchestration function raised.
+        """
+        if self._parent is not None:
+            raise InvalidState("run(): this Worker is a child; its parent dispatches to it")
+        if self._state is _Lifecycle.NEW:
+            raise InvalidState("run() before init(): call init() first")
+        if self._state is _Lifecycle.RUNNING:
+            raise InvalidState("run() while another run of this Worker is in progress")
+        if self._state is not _Lifecycle.READY:
+            raise InvalidState(f"run() on a {self._state.value} Worker")
+        if config is not None and not isinstance(config, CallConfig):
+            raise InvalidArgument(f"run: config must be a CallConfig, got {type(config).__name__}")
+        if config is not None:
+            config.validate()
+        if self._level == 2:
+            orch_fn = self._l2_orchestration(callable, args, config)
+            fn_args = None
+        else:
+            if not callable or not hasattr(callable, "__call__"):  # noqa: B004 - any callable object
+                raise InvalidArgument(f"run: an L{self._level} Worker runs an orchestration function, "
+                                      f"got {type(callable).__name__}")
+            orch_fn, fn_args = callable, args
+        self._state = _Lifecycle.RUNNING
+        try:
+            self._run_root(orch_fn, fn_args, config)
+        finally:
+            if self._state is _Lifecycle.RUNNING:
+                self._state = _Lifecycle.READY
+
+    def _l2_orchestration(self, handle: Any, args: Any, config: Any) -> Callable[..., None]:
+        # Validate now, so that bad input raises before anything is scheduled.
+        reg = self._registry.resolve(handle, api="run", namespace="LOCAL_CHIP")
+        assert self._node is not None
+        Orchestrator(self)._member(self._node, reg, args, "run", "")
+
+        def l2(o: Orchestrator, _a: Any, _c: Any) -> None:
+            o.submit_next_level(handle, args, config, worker=0)
+
+        l2.__qualname__ = f"L2 run of {reg.name}"
+        return l2
+
+    def _run_root(self, orch_fn: Callable[..., Any], args: Any, config: Any) -> None:
+        sim = self._sim
+        node = self._node
+        assert sim is not None and node is not None
+        done = Event(sim.env)
+        run = node.begin_run(orch_fn, Orchestrator(self), args, config, lambda r: done.succeed(r))
+        try:
+            sim.env.run(until=done)
+        except RuntimeError as exc:
+            if done.triggered:
+                raise
+            stuck = [t.name for t in sim._tasks if not t.terminal][:8]
+            raise SimulationHang(f"run r{run.id} of {node.scope} stalled at t={sim.now:.3f}us with tasks not "
+                                 f"terminal: {', '.join(stuck) or 'none'}") from None
+        if run.error is not None:
+            raise run.error
+        if run.failed:
+            first = run.failed[0]
+            raise TaskFailure(f"run r{run.id} of {node.scope} failed: task {first.name} "
+                              f"({getattr(first.callable, 'name', '')}): {first.error}")
+
+    def take_record(self, **metadata: Any) -> RunRecord:
+        """The RunRecord of everything observed since the previous call (sim only)."""
+        sim = self.simulation
+        meta = {"backend": "sim", "seed": sim.config.seed, "profile": sim.profile.name,
+                "data_mode": sim.config.data_mode, "platform": sim.platform, "virtual_time_us": sim.now}
+        meta.update(metadata)
+        return sim.take_record(meta)
+
+    # ------------------------------------------------------------------ memory
+
+    def create_buffer(self, nbytes: int) -> Buffer:
+        """A shared host buffer owned by this Worker; view it with ``buffer.tensor(shapes, dtype)``."""
+        if self._state is _Lifecycle.CLOSED:
+            raise InvalidState("create_buffer on a closed Worker")
+        functional = self._sim_config.data_mode == "functional"
+        return Buffer(nbytes, owner=self._scope or f"l{self._level}", with_data=functional)
+
+    def make_tensor_arg(self, tensor: Any, shapes: Any, dtype: Any, *, strides: Any = None) -> Tensor:
+        """Name an existing host array as a Tensor (same memory, so its writes are seen)."""
+        if not isinstance(tensor, np.ndarray):
+            raise InvalidArgument(f"make_tensor_arg expects a numpy array, got {type(tensor).__name__}")
+        if not tensor.flags.c_contiguous:
+            raise InvalidArgument("make_tensor_arg needs a C-contiguous array")
+        buf = Buffer(0, owner=self._scope or f"l{self._level}", with_data=False)
+        buf.nbytes = tensor.nbytes
+        buf.array = tensor.reshape(-1).view(np.uint8)
+        buf.shm.buf = memoryview(buf.array)
+        return buf.tensor(shapes, as_numpy_dtype(dtype), strides=strides)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _log_call(self, call: str, subject: str, ok: bool, exc: BaseException | None = None) -> None:
+        sim = self._sim
+        if sim is None:
+            return
+        cls = getattr(exc, "error_class", None)
+        sim.log_call(CallRecord(call, subject, ok, cls.value if cls is not None else None,
+                                str(exc) if exc else ""))
+
