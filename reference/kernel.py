@@ -18,12 +18,12 @@ Each kernel provides:
   simulator's roofline turns into time;
 - ``tolerance``: the (rtol, atol) to compare against the golden, per dtype.
 
-Checks come in two layers. ``check_fn`` looks only at shapes, dtypes and
-scalar values, so it works on timing-only specs. ``data_check_fn`` (optional)
-validates tensor *contents* that the fast path relies on for memory safety —
-block ids, routing indices, permutations — because the numba kernels do not
-bounds-check. :meth:`Kernel.check` runs it whenever every tensor argument is a
-real ``numpy.ndarray``.
+Checks come in two layers. ``check`` looks only at the signature — argument
+kinds, shapes, dtypes and scalar values — so it works on timing-only specs and
+at submit time, before any producer has filled the buffers. ``check_data``
+validates tensor *contents* that the fast path relies on for memory safety
+(block ids, routing indices, permutations: the numba kernels do not
+bounds-check); ``run`` and ``golden`` call both, right before computing.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Kernel:
     numbers for scalars) and raises :class:`KernelArgError` naming the
     offending parameter; ``cost_fn`` receives the same values. ``run_fn`` and
     ``golden_fn`` receive real arrays and write outputs in place.
-    ``data_check_fn`` receives real arrays and validates their contents.
+    ``data_check_fn`` (optional) receives real arrays and validates their contents.
     ``dtypes`` lists the element types of the kernel's primary input that
     ``check_fn`` accepts (other parameters follow from it, see each kernel's doc).
     """
@@ -133,7 +133,6 @@ class Kernel:
     def check(self, values: Sequence[Any]) -> None:
         """Validate argument count, kinds, shapes and dtypes; raise on mismatch."""
         self._arity(values)
-        all_arrays = True
         for p, v in zip(self.params, values, strict=True):
             # numpy scalars carry .shape/.dtype too, but they are scalars.
             is_scalar = isinstance(v, numbers.Number | np.generic)
@@ -146,10 +145,18 @@ class Kernel:
                 raise KernelArgError(
                     f"kernel {self.name!r}: parameter {p.name!r} must be a scalar, got {type(v).__name__}"
                 )
-            if p.direction.is_tensor and not isinstance(v, np.ndarray):
-                all_arrays = False
         self.check_fn(*values)
-        if all_arrays and self.data_check_fn is not None:
+
+    def check_data(self, values: Sequence[Any]) -> None:
+        """Validate the contents of real arrays (indices in range, ...); needs data, not specs."""
+        self._arity(values)
+        for p, v in zip(self.params, values, strict=True):
+            if p.direction.is_tensor and not isinstance(v, np.ndarray):
+                raise KernelArgError(
+                    f"kernel {self.name!r}: parameter {p.name!r} has no data ({type(v).__name__}); "
+                    "running a kernel needs numpy arrays"
+                )
+        if self.data_check_fn is not None:
             self.data_check_fn(*values)
 
     def cost(self, values: Sequence[Any]) -> Cost:
@@ -164,11 +171,13 @@ class Kernel:
     def run(self, values: Sequence[Any]) -> None:
         """Run the fast implementation; outputs are written in place."""
         self.check(values)
+        self.check_data(values)
         self.run_fn(*values)
 
     def golden(self, values: Sequence[Any]) -> None:
         """Run the plain-numpy golden; outputs are written in place."""
         self.check(values)
+        self.check_data(values)
         self.golden_fn(*values)
 
     def tolerance(self, dtype: Any) -> tuple[float, float]:

@@ -1,0 +1,168 @@
+"""Activation kernels: SiLU, GELU (tanh form) and SwiGLU.
+
+These are the nonlinearities of the FFN blocks in upstream's model examples:
+``examples/a2a3/tensormap_and_ringbuffer/qwen3_14b_decode`` runs a SwiGLU FFN
+(``kernels/aiv/silu.cpp``; README "Dataflow per layer"), and
+``deepseek_v4_flash_decode`` fuses the same gate/up activation into its expert
+kernels (``exp_gate_up_act``, ``sh_gate_up_act_q``).
+
+* ``silu(x) = x * sigmoid(x)``
+* ``gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`` — the
+  tanh approximation (GPT-2's and Gemma's ``gelu_pytorch_tanh``); the erf form
+  would need a special-function library in the golden.
+* ``swiglu(gate, up) = silu(gate) * up`` — gate and up are separate tensors of
+  the same shape, as the two projections produce them.
+
+Limits of float32 evaluation: where ``sigmoid(x)`` drops below float32's
+normal range (x below about -87) it is flushed to 0, so ``silu`` returns 0
+for such x (the true value is below 1e-36) — and ``swiglu`` returns 0 even if
+``up`` is huge enough to make the exact product larger.
+
+The fast path evaluates the logistic function with a vectorisable float32 exp
+(``_numerics.exp_f32``) under reassociation/no-signed-zero fast-math (which lets
+LLVM vectorise its clamps; no NaN/inf assumptions), so these run at SIMD speed
+rather than libm speed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernels._checks import FLOAT_DTYPES, numel, require_dtype, require_same_dtype, require_shape, shape_of
+from reference.kernels._numerics import FAST, JIT, f32_buffer, sigmoid_f32, store, to_f32
+from reference.registry import register_kernel
+
+_P = Param
+_IN, _OUT = Direction.IN, Direction.OUT
+
+# float32: a few ulps from exp/divide, amplified by |2u| for GELU's far tail.
+_TOL = {"float32": (2e-5, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e-30)}
+
+# Flops per element, counting exp and divide as one each:
+# silu: neg, exp, add, div, mul = 5; gelu: x^3 (2), fma-ish poly (3), exp, add, div, mul = 9;
+# swiglu: silu (5) + mul = 6.
+_SILU_FLOPS, _GELU_FLOPS, _SWIGLU_FLOPS = 5, 9, 6
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_C2 = np.float32(2.0 * _GELU_C)
+_GELU_K = np.float32(0.044715)
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _silu_flat(x, out):  # pragma: no cover - compiled
+    for i in range(out.size):
+        v = x[i]
+        out[i] = v * sigmoid_f32(v)
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _gelu_flat(x, out):  # pragma: no cover - compiled
+    for i in range(out.size):
+        v = x[i]
+        # 0.5 * (1 + tanh(u)) == sigmoid(2u): no cancellation in the negative tail.
+        u2 = _GELU_C2 * (v + _GELU_K * v * v * v)
+        out[i] = v * sigmoid_f32(u2)
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _swiglu_flat(gate, up, out):  # pragma: no cover - compiled
+    for i in range(out.size):
+        g = gate[i]
+        out[i] = g * sigmoid_f32(g) * up[i]
+
+
+def _unary_check(kernel: str):
+    def check(x, out) -> None:
+        require_dtype(kernel, "x", x, FLOAT_DTYPES)
+        require_same_dtype(kernel, ("x", "out"), (x, out))
+        require_shape(kernel, "out", out, shape_of(x), "same as x")
+
+    return check
+
+
+def _unary_runner(body):
+    def run(x: np.ndarray, out: np.ndarray) -> None:
+        buf = f32_buffer(out)
+        body(to_f32(x).reshape(-1), buf.reshape(-1))
+        store(out, buf)
+
+    return run
+
+
+def _unary_cost(flops_per_element: int):
+    def cost(x, out) -> Cost:
+        return Cost(flops=float(flops_per_element * numel(shape_of(x))), bytes_read=nbytes_of(x),
+                    bytes_written=nbytes_of(out))
+
+    return cost
+
+
+def _logistic64(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-z) -> inf for very negative z gives the right limit 0
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _silu_golden(x: np.ndarray, out: np.ndarray) -> None:
+    xd = x.astype(np.float64)
+    out[...] = (xd * _logistic64(xd)).astype(out.dtype)
+
+
+def _gelu_golden(x: np.ndarray, out: np.ndarray) -> None:
+    xd = x.astype(np.float64)
+    u = _GELU_C * (xd + 0.044715 * xd**3)
+    # 0.5 * (1 + tanh(u)) written as the logistic of 2u: the same function, but
+    # float64 tanh saturates to -1 for u < -19 and would lose every digit there.
+    out[...] = (xd * _logistic64(2.0 * u)).astype(out.dtype)
+
+
+SILU = register_kernel(Kernel(
+    name="silu",
+    params=(_P("x", _IN), _P("out", _OUT)),
+    run_fn=_unary_runner(_silu_flat), golden_fn=_silu_golden, check_fn=_unary_check("silu"),
+    cost_fn=_unary_cost(_SILU_FLOPS), tolerances=_TOL, dtypes=FLOAT_DTYPES,
+    doc="out = x * sigmoid(x)",
+))
+
+GELU = register_kernel(Kernel(
+    name="gelu",
+    params=(_P("x", _IN), _P("out", _OUT)),
+    run_fn=_unary_runner(_gelu_flat), golden_fn=_gelu_golden, check_fn=_unary_check("gelu"),
+    cost_fn=_unary_cost(_GELU_FLOPS), tolerances=_TOL, dtypes=FLOAT_DTYPES,
+    doc="out = gelu(x), tanh approximation",
+))
+
+
+def _swiglu_check(gate, up, out) -> None:
+    require_dtype("swiglu", "gate", gate, FLOAT_DTYPES)
+    require_same_dtype("swiglu", ("gate", "up", "out"), (gate, up, out))
+    require_shape("swiglu", "up", up, shape_of(gate), "same as gate")
+    require_shape("swiglu", "out", out, shape_of(gate), "same as gate")
+
+
+def _swiglu_run(gate: np.ndarray, up: np.ndarray, out: np.ndarray) -> None:
+    buf = f32_buffer(out)
+    _swiglu_flat(to_f32(gate).reshape(-1), to_f32(up).reshape(-1), buf.reshape(-1))
+    store(out, buf)
+
+
+def _swiglu_golden(gate: np.ndarray, up: np.ndarray, out: np.ndarray) -> None:
+    g = gate.astype(np.float64)
+    out[...] = (g * _logistic64(g) * up.astype(np.float64)).astype(out.dtype)
+
+
+def _swiglu_cost(gate, up, out) -> Cost:
+    return Cost(flops=float(_SWIGLU_FLOPS * numel(shape_of(gate))), bytes_read=nbytes_of(gate) + nbytes_of(up),
+                bytes_written=nbytes_of(out))
+
+
+SWIGLU = register_kernel(Kernel(
+    name="swiglu",
+    params=(_P("gate", _IN), _P("up", _IN), _P("out", _OUT)),
+    run_fn=_swiglu_run, golden_fn=_swiglu_golden, check_fn=_swiglu_check, cost_fn=_swiglu_cost,
+    tolerances=_TOL, dtypes=FLOAT_DTYPES,
+    doc="out = silu(gate) * up",
+))

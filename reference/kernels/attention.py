@@ -1,0 +1,318 @@
+"""Attention: causal prefill and decode over a paged KV cache.
+
+``paged_attention_decode`` models upstream's flagship example,
+``examples/a2a3/tensormap_and_ringbuffer/paged_attention`` (README "The
+four-task loop": QK, softmax-prepare, PV and the online-softmax update per KV
+block), whose argument layout it follows: ``query [B, Hq, D]``, caches
+``[num_blocks, block_size, Hkv, D]``, ``block_table [B, max_blocks]`` int32,
+``context_lens [B]`` int32, ``out [B, Hq, D]``, and the softmax scale as a
+SCALAR last. ``qwen3_14b_decode`` runs the same computation through its
+fused attention extern. Upstream splits the work into four tasks per block;
+here it is one kernel, so a graph can use either granularity.
+
+``attention_prefill`` is the causal self-attention of a prompt:
+``q [B, S, Hq, D]``, ``k``/``v [B, S, Hkv, D]``, ``out [B, S, Hq, D]``, query
+``i`` attending keys ``0..i``.
+
+Both support grouped-query attention (``Hq`` a multiple of ``Hkv``; query head
+``h`` reads KV head ``h // (Hq // Hkv)``). ``out`` has the inputs' dtype or
+float32 (upstream's paged attention writes float32 from bfloat16 inputs).
+A sequence with ``context_len == 0`` attends to nothing and gets zeros.
+
+Fast paths: prefill does QKᵀ and PV with float32 BLAS and the masked softmax
+in numba; decode is a numba loop that streams each referenced cache slot once
+(all heads of a token at a time) for QK and once for PV. 16-bit caches are
+widened only for the blocks the tables reference.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernels._checks import (
+    FLOAT_DTYPES,
+    dtype_name,
+    fail,
+    require_dtype,
+    require_ndim,
+    require_real,
+    require_same_dtype,
+    require_shape,
+    shape_of,
+)
+from reference.kernels._numerics import FAST, JIT, exp_f32, f32_buffer, max_f32, store, to_f32
+from reference.registry import register_kernel
+
+_TOL = {"float32": (1e-4, 1e-4), "float16": (2e-3, 1e-3), "bfloat16": (1e-2, 1e-3)}
+_P = Param
+_IN, _OUT, _SCALAR = Direction.IN, Direction.OUT, Direction.SCALAR
+
+# Flops per attended (query, key) pair besides the two D-long dot products:
+# scale, max, subtract, exp, add = 5.
+_SOFTMAX_FLOPS = 5
+
+
+def _require_out_dtype(kernel: str, q, out, q_name: str) -> None:
+    if dtype_name(out) not in (dtype_name(q), "float32"):
+        fail(kernel, "out", f"has dtype {dtype_name(out)}; expected {dtype_name(q)} (as {q_name}) or float32")
+
+
+def _require_gqa(kernel: str, hq: int, hkv: int, kv_name: str) -> None:
+    if hkv == 0 or hq % hkv:
+        fail(kernel, kv_name, f"has {hkv} KV heads; the {hq} query heads must be a whole multiple of it")
+
+
+# --------------------------------------------------------------------------- prefill
+
+@numba.njit(fastmath=FAST, **JIT)
+def _causal_softmax(scores, scale):  # pragma: no cover - compiled
+    """In place over scores [G, S, S]: row i keeps keys 0..i, softmax of scale*s, zeros after."""
+    g_n, s_n, _ = scores.shape
+    for g in range(g_n):
+        for i in range(s_n):
+            for j in range(i + 1):
+                scores[g, i, j] = scores[g, i, j] * scale
+            m = max_f32(scores[g, i, : i + 1])
+            total = 0.0
+            for j in range(i + 1):
+                e = exp_f32(scores[g, i, j] - m)
+                scores[g, i, j] = e
+                total += e
+            inv = np.float32(1.0 / total)
+            for j in range(i + 1):
+                scores[g, i, j] = scores[g, i, j] * inv
+            for j in range(i + 1, s_n):
+                scores[g, i, j] = 0.0
+
+
+def _prefill_check(q, k, v, out, scale) -> None:
+    kn = "attention_prefill"
+    require_dtype(kn, "q", q, FLOAT_DTYPES)
+    require_same_dtype(kn, ("q", "k", "v"), (q, k, v))
+    _require_out_dtype(kn, q, out, "q")
+    require_ndim(kn, "q", q, 4, "[batch, seq, q_heads, head_dim]")
+    require_ndim(kn, "k", k, 4, "[batch, seq, kv_heads, head_dim]")
+    b, s, hq, d = shape_of(q)
+    hkv = int(k.shape[2])
+    require_shape(kn, "k", k, (b, s, hkv, d), "[batch, seq, kv_heads, head_dim] matching q")
+    _require_gqa(kn, hq, hkv, "k")
+    require_shape(kn, "v", v, (b, s, hkv, d), "same as k")
+    require_shape(kn, "out", out, shape_of(q), "same as q")
+    require_real(kn, "scale", scale)
+
+
+def _prefill_run(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float) -> None:
+    if out.size == 0:
+        return
+    b_n, _, hq, _ = q.shape
+    hkv = k.shape[2]
+    g = hq // hkv
+    qf, kf, vf = to_f32(q), to_f32(k), to_f32(v)
+    buf = f32_buffer(out)
+    for b in range(b_n):
+        for kvh in range(hkv):
+            heads = slice(kvh * g, (kvh + 1) * g)
+            qg = qf[b, :, heads, :].transpose(1, 0, 2)           # [G, S, D]
+            scores = np.matmul(qg, kf[b, :, kvh, :].T)           # [G, S, S], float32 BLAS
+            _causal_softmax(scores, np.float32(scale))
+            buf[b, :, heads, :] = np.matmul(scores, vf[b, :, kvh, :]).transpose(1, 0, 2)
+    store(out, buf)
+
+
+def _prefill_golden(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float) -> None:
+    if out.size == 0:
+        return
+    b_n, s_n, hq, _ = q.shape
+    group = hq // k.shape[2]
+    future = np.triu(np.ones((s_n, s_n), dtype=bool), k=1)  # key j > query i
+    result = np.zeros(q.shape, dtype=np.float64)
+    for b in range(b_n):
+        for h in range(hq):
+            qh = q[b, :, h, :].astype(np.float64)
+            kh = k[b, :, h // group, :].astype(np.float64)
+            vh = v[b, :, h // group, :].astype(np.float64)
+            s = qh @ kh.T * float(scale)
+            s[future] = -np.inf
+            p = np.exp(s - s.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            result[b, :, h, :] = p @ vh
+    out[...] = result.astype(out.dtype)
+
+
+def _prefill_cost(q, k, v, out, scale) -> Cost:
+    b, s, hq, d = shape_of(q)
+    pairs = b * hq * s * (s + 1) // 2  # causal (query, key) pairs
+    return Cost(flops=float(pairs * (4 * d + _SOFTMAX_FLOPS)),
+                bytes_read=nbytes_of(q) + nbytes_of(k) + nbytes_of(v), bytes_written=nbytes_of(out))
+
+
+ATTENTION_PREFILL = register_kernel(Kernel(
+    name="attention_prefill",
+    params=(_P("q", _IN), _P("k", _IN), _P("v", _IN), _P("out", _OUT), _P("scale", _SCALAR)),
+    run_fn=_prefill_run, golden_fn=_prefill_golden, check_fn=_prefill_check, cost_fn=_prefill_cost,
+    tolerances=_TOL, dtypes=FLOAT_DTYPES,
+    doc="causal self-attention, q [B,S,Hq,D], k/v [B,S,Hkv,D] (GQA), out [B,S,Hq,D]",
+))
+
+
+# --------------------------------------------------------------------------- paged decode
+
+@numba.njit(fastmath=FAST, **JIT)
+def _paged_decode(q, kc, vc, table, lens, out, scale):  # pragma: no cover - compiled
+    b_n, hq, d = q.shape
+    bs = kc.shape[1]
+    hkv = kc.shape[2]
+    g_n = hq // hkv
+    max_len = table.shape[1] * bs
+    scores = np.empty((hq, max_len), dtype=np.float32)
+    acc = np.empty((hq, d), dtype=np.float32)
+    for b in range(b_n):
+        n = lens[b]
+        if n == 0:
+            out[b, :, :] = 0.0
+            continue
+        # QK. Position-major: a cached token's K rows for all heads are one
+        # contiguous [Hkv, D] slab, so the cache streams through once; 1-D row
+        # slices give LLVM unit strides for the dot products.
+        for p in range(n):
+            slab = kc[table[b, p // bs], p % bs]
+            for h in range(hq):
+                qrow = q[b, h]
+                krow = slab[h // g_n]
+                s = np.float32(0.0)
+                for e in range(d):
+                    s += qrow[e] * krow[e]
+                scores[h, p] = s * scale
+        # Softmax per head.
+        for h in range(hq):
+            row = scores[h, :n]
+            m = max_f32(row)
+            total = 0.0
+            for p in range(n):
+                w = exp_f32(row[p] - m)
+                row[p] = w
+                total += w
+            inv = np.float32(1.0 / total)
+            for p in range(n):
+                row[p] *= inv
+        # PV, position-major like QK.
+        acc[:, :] = 0.0
+        for p in range(n):
+            slab = vc[table[b, p // bs], p % bs]
+            for h in range(hq):
+                w = scores[h, p]
+                vrow = slab[h // g_n]
+                arow = acc[h]
+                for e in range(d):
+                    arow[e] += w * vrow[e]
+        out[b, :, :] = acc
+
+
+def _decode_check(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
+    kn = "paged_attention_decode"
+    require_dtype(kn, "query", q, FLOAT_DTYPES)
+    require_same_dtype(kn, ("query", "key_cache", "value_cache"), (q, key_cache, value_cache))
+    _require_out_dtype(kn, q, out, "query")
+    require_ndim(kn, "query", q, 3, "[batch, q_heads, head_dim]")
+    require_ndim(kn, "key_cache", key_cache, 4, "[num_blocks, block_size, kv_heads, head_dim]")
+    b, hq, d = shape_of(q)
+    nb, bs, hkv, dk = shape_of(key_cache)
+    if dk != d:
+        fail(kn, "key_cache", f"has head_dim {dk}; expected {d} (as query)")
+    if bs == 0:
+        fail(kn, "key_cache", "has block_size 0")
+    _require_gqa(kn, hq, hkv, "key_cache")
+    require_shape(kn, "value_cache", value_cache, (nb, bs, hkv, d), "same as key_cache")
+    require_dtype(kn, "block_table", block_table, ("int32",))
+    require_ndim(kn, "block_table", block_table, 2, "[batch, max_blocks_per_seq]")
+    if int(block_table.shape[0]) != b:
+        fail(kn, "block_table", f"has shape {shape_of(block_table)}; its first dim must be the batch {b}")
+    require_dtype(kn, "context_lens", context_lens, ("int32",))
+    require_shape(kn, "context_lens", context_lens, (b,), "[batch]")
+    require_shape(kn, "out", out, (b, hq, d), "same as query")
+    require_real(kn, "scale", scale)
+
+
+def _blocks_used(block_table: np.ndarray, context_lens: np.ndarray, block_size: int) -> list[np.ndarray]:
+    counts = (context_lens.astype(np.int64) + block_size - 1) // block_size
+    return [block_table[b, : counts[b]] for b in range(len(counts))]
+
+
+def _decode_data_check(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
+    kn = "paged_attention_decode"
+    nb, bs = key_cache.shape[0], key_cache.shape[1]
+    capacity = block_table.shape[1] * bs
+    if context_lens.size and (context_lens.min() < 0 or context_lens.max() > capacity):
+        fail(kn, "context_lens", f"must lie in [0, {capacity}] (max_blocks_per_seq * block_size), "
+             f"got [{int(context_lens.min())}, {int(context_lens.max())}]")
+    for b, ids in enumerate(_blocks_used(block_table, context_lens, bs)):
+        if ids.size and (ids.min() < 0 or ids.max() >= nb):
+            fail(kn, "block_table", f"row {b} references block {int(ids.min() if ids.min() < 0 else ids.max())}; "
+                 f"the cache has blocks 0..{nb - 1}")
+
+
+def _decode_run(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
+    if out.size == 0:
+        return
+    table = np.ascontiguousarray(block_table)
+    if key_cache.dtype == np.float32:
+        kc, vc = np.ascontiguousarray(key_cache), np.ascontiguousarray(value_cache)
+    else:
+        # Widen only the referenced blocks; renumber the table to the compacted copy.
+        used = _blocks_used(table, context_lens, key_cache.shape[1])
+        ids = np.concatenate(used) if used else np.zeros(0, np.int32)
+        uniq, compact = np.unique(ids, return_inverse=True)
+        kc, vc = to_f32(key_cache[uniq]), to_f32(value_cache[uniq])
+        table = np.zeros_like(table)
+        start = 0
+        for b, row in enumerate(used):
+            table[b, : row.size] = compact[start : start + row.size]
+            start += row.size
+    buf = f32_buffer(out)
+    _paged_decode(to_f32(q), kc, vc, table, np.ascontiguousarray(context_lens), buf, np.float32(scale))
+    store(out, buf)
+
+
+def _decode_golden(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
+    b_n, hq, d = q.shape
+    bs, hkv = key_cache.shape[1], key_cache.shape[2]
+    group = hq // hkv
+    result = np.zeros((b_n, hq, d), dtype=np.float64)
+    for b in range(b_n):
+        n = int(context_lens[b])
+        if n == 0:
+            continue
+        pos = np.arange(n)
+        blocks = block_table[b, pos // bs]
+        keys = key_cache[blocks, pos % bs].astype(np.float64)     # [n, Hkv, D]
+        values = value_cache[blocks, pos % bs].astype(np.float64)
+        for h in range(hq):
+            s = keys[:, h // group, :] @ q[b, h].astype(np.float64) * float(scale)
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            result[b, h] = p @ values[:, h // group, :]
+    out[...] = result.astype(out.dtype)
+
+
+def _decode_cost(q, key_cache, value_cache, block_table, context_lens, out, scale) -> Cost:
+    # Shape-only: assume every sequence fills its block table (an upper bound).
+    b, hq, d = shape_of(q)
+    _, bs, hkv, _ = shape_of(key_cache)
+    length = int(block_table.shape[1]) * bs
+    kv_row_bytes = hkv * d * np.dtype(key_cache.dtype).itemsize
+    return Cost(flops=float(b * hq * length * (4 * d + _SOFTMAX_FLOPS)),
+                bytes_read=nbytes_of(q) + nbytes_of(block_table) + nbytes_of(context_lens)
+                + 2 * b * length * kv_row_bytes,
+                bytes_written=nbytes_of(out))
+
+
+PAGED_ATTENTION_DECODE = register_kernel(Kernel(
+    name="paged_attention_decode",
+    params=(_P("query", _IN), _P("key_cache", _IN), _P("value_cache", _IN), _P("block_table", _IN),
+            _P("context_lens", _IN), _P("out", _OUT), _P("scale", _SCALAR)),
+    run_fn=_decode_run, golden_fn=_decode_golden, check_fn=_decode_check, cost_fn=_decode_cost,
+    tolerances=_TOL, dtypes=FLOAT_DTYPES, data_check_fn=_decode_data_check,
+    doc="one decode step over a paged KV cache with block tables (GQA)",
+))

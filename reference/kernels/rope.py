@@ -1,0 +1,105 @@
+"""Rotary position embedding (RoPE), rotate-half form.
+
+Applied to queries and keys before attention. Upstream's Qwen3 decode folds it
+into the attention extern (``examples/a2a3/tensormap_and_ringbuffer/
+qwen3_14b_decode``, README "Dataflow per layer": per-head RMSNorm, RoPE, the
+paged KV write, ...) and DeepSeek-V4 has standalone ``*_rope`` AIV kernels
+(``deepseek_v4_flash_decode/kernels/aiv/qr_rope.cpp``, ``hca_rope.cpp``).
+
+Layout: ``x [T, H, D]`` (tokens, heads, head dim; D even), per-token tables
+``cos [T, D/2]`` and ``sin [T, D/2]`` already gathered for each token's
+position, ``out [T, H, D]``. With ``x1 = x[..., :D/2]`` and ``x2 = x[..., D/2:]``:
+
+    out[..., :D/2] = x1 * cos - x2 * sin
+    out[..., D/2:] = x2 * cos + x1 * sin
+
+(the "rotate half" / GPT-NeoX pairing used by LLaMA and Qwen; the interleaved
+GPT-J pairing is a different layout and not modelled here). ``out`` may be
+``x`` itself. The fast path does the rotation in float64 because ``x1*cos -
+x2*sin`` can cancel; a float32 rotation would need an absolute tolerance
+proportional to ``|x|``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernels._checks import (
+    FLOAT_DTYPES,
+    fail,
+    numel,
+    require_dtype,
+    require_ndim,
+    require_same_dtype,
+    require_shape,
+    shape_of,
+)
+from reference.kernels._numerics import JIT, f32_buffer, store, to_f32
+from reference.registry import register_kernel
+
+_TOL = {"float32": (2e-6, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e-30)}
+
+# Per rotated pair: 4 multiplies + 2 adds, i.e. 3 flops per element of x.
+_FLOPS_PER_ELEMENT = 3
+
+
+@numba.njit(**JIT)
+def _rope_body(x, cos, sin, out):  # pragma: no cover - compiled
+    t_n, h_n, d = x.shape
+    half = d // 2
+    for t in range(t_n):
+        for h in range(h_n):
+            for i in range(half):
+                x1 = np.float64(x[t, h, i])
+                x2 = np.float64(x[t, h, i + half])
+                c = np.float64(cos[t, i])
+                s = np.float64(sin[t, i])
+                out[t, h, i] = x1 * c - x2 * s
+                out[t, h, i + half] = x2 * c + x1 * s
+
+
+def _check(x, cos, sin, out) -> None:
+    require_dtype("rope", "x", x, FLOAT_DTYPES)
+    require_ndim("rope", "x", x, 3, "[tokens, heads, head_dim]")
+    t, _, d = shape_of(x)
+    if d % 2:
+        fail("rope", "x", f"has head_dim {d}; RoPE rotates pairs, so it must be even")
+    require_same_dtype("rope", ("x", "cos", "sin", "out"), (x, cos, sin, out))
+    require_shape("rope", "cos", cos, (t, d // 2), "[tokens, head_dim/2]")
+    require_shape("rope", "sin", sin, (t, d // 2), "[tokens, head_dim/2]")
+    require_shape("rope", "out", out, shape_of(x), "same as x")
+
+
+def _run(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarray) -> None:
+    if x.size == 0:
+        return
+    buf = f32_buffer(out)
+    _rope_body(to_f32(x), to_f32(cos), to_f32(sin), buf)
+    store(out, buf)
+
+
+def _golden(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarray) -> None:
+    half = x.shape[-1] // 2
+    xd = x.astype(np.float64)
+    x1, x2 = xd[..., :half], xd[..., half:]
+    c = cos.astype(np.float64)[:, None, :]  # broadcast over heads
+    s = sin.astype(np.float64)[:, None, :]
+    rotated = np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+    out[...] = rotated.astype(out.dtype)
+
+
+def _cost(x, cos, sin, out) -> Cost:
+    return Cost(flops=float(_FLOPS_PER_ELEMENT * numel(shape_of(x))),
+                bytes_read=nbytes_of(x) + nbytes_of(cos) + nbytes_of(sin), bytes_written=nbytes_of(out))
+
+
+ROPE = register_kernel(Kernel(
+    name="rope",
+    params=(Param("x", Direction.IN), Param("cos", Direction.IN), Param("sin", Direction.IN),
+            Param("out", Direction.OUT)),
+    run_fn=_run, golden_fn=_golden, check_fn=_check, cost_fn=_cost,
+    tolerances=_TOL, dtypes=FLOAT_DTYPES,
+    doc="rotary embedding, rotate-half pairing; x/out [T, H, D], cos/sin [T, D/2]",
+))

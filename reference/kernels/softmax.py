@@ -1,0 +1,91 @@
+"""Numerically stable row softmax over the last axis.
+
+Softmax is the middle of every attention block; upstream splits it out as its
+own AIV task in ``examples/a2a3/tensormap_and_ringbuffer/paged_attention``
+(``aiv_softmax_prepare``; README "The four-task loop"), and routers apply it to
+expert logits (``deepseek_v4_flash_decode``'s ``scatter_softmax_pool``).
+
+``out = exp(x - max(x)) / sum(exp(x - max(x)))`` row by row, so inputs such as
+1e4 do not overflow. ``-inf`` entries (masked positions) get probability 0; a
+row that is entirely ``-inf`` has no defined softmax and yields NaN, in the
+golden and the fast path alike.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernels._checks import (
+    FLOAT_DTYPES,
+    numel,
+    require_dtype,
+    require_min_ndim,
+    require_same_dtype,
+    require_shape,
+    shape_of,
+)
+from reference.kernels._numerics import FAST, JIT, exp_f32, f32_buffer, max_f32, store, to_f32
+from reference.registry import register_kernel
+
+# float32: x - max is rounded once (|error| <= |x - max| * 2**-24) before exp.
+_TOL = {"float32": (1e-5, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e-30)}
+
+# Per element: max compare, subtract, exp, add, multiply = 5 (exp counted as one).
+_FLOPS_PER_ELEMENT = 5
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def softmax_rows(x, out):  # pragma: no cover - compiled
+    """Row softmax of a 2-D float32 array into ``out`` (may alias ``x``)."""
+    rows, n = x.shape
+    for r in range(rows):
+        m = max_f32(x[r])
+        total = 0.0  # float64: the row sum carries no length-dependent error
+        for j in range(n):
+            e = exp_f32(x[r, j] - m)
+            out[r, j] = e
+            total += e
+        inv = np.float32(1.0 / total)
+        for j in range(n):
+            out[r, j] = out[r, j] * inv
+
+
+def _check(x, out) -> None:
+    require_dtype("softmax", "x", x, FLOAT_DTYPES)
+    require_min_ndim("softmax", "x", x, 1)
+    require_same_dtype("softmax", ("x", "out"), (x, out))
+    require_shape("softmax", "out", out, shape_of(x), "same as x")
+
+
+def _run(x: np.ndarray, out: np.ndarray) -> None:
+    if x.size == 0:
+        return
+    n = x.shape[-1]
+    buf = f32_buffer(out)
+    softmax_rows(to_f32(x).reshape(-1, n), buf.reshape(-1, n))
+    store(out, buf)
+
+
+def _golden(x: np.ndarray, out: np.ndarray) -> None:
+    if x.size == 0:
+        return
+    xd = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # an all -inf row: -inf - (-inf) = nan, by definition here
+        e = np.exp(xd - xd.max(axis=-1, keepdims=True))
+        out[...] = (e / e.sum(axis=-1, keepdims=True)).astype(out.dtype)
+
+
+def _cost(x, out) -> Cost:
+    return Cost(flops=float(_FLOPS_PER_ELEMENT * numel(shape_of(x))), bytes_read=nbytes_of(x),
+                bytes_written=nbytes_of(out))
+
+
+SOFTMAX = register_kernel(Kernel(
+    name="softmax",
+    params=(Param("x", Direction.IN), Param("out", Direction.OUT)),
+    run_fn=_run, golden_fn=_golden, check_fn=_check, cost_fn=_cost,
+    tolerances=_TOL, dtypes=FLOAT_DTYPES,
+    doc="row softmax over the last axis, max-subtracted",
+))

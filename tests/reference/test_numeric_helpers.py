@@ -1,0 +1,147 @@
+"""The numeric plumbing under the fast paths: bfloat16 conversions and the vectorisable exp.
+
+The bfloat16 converters must be bit-identical to ``ml_dtypes``' casts (round to
+nearest, ties to even; NaN stays NaN; overflow rounds to inf), including the
+exact ties that random data almost never hits. ``exp_f32`` must be accurate to
+a few float32 ulps over the whole normal range and keep IEEE edge behaviour.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numba
+import numpy as np
+import pytest
+
+from reference.kernels._numerics import exp_f32, f32_buffer, max_f32, sigmoid_f32, store, to_f32
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def bits_f32(u: np.ndarray) -> np.ndarray:
+    return np.asarray(u, dtype=np.uint32).view(np.float32)
+
+
+def test_bfloat16_widening_is_exact_for_every_bit_pattern() -> None:
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(BF16)
+    ours = to_f32(every)
+    theirs = every.astype(np.float32)
+    nan = np.isnan(theirs)
+    assert np.array_equal(np.isnan(ours), nan)
+    assert np.array_equal(ours[~nan].view(np.uint32), theirs[~nan].view(np.uint32))
+
+
+def rounding_cases() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    random_bits = rng.integers(0, 1 << 32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    upper = rng.integers(0, 1 << 16, size=2000, dtype=np.uint64).astype(np.uint32) << 16
+    special = np.array([
+        0x00000000, 0x80000000,              # +-0
+        0x7F800000, 0xFF800000,              # +-inf
+        0x7FC00000, 0x7F800001, 0xFF800001,  # quiet NaN, NaNs whose payload is only in the dropped bits
+        0x7F7FFFFF, 0x7F7F8000, 0x7F7F7FFF,  # max float32 and the round-to-inf boundary
+        0x00000001, 0x00008000, 0x00018000,  # subnormals, including ties
+    ], dtype=np.uint32)
+    ties = np.concatenate([upper | 0x8000, upper | 0x7FFF, upper | 0x8001])  # exact ties and their neighbours
+    return bits_f32(np.concatenate([special, ties, random_bits]))
+
+
+def test_bfloat16_rounding_matches_ml_dtypes_bit_for_bit() -> None:
+    x = rounding_cases()
+    ours = np.empty(x.shape, BF16)
+    store(ours, x)
+    with np.errstate(invalid="ignore"):
+        theirs = x.astype(BF16)
+    nan = np.isnan(theirs.astype(np.float32))
+    assert np.array_equal(np.isnan(ours.astype(np.float32)), nan)
+    assert np.array_equal(ours[~nan].view(np.uint16), theirs[~nan].view(np.uint16))
+
+
+def test_store_handles_non_contiguous_16bit_outputs() -> None:
+    x = rounding_cases()[:64].reshape(8, 8)
+    x = np.where(np.isfinite(x), x, 0).astype(np.float32)
+    for dtype in (BF16, np.dtype(np.float16)):
+        target = np.zeros((8, 16), dtype)
+        view = target[:, ::2]
+        buf = f32_buffer(view)
+        assert buf is not view
+        buf[...] = x
+        with np.errstate(over="ignore"):
+            store(view, buf)
+            expected = x.astype(dtype)
+        assert np.array_equal(view.view(np.uint16), expected.view(np.uint16))
+        assert not target[:, 1::2].view(np.uint16).any()
+
+
+@numba.njit(cache=False)
+def _apply_exp(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = exp_f32(x[i])
+
+
+@numba.njit(cache=False)
+def _apply_sigmoid(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = sigmoid_f32(x[i])
+
+
+def test_exp_is_accurate_over_the_normal_range() -> None:
+    x = np.linspace(-87.3, 88.7, 2_000_003, dtype=np.float32)
+    got = np.empty_like(x)
+    _apply_exp(x, got)
+    want = np.exp(x.astype(np.float64))
+    rel = np.abs(got.astype(np.float64) - want) / want
+    # The polynomial is good to about 1e-7; libm's float32 exp is about 6e-8.
+    assert rel.max() < 2.5e-7
+
+
+@pytest.mark.parametrize("x", [0.0, -0.0, 1.0, -1.0, 10.5, -80.0, 88.72, -87.3])
+def test_exp_near_the_range_ends(x: float) -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp(np.array([x], np.float32), got)
+    want = float(np.exp(np.float64(np.float32(x))))
+    assert abs(float(got[0]) - want) <= 3e-7 * want
+
+
+@pytest.mark.parametrize(("x", "want"), [
+    (89.0, np.inf), (np.inf, np.inf), (1e30, np.inf),   # overflow
+    (-87.4, 0.0), (-1e30, 0.0), (-np.inf, 0.0),         # below the normal range: flushed to zero
+])
+def test_exp_saturates(x: float, want: float) -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp(np.array([x], np.float32), got)
+    assert float(got[0]) == want
+
+
+def test_exp_and_sigmoid_propagate_nan() -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp(np.array([np.nan], np.float32), got)
+    assert np.isnan(got[0])
+    _apply_sigmoid(np.array([np.nan], np.float32), got)
+    assert np.isnan(got[0])
+
+
+def test_sigmoid_saturates_cleanly() -> None:
+    x = np.array([-1e30, -200.0, -20.0, 0.0, 20.0, 200.0, 1e30], np.float32)
+    got = np.empty_like(x)
+    _apply_sigmoid(x, got)
+    with np.errstate(over="ignore"):
+        want = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(got, want, rtol=3e-7, atol=1e-38)
+    assert got[0] == 0.0 and got[-1] == 1.0
+
+
+def test_row_max_matches_numpy_including_infinities_and_signed_zeros() -> None:
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 7, 16, 33, 1000):
+        for fill in (None, -np.inf, np.inf, -0.0, 0.0, -3.0):
+            row = (rng.standard_normal(n) * 1e3).astype(np.float32)
+            if fill is not None and n:
+                row[rng.integers(0, n, size=max(1, n // 3))] = fill
+            want = row.max() if n else -np.inf
+            got = max_f32(row)
+            assert got == want, (n, fill, got, want)
+    all_masked = np.full(5, -np.inf, np.float32)
+    assert max_f32(all_masked) == -np.inf
+    assert max_f32(np.array([-1e-45, -0.0], np.float32)) == 0.0  # -0 ranks above every negative
+    assert np.isnan(max_f32(np.array([1.0, np.nan, 3.0], np.float32)))
