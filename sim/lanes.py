@@ -65,11 +65,11 @@ class Lane:
         tr = self.trace
         if tr.enabled:
             tr.add(start, EventKind.START, self.scope, task.name)
-        ev = Timeout(self.env, end + self.c_complete - self.env.now, (task, member, start, end))
+        ev = Timeout(self.env, end + self.c_complete - self.env.now, (task, member, end))
         ev.callbacks.append(self._done)
 
     def _done(self, ev: Event) -> None:
-        task, member, start, end = ev._value
+        task, member, end = ev._value
         error, cls = self.execute(task, member)
         if task.end is None or end > task.end:
             task.end = end

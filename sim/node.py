@@ -52,7 +52,7 @@ _SUB = TaskKind.SUB
 class RunState:
     """One run of an orchestration function on a node (``docs/orchestrator.md`` §1, run fence)."""
 
-    __slots__ = ("active", "closed", "done", "error", "failed", "id", "on_done", "seq", "start_t", "end_t", "tasks")
+    __slots__ = ("active", "closed", "done", "end_t", "error", "failed", "id", "on_done", "seq", "start_t", "tasks")
 
     def __init__(self, run_id: int, start_t: float, on_done: Callable[[RunState], None]) -> None:
         self.id = run_id
@@ -326,8 +326,8 @@ class Node:
 
     def _backpressure_expired(self, ev: Event) -> None:
         task, run = ev._value
-        if not self.admission or self.admission[0] is not task and not (
-                isinstance(self.admission[0], tuple) and self.admission[0][0] is task):
+        if not self.admission or (self.admission[0] is not task and not (
+                isinstance(self.admission[0], tuple) and self.admission[0][0] is task)):
             if self.admission and self.blocked_since is not None:
                 head = self.admission[0]
                 if isinstance(head, tuple):

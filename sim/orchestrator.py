@@ -108,10 +108,7 @@ class Orchestrator:
             prof = node.sim.profile
             duration = prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
             return (refs, scalars, values, tags), duration
-        if reg.duration_us is not None:
-            duration = reg.duration_us
-        else:
-            duration = node.sim.profile.sub["default_task_us"]
+        duration = reg.duration_us if reg.duration_us is not None else node.sim.profile.sub["default_task_us"]
         return (refs, scalars, None, tags), duration
 
     def _expected_nl_namespace(self, node: Node) -> str:

@@ -9,11 +9,11 @@ Every backend returns this same record, so it lives with the shared vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How a submitted task ended."""
 
     COMPLETED = "COMPLETED"

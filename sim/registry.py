@@ -25,7 +25,6 @@ from sim.callable_identity import (
 from sim.cost import DURATION_ATTR
 from sim.errors import ForeignHandle, InvalidArgument, UnknownCallable
 
-
 _DIRECTION = {"scalar": ArgDirection.SCALAR, "in": ArgDirection.IN, "out": ArgDirection.OUT,
               "inout": ArgDirection.INOUT}
 

@@ -72,7 +72,7 @@ class Simulation:
         self.jitter = config.jitter
         self.trace = Trace(config.trace)
         self._tasks: list[Task] = []
-        self.calls: list[CallRecord] = []
+        self._trace_mark = 0
 
     @property
     def now(self) -> float:
@@ -85,10 +85,7 @@ class Simulation:
     def log_task(self, task: Task) -> None:
         self._tasks.append(task)
 
-    def log_call(self, record: CallRecord) -> None:
-        self.calls.append(record)
-
-    def take_record(self, metadata: dict[str, Any]) -> RunRecord:
+    def take_record(self, metadata: dict[str, Any], calls: list[CallRecord]) -> RunRecord:
         """Build the RunRecord of everything since the last one, and start afresh."""
         from sim.task import TaskKind
 
@@ -111,8 +108,8 @@ class Simulation:
                 producers=tuple(p.name for p in t.producers if p.kind is not TaskKind.ALLOC))
             if t.error_class and outcome is Outcome.FAILED:
                 rec.errors.append(t.error_class)
-        rec.calls = list(self.calls)
-        rec.events = list(self.trace.events)
+        rec.calls = list(calls)
+        rec.events = sorted(self.trace.events[self._trace_mark:], key=lambda e: e.t)
+        self._trace_mark = len(self.trace.events)
         self._tasks = []
-        self.calls = []
         return rec

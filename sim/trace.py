@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """Every kind of event the simulator records."""
 
     INIT = "init"

@@ -24,19 +24,17 @@ from simpy.events import Event
 from sim.errors import (
     InvalidArgument,
     InvalidState,
-    KernelArgumentError,
     SimError,
     SimulationHang,
     TaskFailure,
 )
 from sim.lanes import ChipLane, SubLane, WorkerLane
-from sim.levels import LEVEL_WORDS, accepted_types, accepts, check_child, check_level
+from sim.levels import LEVEL_WORDS, accepts, check_child, check_level
 from sim.node import Node
 from sim.orchestrator import Orchestrator
 from sim.record import CallRecord, RunRecord
 from sim.registry import CallableHandle, CallableRegistry
 from sim.simulation import SimConfig, Simulation
-from sim.task import TaskKind
 from sim.tensors import Buffer, Tensor
 from sim.trace import EventKind
 from sim.types import CallConfig, WorkerType, as_numpy_dtype
@@ -110,6 +108,7 @@ class Worker:
         self._sim: Simulation | None = None
         self._node: Node | None = None
         self._scope = ""
+        self._calls: list[CallRecord] = []
 
     # ------------------------------------------------------------------ introspection
 
@@ -277,7 +276,7 @@ class Worker:
 
     # ------------------------------------------------------------------ execution
 
-    def run(self, callable: Any, args: Any = None, config: Any = None) -> None:  # noqa: A002 - upstream name
+    def run(self, callable: Any, args: Any = None, config: Any = None) -> None:
         """Run to completion: an orchestration function at L3+, a registered kernel handle at L2.
 
         Returns when every task of the run is terminal; raises :class:`TaskFailure` naming the
@@ -330,7 +329,7 @@ class Worker:
         run = node.begin_run(orch_fn, Orchestrator(self), args, config, lambda r: done.succeed(r))
         try:
             sim.env.run(until=done)
-        except RuntimeError as exc:
+        except RuntimeError:
             if done.triggered:
                 raise
             stuck = [t.name for t in sim._tasks if not t.terminal][:8]
@@ -349,7 +348,11 @@ class Worker:
         meta = {"backend": "sim", "seed": sim.config.seed, "profile": sim.profile.name,
                 "data_mode": sim.config.data_mode, "platform": sim.platform, "virtual_time_us": sim.now}
         meta.update(metadata)
-        return sim.take_record(meta)
+        calls: list[CallRecord] = []
+        for w in self._walk():
+            calls.extend(w._calls)
+            w._calls.clear()
+        return sim.take_record(meta, calls)
 
     # ------------------------------------------------------------------ memory
 
@@ -375,10 +378,7 @@ class Worker:
     # ------------------------------------------------------------------ helpers
 
     def _log_call(self, call: str, subject: str, ok: bool, exc: BaseException | None = None) -> None:
-        sim = self._sim
-        if sim is None:
-            return
         cls = getattr(exc, "error_class", None)
-        sim.log_call(CallRecord(call, subject, ok, cls.value if cls is not None else None,
-                                str(exc) if exc else ""))
+        self._calls.append(CallRecord(call, subject, ok, cls.value if cls is not None else None,
+                                      str(exc) if exc else ""))
 
