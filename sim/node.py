@@ -38,13 +38,16 @@ from sim.errors import ErrorClass, ResourceExhausted, SimError
 from sim.ring import DEFAULT_HEAP_RING_SIZE, MAX_RING_DEPTH, HeapRing, aligned, ring_for_depth
 from sim.task import BUILDING, COMPLETED, CONSUMED, FAILED, PENDING, READY, RUNNING, Task, TaskKind
 from sim.trace import EventKind
-from sim.types import INSERT_TAGS, LOOKUP_TAGS
+from sim.types import INSERT_TAGS, LOOKUP_TAGS, TensorArgType
 
 if TYPE_CHECKING:
     from sim.lanes import Lane
     from sim.simulation import Simulation
 
 MAX_SCOPE_DEPTH = 64
+# Per-tag flags indexed by the tag's value: a tuple index is cheaper than hashing an IntEnum.
+_LOOKUP = tuple(t in LOOKUP_TAGS for t in TensorArgType)
+_INSERT = tuple(t in INSERT_TAGS for t in TensorArgType)
 _NL = TaskKind.NEXT_LEVEL
 _SUB = TaskKind.SUB
 
@@ -103,6 +106,7 @@ class Node:
         self.blocked_since: float | None = None
         self.run: RunState | None = None
         self.run_count = 0
+        self.kernel_memo: dict[Any, float] = {}
 
     # ------------------------------------------------------------------ elaboration
 
@@ -183,28 +187,32 @@ class Node:
         task.durations = durations
         tm = self.tensormap
         producers: list[Task] = []
+        out_keys = task.out_keys
         for m in members:
-            for ref, tag in zip(m[0], m[3], strict=True):
-                if tag in LOOKUP_TAGS:
+            for ref, tag in zip(m[0], m[3]):  # noqa: B905 - equal by construction
+                if _LOOKUP[tag]:
                     p = tm.get(ref.key)
                     if p is not None and p not in producers:
                         producers.append(p)
-                if tag in INSERT_TAGS:
-                    tm[ref.key] = task
-                    task.out_keys.append(ref.key)
+                if _INSERT[tag]:
+                    key = ref.key
+                    tm[key] = task
+                    out_keys.append(key)
         self._scope_register(task)
         live = 0
-        for p in producers:
-            st = p.state
-            if st is CONSUMED:
-                continue
-            p.consumers.append(task)
-            p.fanout_total += 1
-            task.producers.append(p)
-            if st is FAILED:
-                task.poisoned_by = task.poisoned_by or p
-            elif st is not COMPLETED:
-                live += 1
+        if producers:
+            task_producers = task.producers
+            for p in producers:
+                st = p.state
+                if st is CONSUMED:
+                    continue
+                p.consumers.append(task)
+                p.fanout_total += 1
+                task_producers.append(p)
+                if st is FAILED:
+                    task.poisoned_by = task.poisoned_by or p
+                elif st is not COMPLETED:
+                    live += 1
         task.fanin_count = live
         run.active += 1
         run.tasks.append(task)
@@ -286,7 +294,9 @@ class Node:
             self.trace.add(t, EventKind.ALLOC, self.scope, task.name, f"{task.heap_bytes}B ring{task.ring}")
             self._maybe_consume(task)
             return
-        self.trace.add(t, EventKind.SUBMIT, self.scope, task.name, _callable_name(task))
+        trace = self.trace
+        if trace.enabled:
+            trace.add(t, EventKind.SUBMIT, self.scope, task.name, _callable_name(task))
         if task.state is FAILED:  # poisoned or cancelled before the Orchestrator could publish it
             self._maybe_consume(task)
             return
@@ -296,7 +306,8 @@ class Node:
         if task.fanin_released >= task.fanin_count:
             task.state = READY
             task.ready_t = t
-            self.trace.add(t, EventKind.READY, self.scope, task.name)
+            if trace.enabled:
+                trace.add(t, EventKind.READY, self.scope, task.name)
             self._route(task)
         else:
             task.state = PENDING
@@ -530,9 +541,12 @@ class Node:
         if not task.admitted:  # still waiting for its ring; it retires once admitted
             return
         task.state = CONSUMED
+        out_keys = task.out_keys
+        # The slot returns to the pool: its arguments are no longer reachable from it.
+        task.members = task.consumers = task.out_keys = ()  # type: ignore[assignment]
         tm = self.tensormap
         if task.run is self.run:
-            for key in task.out_keys:
+            for key in out_keys:
                 if tm.get(key) is task:  # owner-checked erase keeps a later writer's entry
                     del tm[key]
         if self.trace.enabled:

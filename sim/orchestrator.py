@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reference.errors import KernelArgError
-from reference.kernel import Direction
+from reference.kernel import Direction, Kernel
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
 from sim.task import TaskKind
 from sim.task_args import TaskArgs
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from sim.node import Node, RunState
     from sim.registry import Registration
     from sim.worker import Worker
+
+
+_DEFAULT_CONFIG = CallConfig()  # shared, never mutated: the engine only reads a task's config
 
 
 class Orchestrator:
@@ -58,6 +61,8 @@ class Orchestrator:
     # ------------------------------------------------------------------ validation helpers
 
     def _worker_id(self, node: Node, value: Any, argument: str, api: str) -> int:
+        if type(value) is int and 0 <= value < len(node.nl_lanes):
+            return value
         if isinstance(value, bool):
             raise InvalidArgument(f"{api}: {argument} must be an integer NEXT_LEVEL worker id, got {value!r}")
         try:
@@ -75,7 +80,7 @@ class Orchestrator:
 
     def _config(self, config: Any, api: str) -> CallConfig:
         if config is None:
-            return CallConfig()
+            return _DEFAULT_CONFIG
         if not isinstance(config, CallConfig):
             raise InvalidArgument(f"{api}: config must be a CallConfig, got {type(config).__name__}")
         config.validate()
@@ -94,19 +99,22 @@ class Orchestrator:
                         f"need numpy arrays (use data_mode='timing' for shape-only models)")
         scalars = list(args._scalars)
         tags = list(args._tags)
-        from reference.kernel import Kernel
-
         target = reg.target
-        if isinstance(target, Kernel):
+        if type(target) is Kernel:
             values = _kernel_values(target, refs, scalars, node.sim.functional, api)
-            try:
-                target.check(values)
-                cost = target.cost(values)
-            except KernelArgError as exc:
-                raise KernelArgumentError(f"{api}: {exc}") from None
-            dtype = refs[0].dtype if refs else "float32"
-            prof = node.sim.profile
-            duration = prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
+            # The signature check and cost depend only on shapes, dtypes and scalars: memoise them.
+            memo_key = (id(target), tuple([(r.shape, r.dtype) for r in refs]), tuple(scalars))
+            duration = node.kernel_memo.get(memo_key)
+            if duration is None:
+                try:
+                    target.check(values)
+                    cost = target.cost(values)
+                except KernelArgError as exc:
+                    raise KernelArgumentError(f"{api}: {exc}") from None
+                dtype = refs[0].dtype if refs else "float32"
+                prof = node.sim.profile
+                duration = prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
+                node.kernel_memo[memo_key] = duration
             return (refs, scalars, values, tags), duration
         duration = reg.duration_us if reg.duration_us is not None else node.sim.profile.sub["default_task_us"]
         return (refs, scalars, None, tags), duration
@@ -219,18 +227,31 @@ class Orchestrator:
             node.scope_end()
 
 
-def _kernel_values(kernel: Any, refs: list, scalars: list, functional: bool, api: str) -> list:
+_PLANS: dict[int, tuple[tuple[bool, ...], int, int]] = {}
+
+
+def _kernel_plan(kernel: Kernel) -> tuple[tuple[bool, ...], int, int]:
+    """(is-scalar flag per param, tensor count, scalar count) of a kernel's signature, cached."""
+    plan = _PLANS.get(id(kernel))
+    if plan is None:
+        flags = tuple(p.direction is Direction.SCALAR for p in kernel.params)
+        plan = _PLANS[id(kernel)] = (flags, flags.count(False), flags.count(True))
+    return plan
+
+
+def _kernel_values(kernel: Kernel, refs: list, scalars: list, functional: bool, api: str) -> list:
     """Positional kernel arguments: tensors and scalars assigned to params in signature order."""
-    n_tensor = sum(1 for p in kernel.params if p.direction is not Direction.SCALAR)
-    n_scalar = len(kernel.params) - n_tensor
+    flags, n_tensor, n_scalar = _kernel_plan(kernel)
     if len(refs) != n_tensor or len(scalars) != n_scalar:
         raise KernelArgumentError(
             f"{api}: kernel {kernel.name!r} takes {n_tensor} tensors and {n_scalar} scalars "
             f"({', '.join(p.name for p in kernel.params)}), got {len(refs)} tensors and {len(scalars)} scalars")
+    if not n_scalar:
+        return [r.array for r in refs] if functional else refs
     values: list = []
     ti = si = 0
-    for p in kernel.params:
-        if p.direction is Direction.SCALAR:
+    for is_scalar in flags:
+        if is_scalar:
             values.append(scalars[si])
             si += 1
         else:

@@ -36,13 +36,14 @@ def _shape_tuple(shape: Any, what: str) -> tuple[int, ...]:
 class TensorSpec:
     """A tensor's shape and dtype without data (timing-only mode)."""
 
-    __slots__ = ("_uid", "dtype", "name", "shape")
+    __slots__ = ("_key", "_uid", "dtype", "name", "shape")
 
     def __init__(self, shape: Any, dtype: Any, name: str | None = None) -> None:
         self.shape = _shape_tuple(shape, "TensorSpec")
         self.dtype = as_numpy_dtype(dtype)
         self.name = name
         self._uid = next(_uids)
+        self._key = ("spec", self._uid)
 
     @property
     def nbytes(self) -> int:
@@ -129,7 +130,7 @@ class Tensor:
 class ArgRef:
     """One tensor argument normalised for the engine: dependency key, data and shape."""
 
-    __slots__ = ("array", "dtype", "key", "nbytes", "shape", "source")
+    __slots__ = ("array", "dtype", "key", "shape", "source")
 
     def __init__(self, key: Any, array: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype,
                  source: Any) -> None:
@@ -137,8 +138,11 @@ class ArgRef:
         self.array = array
         self.shape = shape
         self.dtype = dtype
-        self.nbytes = math.prod(shape) * dtype.itemsize
         self.source = source
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 def _host_ptr(array: np.ndarray) -> int:
@@ -150,6 +154,8 @@ def normalize_tensor(tensor: Any, index: int) -> ArgRef:
 
     Raises InvalidArgument naming the argument index and the type when it is not a tensor.
     """
+    if type(tensor) is TensorSpec:  # the timing-only hot path first
+        return ArgRef(tensor._key, None, tensor.shape, tensor.dtype, tensor)
     if isinstance(tensor, np.ndarray):
         as_numpy_dtype(tensor.dtype)
         # The key is the host address, like upstream's (LOCAL_HOST, ptr) TensorMap key.
@@ -162,6 +168,6 @@ def normalize_tensor(tensor: Any, index: int) -> ArgRef:
             "buf", tensor.buffer._uid, tensor.byte_offset)
         return ArgRef(key, arr, tensor.shape, tensor.dtype, tensor)
     if isinstance(tensor, TensorSpec):
-        return ArgRef(("spec", tensor._uid), None, tensor.shape, tensor.dtype, tensor)
+        return ArgRef(tensor._key, None, tensor.shape, tensor.dtype, tensor)
     raise InvalidArgument(
         f"tensor argument {index} must be a numpy array, Tensor or TensorSpec, got {type(tensor).__name__}")

@@ -15,6 +15,7 @@ mirrors the real constructor's ``**config``.
 from __future__ import annotations
 
 import enum
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -303,9 +304,16 @@ class Worker:
                                       f"got {type(callable).__name__}")
             orch_fn, fn_args = callable, args
         self._state = _Lifecycle.RUNNING
+        # A run allocates many long-lived slot objects; the cyclic collector would rescan them
+        # over and over (measured: ~40% of a 100k-task run). Pause it for the run and let it
+        # reclaim the run's garbage afterwards.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
             self._run_root(orch_fn, fn_args, config)
         finally:
+            if gc_was_enabled:
+                gc.enable()
             if self._state is _Lifecycle.RUNNING:
                 self._state = _Lifecycle.READY
 

@@ -27,8 +27,17 @@ def fail(kernel: str, name: str, what: str) -> NoReturn:
     raise KernelArgError(f"kernel {kernel!r}: parameter {name!r} {what}")
 
 
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 def dtype_name(v: Any) -> str:
-    return np.dtype(v.dtype).name
+    # numpy computes ``dtype.name`` afresh on every access (microseconds); submit-time
+    # checks ask for it on every tensor, so remember it per dtype object.
+    dt = v.dtype
+    name = _DTYPE_NAMES.get(dt)
+    if name is None:
+        name = _DTYPE_NAMES[dt] = np.dtype(dt).name
+    return name
 
 
 def shape_of(v: Any) -> tuple[int, ...]:
