@@ -168,7 +168,9 @@ class WorkerLane(Lane):
     def _begin(self, ev: Event) -> None:
         task, member = ev._value
         m = task.members[member]
-        view = TaskArgsView([r.array for r in m[0]], m[1])
+        # The nested orchestration gets the tensors as they were submitted (arrays, Tensors or
+        # specs), so what it submits onwards keeps the same dependency keys.
+        view = TaskArgsView([r.source for r in m[0]], m[1])
         self.child.begin_run(task.callable.target, self.make_orch(), view, task.config,
                              lambda run: self._finished(task, member, run))
 

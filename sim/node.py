@@ -431,9 +431,12 @@ class Node:
     def _launch(self, task: Task, lane: Lane, member: int) -> None:
         now = self.env.now
         cur = self.sched_cursor
-        s = (cur if cur > now else now) + self.c_dispatch
+        c = self.c_dispatch
+        s = (cur if cur > now else now) + c
         self.sched_cursor = s
-        ready = task.ready_t
+        # A task stamped READY in the future (the Orchestrator thread publishes it later) is
+        # dispatched one dispatch cost after that stamp.
+        ready = task.ready_t + c
         t = s if s > ready else ready
         if task.state is READY:
             task.state = RUNNING
