@@ -62,6 +62,9 @@ class CallableHandle:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("CallableHandle is immutable")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("CallableHandle is immutable")
+
     def __reduce__(self) -> Any:
         # A serialized orchestration function carries the handles it closes over; the copy
         # names the same registration but is bound to no Worker (as upstream's unbound form),

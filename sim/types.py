@@ -57,6 +57,9 @@ class DataType(IntEnum):
     UINT16 = 9
     UINT32 = 10
     BOOL = 11
+    FP8E4M3FN = 12  # MX block-scale types, A5 only; one byte per element on the host
+    FP8E8M0 = 13
+    FP4E2M1 = 14  # two values packed per byte upstream; modeled as one ml_dtypes element per byte
 
     @property
     def numpy(self) -> np.dtype:
@@ -90,8 +93,13 @@ _TO_NUMPY: dict[DataType, np.dtype] = {
     DataType.UINT16: np.dtype(np.uint16),
     DataType.UINT32: np.dtype(np.uint32),
     DataType.BOOL: np.dtype(np.bool_),
+    DataType.FP8E4M3FN: np.dtype(ml_dtypes.float8_e4m3fn),
+    DataType.FP8E8M0: np.dtype(ml_dtypes.float8_e8m0fnu),
+    DataType.FP4E2M1: np.dtype(ml_dtypes.float4_e2m1fn),
 }
 _FROM_NUMPY: dict[np.dtype, DataType] = {v: k for k, v in _TO_NUMPY.items()}
+#: Element size in bytes, indexed by DataType value (upstream ``get_element_size``).
+ELEMENT_SIZES: tuple[int, ...] = tuple(_TO_NUMPY[d].itemsize for d in DataType)
 
 
 def as_numpy_dtype(dtype: object) -> np.dtype:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
 from sim.errors import ProtocolError
+from sim.types import ELEMENT_SIZES, DataType
 
 __all__ = [
     "CALLABLE_DIGEST_BYTES",
@@ -207,32 +208,9 @@ class BackendKind(enum.IntEnum):
     FORK_COW = 5
 
 
-class DataType(enum.IntEnum):
-    """Tensor dtype (``data_type.h``); travels as ``uint32`` on the remote wire."""
-
-    FLOAT32 = 0
-    FLOAT16 = 1
-    INT32 = 2
-    INT16 = 3
-    INT8 = 4
-    UINT8 = 5
-    BFLOAT16 = 6
-    INT64 = 7
-    UINT64 = 8
-    UINT16 = 9
-    UINT32 = 10
-    BOOL = 11
-    FP8E4M3FN = 12
-    FP8E8M0 = 13
-    FP4E2M1 = 14
-
-
-_DTYPE_SIZES = (4, 2, 4, 2, 1, 1, 2, 8, 8, 2, 4, 1, 1, 1, 1)
-
-
 def dtype_size(dtype: int) -> int:
     """Element size in bytes of a dtype value (``data_type.h`` ``get_element_size``)."""
-    return _DTYPE_SIZES[dtype]
+    return ELEMENT_SIZES[dtype]
 
 
 E = TypeVar("E", bound=enum.IntEnum)

@@ -54,6 +54,7 @@ from sim.remote.wire_base import (
     record_builder,
     renest,
 )
+from sim.types import ELEMENT_SIZES
 
 __all__ = [
     "BufferDescriptorWire",
@@ -236,7 +237,6 @@ _COUNTS_S = struct.Struct("<II")
 _U32_S = struct.Struct("<I")
 _SCALARS_CACHE: dict[int, struct.Struct] = {}
 
-_DTYPE_SIZES = (4, 2, 4, 2, 1, 1, 2, 8, 8, 2, 4, 1, 1, 1, 1)
 _DTYPES = tuple(DataType)
 _BUF_SPACES = tuple(BufferAddressSpace)
 _ACCESS = tuple(AccessMode)
@@ -326,7 +326,7 @@ def _check_view(
             _reject_dims(shapes, strides)
         last += (shape - 1) * stride
     # buffer.h saturates the extent at 2**64 - 1 and treats that value as unrepresentable.
-    extent = (last + 1) * _DTYPE_SIZES[dtype]
+    extent = (last + 1) * ELEMENT_SIZES[dtype]
     if extent >= U64_MAX:
         fail("view extent does not fit 64 bits", "shapes")
     if extent > nbytes:
