@@ -288,18 +288,21 @@ class Node:
         task.submit_t = t
         task.admitted = True
         self.rings[task.ring].push(task)
+        trace = self.trace
+        if task.state is FAILED:  # poisoned or cancelled before the Orchestrator could publish it
+            trace.add(t, EventKind.CANCEL, self.scope, task.name, task.error or "")
+            self._retire_unstarted(task)
+            return
         if task.kind is TaskKind.ALLOC:
             task.state = COMPLETED
             task.start = task.end = t
-            self.trace.add(t, EventKind.ALLOC, self.scope, task.name, f"{task.heap_bytes}B ring{task.ring}")
+            trace.add(t, EventKind.ALLOC, self.scope, task.name, f"{task.heap_bytes}B ring{task.ring}")
+            # Consumers wired while this slab waited for its ring counted it as a live producer.
+            self._release_consumers(task, t)
             self._maybe_consume(task)
             return
-        trace = self.trace
         if trace.enabled:
             trace.add(t, EventKind.SUBMIT, self.scope, task.name, _callable_name(task))
-        if task.state is FAILED:  # poisoned or cancelled before the Orchestrator could publish it
-            self._maybe_consume(task)
-            return
         if task.poisoned_by is not None:
             self._poison_from(task.poisoned_by, [task])
             return
@@ -335,15 +338,17 @@ class Node:
         ev = Timeout(self.env, self.backpressure_timeout, (task, self.run))
         ev.callbacks.append(self._backpressure_expired)
 
+    def _blocked_head(self) -> Task | None:
+        head = self.admission[0] if self.admission else None
+        return head[0] if isinstance(head, tuple) else None
+
     def _backpressure_expired(self, ev: Event) -> None:
         task, run = ev._value
-        if not self.admission or (self.admission[0] is not task and not (
-                isinstance(self.admission[0], tuple) and self.admission[0][0] is task)):
-            if self.admission and self.blocked_since is not None:
-                head = self.admission[0]
-                if isinstance(head, tuple):
-                    self.blocked_since = None
-                    self._start_backpressure(head[0])
+        if self._blocked_head() is not task:
+            # That allocation got its space; if a later one is blocked now, time it afresh.
+            head = self._blocked_head()
+            if head is not None and self.blocked_since is None:
+                self._start_backpressure(head)
             return
         err = ResourceExhausted(
             f"HeapRing exhausted: {task.name} waited {self.backpressure_timeout:.0f}us for "
@@ -354,17 +359,19 @@ class Node:
         pending = list(self.admission)
         self.admission.clear()
         self.blocked_since = None
+        why = "cancelled: the run's submission failed"
         for item in pending:
             if isinstance(item, list):
                 self._release_scope(item)
-            else:
-                t = item[0]
-                self.rings[t.ring].push(t)
-                t.admitted = True
-                if t.state is not FAILED:
-                    self._fail_unstarted(t, "cancelled: the run's submission failed", ErrorClass.RESOURCE_EXHAUSTED)
-                self._maybe_consume(t)
-        self._cancel_unstarted(run, "cancelled: the run's submission failed")
+                continue
+            t = item[0]
+            self.rings[t.ring].push(t)
+            t.admitted = True
+            if t.state is not FAILED:
+                self._fail_unstarted(t, why, ErrorClass.RESOURCE_EXHAUSTED)
+                self.trace.add(self.env.now, EventKind.CANCEL, self.scope, t.name, why)
+            self._retire_unstarted(t)
+        self._cancel_unstarted(run, why)
 
     # ------------------------------------------------------------------ scheduler: routing
 
@@ -452,11 +459,12 @@ class Node:
         if error is not None and task.error is None:
             task.error = error
             task.error_class = error_class
-        lane.busy = False
         task.members_left -= 1
         if task.members_left == 0:
             self._complete(task)
-        # The freed lane may now take queued work.
+        # The lane publishes its completion before it reads as idle (``docs/scheduler.md`` §1),
+        # so work the completion released for this lane queues first and is dispatched here.
+        lane.busy = False
         if lane.is_sub:
             heapq.heappush(self.idle_subs, lane.index)
             if self.sub_fifo:
@@ -479,19 +487,33 @@ class Node:
             task.state = COMPLETED
             if trace.enabled:
                 trace.add(now, EventKind.COMPLETE, self.scope, task.name)
-            for k in cons:
-                k.fanin_released += 1
-                if k.state is PENDING and k.fanin_released >= k.fanin_count:
-                    k.state = READY
-                    k.ready_t = c
-                    if trace.enabled:
-                        trace.add(c, EventKind.READY, self.scope, k.name)
-                    self._route(k)
+            self._release_consumers(task, c)
         else:
             task.state = FAILED
             task.run.failed.append(task)
             trace.add(now, EventKind.FAIL, self.scope, task.name, task.error)
             self._poison_from(task, list(cons))
+        for p in task.producers:
+            self._release_ref(p)
+        self._release_ref(task)
+
+    def _release_consumers(self, task: Task, t: float) -> None:
+        """A producer completed: each consumer counts one more released fanin (§5)."""
+        trace = self.trace
+        for k in task.consumers:
+            k.fanin_released += 1
+            if k.state is PENDING and k.fanin_released >= k.fanin_count:
+                k.state = READY
+                k.ready_t = t
+                if trace.enabled:
+                    trace.add(t, EventKind.READY, self.scope, k.name)
+                self._route(k)
+
+    def _retire_unstarted(self, task: Task) -> None:
+        """Make the releases a task that never ran owes: one per producer, and its own."""
+        if task.kind is TaskKind.ALLOC:  # its own release was stood in at alloc time
+            self._maybe_consume(task)
+            return
         for p in task.producers:
             self._release_ref(p)
         self._release_ref(task)
@@ -508,10 +530,8 @@ class Node:
             k.poisoned_by = cause
             self.trace.add(self.env.now, EventKind.POISON, self.scope, k.name, f"producer {cause.name}")
             stack.extend((k, c) for c in reversed(k.consumers))
-            if admitted:
-                for p in k.producers:
-                    self._release_ref(p)
-                self._release_ref(k)
+            if admitted:  # one still waiting for its ring retires when it is admitted
+                self._retire_unstarted(k)
 
     def _fail_unstarted(self, task: Task, message: str, error_class: ErrorClass | None) -> None:
         task.state = FAILED
@@ -522,12 +542,11 @@ class Node:
     def _cancel_unstarted(self, run: RunState, why: str) -> None:
         """``cancel_unstarted_run``: unstarted slots of a failed submission never run."""
         for t in run.tasks:
-            if t.state in (PENDING, READY) or (t.state is BUILDING and t.admitted):
+            if t.state in (BUILDING, PENDING, READY):
                 self._fail_unstarted(t, why, None)
-                self.trace.add(self.env.now, EventKind.CANCEL, self.scope, t.name, why)
-                for p in t.producers:
-                    self._release_ref(p)
-                self._release_ref(t)
+                if t.admitted:  # one still waiting for its ring retires when it is admitted
+                    self.trace.add(self.env.now, EventKind.CANCEL, self.scope, t.name, why)
+                    self._retire_unstarted(t)
 
     # ------------------------------------------------------------------ retirement
 
@@ -553,7 +572,8 @@ class Node:
                 if tm.get(key) is task:  # owner-checked erase keeps a later writer's entry
                     del tm[key]
         if self.trace.enabled:
-            self.trace.add(self.env.now, EventKind.CONSUMED, self.scope, task.name)
+            now = self.env.now
+            self.trace.add(now if now > task.submit_t else task.submit_t, EventKind.CONSUMED, self.scope, task.name)
         if self.rings[task.ring].reclaim() and self.admission:
             self._drain_admission()
         run = task.run
