@@ -38,8 +38,8 @@ def _describe_exc(exc: BaseException) -> str:
 class Lane:
     """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
 
-    __slots__ = ("busy", "c_complete", "c_dispatch", "c_tensor", "env", "index", "is_sub", "node", "rng",
-                 "scope", "trace")
+    __slots__ = ("busy", "c_complete", "c_dispatch", "c_tensor", "env", "functional", "index", "is_sub", "node",
+                 "rng", "scope", "trace")
 
     def __init__(self, node: Node, scope: str, index: int, is_sub: bool) -> None:
         self.node = node
@@ -54,6 +54,7 @@ class Lane:
         self.c_complete = mb["completion_us"]
         self.c_tensor = mb["per_tensor_us"]
         self.rng = node.sim.stream(scope)
+        self.functional = node.sim.functional
 
     def launch(self, task: Task, member: int, t: float) -> None:
         """Start member ``member`` of ``task``, published on the mailbox at virtual time ``t``."""
@@ -70,7 +71,7 @@ class Lane:
 
     def _done(self, ev: Event) -> None:
         task, member, end = ev._value
-        error, cls = self.execute(task, member)
+        error, cls = self.execute(task, member) if self.functional else (None, None)
         if task.end is None or end > task.end:
             task.end = end
         tr = self.trace
@@ -86,11 +87,10 @@ class Lane:
 class ChipLane(Lane):
     """An L2 chip child: runs reference kernels (``docs/task-flow.md`` §5 "ChipWorker")."""
 
-    __slots__ = ("functional",)
+    __slots__ = ()
 
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, False)
-        self.functional = node.sim.functional
 
     def launch(self, task: Task, member: int, t: float) -> None:
         m = task.members[member]
@@ -102,8 +102,6 @@ class ChipLane(Lane):
         self._schedule_done(task, member, start, start + dur)
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
-        if not self.functional:
-            return None, None
         try:
             task.callable.target.run(task.members[member][2])
         except Exception as exc:  # a kernel fault fails this task, not the simulator
@@ -114,11 +112,10 @@ class ChipLane(Lane):
 class SubLane(Lane):
     """A SUB child: calls the Python callable as ``fn(args)`` (``docs/task-flow.md`` §5)."""
 
-    __slots__ = ("c_call", "functional")
+    __slots__ = ("c_call",)
 
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, True)
-        self.functional = node.sim.functional
         self.c_call = node.sim.profile.sub["call_overhead_us"]
 
     def launch(self, task: Task, member: int, t: float) -> None:
@@ -131,8 +128,6 @@ class SubLane(Lane):
         self._schedule_done(task, member, start, start + dur)
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
-        if not self.functional:
-            return None, None
         m = task.members[member]
         view = TaskArgsView([r.array for r in m[0]], m[1])
         try:

@@ -447,7 +447,8 @@ class Node:
         t = s if s > ready else ready
         if task.state is READY:
             task.state = RUNNING
-        self.trace.add(t, EventKind.DISPATCH, self.scope, task.name, lane.scope)
+        if self.trace.enabled:
+            self.trace.add(t, EventKind.DISPATCH, self.scope, task.name, lane.scope)
         lane.busy = True
         task.workers.append(lane.scope)
         lane.launch(task, member, t)
@@ -493,9 +494,10 @@ class Node:
             task.run.failed.append(task)
             trace.add(now, EventKind.FAIL, self.scope, task.name, task.error)
             self._poison_from(task, list(cons))
+        release = self._release_ref
         for p in task.producers:
-            self._release_ref(p)
-        self._release_ref(task)
+            release(p)
+        release(task)
 
     def _release_consumers(self, task: Task, t: float) -> None:
         """A producer completed: each consumer counts one more released fanin (§5)."""
@@ -551,12 +553,13 @@ class Node:
     # ------------------------------------------------------------------ retirement
 
     def _release_ref(self, task: Task) -> None:
+        """One fanout reference released; at the threshold the slot is consumed (§8)."""
         task.fanout_released += 1
-        if task.fanout_released >= task.fanout_total + 1 and task.state in (COMPLETED, FAILED):
-            self._consume(task)
+        self._maybe_consume(task)
 
     def _maybe_consume(self, task: Task) -> None:
-        if task.fanout_released >= task.fanout_total + 1 and task.state in (COMPLETED, FAILED):
+        # ``fanout_total + 1``: the references of consumers and scopes, plus the slot's own.
+        if task.fanout_released > task.fanout_total and COMPLETED <= task.state <= FAILED:
             self._consume(task)
 
     def _consume(self, task: Task) -> None:
