@@ -77,11 +77,16 @@ class TaskArgs:
 
 
 class TaskArgsView:
-    """What a SUB callable receives: numpy views of its tensors and its scalars, no tags."""
+    """What a callee receives: its tensors and scalars in order, with no tags.
+
+    A SUB callable gets numpy views of its tensors (None in timing-only mode); a nested
+    orchestration function at L4+ gets the tensors as they were submitted (arrays, Tensors
+    or TensorSpecs), so what it submits onwards keeps the same dependency keys.
+    """
 
     __slots__ = ("_arrays", "_scalars")
 
-    def __init__(self, arrays: list[np.ndarray | None], scalars: list[int | float]) -> None:
+    def __init__(self, arrays: list[Any], scalars: list[int | float]) -> None:
         self._arrays = arrays
         self._scalars = scalars
 
@@ -91,8 +96,8 @@ class TaskArgsView:
     def scalar_count(self) -> int:
         return len(self._scalars)
 
-    def tensor(self, i: int) -> np.ndarray | None:
-        """The i-th tensor as a numpy view (None in timing-only mode)."""
+    def tensor(self, i: int) -> Any:
+        """The i-th tensor (see the class docstring for what form it takes)."""
         return self._arrays[i]
 
     def scalar(self, i: int) -> int | float:
