@@ -206,6 +206,7 @@ class _Engine:
 
     # A request larger than a whole heap ring is refused exactly as the simulator refuses it.
     check_heap_request = Node.check_heap_request
+    has_remote = False  # the executor models no remote L3 workers
 
     def __init__(self, tree: _Tree, scope: str, level: int, heap_ring_size: int | None) -> None:
         self.sim = tree

@@ -91,6 +91,7 @@ class Node:
         self.backpressure_timeout = sim.config.backpressure_timeout_us
         self.nl_lanes: list[Lane] = []
         self.sub_lanes: list[Lane] = []
+        self.has_remote = False
         self.single_fifos: list[deque[Task]] = []
         self.group_fifo: deque[Task] = deque()
         self.sub_fifo: deque[Task] = deque()
@@ -114,6 +115,7 @@ class Node:
         """Fix the lane sets at init (the NEXT_LEVEL worker-id map is frozen after init)."""
         self.nl_lanes = nl_lanes
         self.sub_lanes = sub_lanes
+        self.has_remote = any(getattr(lane, "endpoint", None) is not None for lane in nl_lanes)
         self.single_fifos = [deque() for _ in nl_lanes]
         self.idle_subs = list(range(len(sub_lanes)))
         heapq.heapify(self.idle_subs)

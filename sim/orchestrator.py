@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reference.errors import KernelArgError
 from reference.kernel import Direction, Kernel
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
+from sim.remote.endpoint import check_remote_submit, remote_endpoints, track_remote
 from sim.task import TaskKind
 from sim.task_args import TaskArgs
 from sim.tensors import Buffer
@@ -129,10 +130,16 @@ class Orchestrator:
         api = "submit_next_level"
         node = self._live(api)
         wid = self._worker_id(node, worker, "worker", api)
-        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=self._expected_nl_namespace(node))
+        eps = remote_endpoints(node, (wid,), api) if node.has_remote else None
+        ns = "REMOTE_TASK_DISPATCHER" if eps else self._expected_nl_namespace(node)
+        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=ns)
+        if eps:
+            check_remote_submit(self._worker, reg, eps, (args,), api)
         cfg = self._config(config, api)
         member, duration = self._member(node, reg, args, api, "")
-        node.submit(TaskKind.NEXT_LEVEL, reg, [member], (wid,), False, cfg, [duration], len(member[0]))
+        task = node.submit(TaskKind.NEXT_LEVEL, reg, [member], (wid,), False, cfg, [duration], len(member[0]))
+        if eps:
+            track_remote(eps, task)
 
     def submit_next_level_group(self, callable_handle: Any, args_list: Any, config: Any = None, *,
                                 workers: Any) -> None:
@@ -148,7 +155,11 @@ class Orchestrator:
             raise InvalidArgument(f"{api}: workers has {len(wids)} entries but args_list has {len(args_list)}")
         if len(set(wids)) != len(wids):
             raise InvalidArgument(f"{api}: workers must not repeat a worker id, got {wids}")
-        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=self._expected_nl_namespace(node))
+        eps = remote_endpoints(node, wids, api) if node.has_remote else None
+        ns = "REMOTE_TASK_DISPATCHER" if eps else self._expected_nl_namespace(node)
+        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=ns)
+        if eps:
+            check_remote_submit(self._worker, reg, eps, args_list, api)
         cfg = self._config(config, api)
         members, durations = [], []
         for i, a in enumerate(args_list):
@@ -156,7 +167,9 @@ class Orchestrator:
             members.append(m)
             durations.append(d)
         ntensors = sum(len(m[0]) for m in members)
-        node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
+        task = node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
+        if eps:
+            track_remote(eps, task)
 
     def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
         """Submit one SUB task; any idle SUB worker runs it."""

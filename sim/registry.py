@@ -129,6 +129,10 @@ class CallableRegistry:
 
     def register(self, target: Any, *, platform: str, runtime: str) -> Registration:
         desc, name = describe_target(target, platform=platform, runtime=runtime)
+        return self.install(desc, target, name, getattr(target, DURATION_ATTR, None))
+
+    def install(self, desc: CallableDescriptor, target: Any, name: str, duration_us: float | None) -> Registration:
+        """Publish a new handle for ``desc``, sharing the target-local slot of its hashid."""
         table = self.tables[desc.namespace]
         slot = table.get(desc.digest)
         if slot is None:
@@ -136,7 +140,7 @@ class CallableRegistry:
         else:
             slot.refcount += 1
         handle = CallableHandle._issue(self.owner, next(self._serials), desc, name)
-        reg = Registration(handle, desc, target, name, getattr(target, DURATION_ATTR, None))
+        reg = Registration(handle, desc, target, name, duration_us)
         self.live[handle._serial] = reg
         return reg
 

@@ -38,7 +38,8 @@ class SimConfig:
     - ``jitter``: relative spread of modeled durations (0 = exact cost model);
     - ``trace``: record the event trace (records and stamps are kept either way);
     - ``backpressure_timeout_us``: how long a blocked ring allocation waits before the
-      run fails (upstream's allocator timeout, 10 s).
+      run fails (upstream's allocator timeout, 10 s);
+    - ``faults``: a :class:`sim.remote.faults.FaultPlan` of link and session faults, or None.
     """
 
     seed: int = 0
@@ -47,6 +48,7 @@ class SimConfig:
     jitter: float = 0.0
     trace: bool = True
     backpressure_timeout_us: float = 10e6
+    faults: Any = None
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -57,6 +59,11 @@ class SimConfig:
             raise InvalidArgument(f"SimConfig.jitter must be in [0, 1), got {self.jitter!r}")
         if self.backpressure_timeout_us <= 0:
             raise InvalidArgument("SimConfig.backpressure_timeout_us must be > 0")
+        if self.faults is not None:
+            from sim.remote.faults import FaultPlan
+
+            if not isinstance(self.faults, FaultPlan):
+                raise InvalidArgument(f"SimConfig.faults must be a FaultPlan, got {type(self.faults).__name__}")
 
 
 class Simulation:

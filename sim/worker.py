@@ -25,6 +25,7 @@ from simpy.events import Event
 from sim.errors import (
     InvalidArgument,
     InvalidState,
+    InvalidWorkerType,
     SimError,
     SimulationHang,
     TaskFailure,
@@ -110,6 +111,7 @@ class Worker:
         self._node: Node | None = None
         self._scope = ""
         self._calls: list[CallRecord] = []
+        self._remote: Any = None  # sim.remote.hub.RemoteSet once add_remote_worker is called
 
     # ------------------------------------------------------------------ introspection
 
@@ -156,7 +158,25 @@ class Worker:
         worker._parent = self
         self._children.append(worker)
         self._log_call("add_worker", f"L{worker._level}", True)
-        return len(self._config.get("device_ids", [])) + len(self._children) - 1
+        return len(self._config.get("device_ids", [])) + len(self._children) + self._remote_count() - 1
+
+    def _remote_count(self) -> int:
+        return len(self._remote.specs) if self._remote is not None else 0
+
+    def add_remote_worker(self, spec: Any) -> int:
+        """Attach a remote L3 (``RemoteWorkerSpec``); return its stable NEXT_LEVEL worker id (see sim.remote)."""
+        if self._state is not _Lifecycle.NEW:
+            raise InvalidState(f"add_remote_worker must be called before init() (Worker is {self._state.value})")
+        if self._level < 4:
+            raise InvalidWorkerType(f"add_remote_worker: remote L3 workers need a level >= 4 parent, this is "
+                                    f"L{self._level}")
+        from sim.remote.hub import RemoteSet
+
+        remote = self._remote or RemoteSet(self)
+        wid = remote.add(spec, len(self._children) + self._remote_count())
+        self._remote = remote
+        self._log_call("add_remote_worker", spec.endpoint, True)
+        return wid
 
     # ------------------------------------------------------------------ registration
 
@@ -164,8 +184,15 @@ class Worker:
         """Register a reference Kernel (chip callable) or a Python callable; return its handle."""
         if self._state in (_Lifecycle.CLOSED, _Lifecycle.FAILED):
             raise InvalidState(f"register on a {self._state.value} Worker")
-        if workers is not None:
-            raise InvalidArgument("register: workers= names remote workers; this Worker has none")
+        from sim.remote.spec import RemoteCallable
+
+        if workers is not None or isinstance(target, RemoteCallable):
+            if self._remote is None:
+                raise InvalidArgument("register: RemoteCallable / workers= need remote workers "
+                                      "(add_remote_worker); this Worker has none")
+            reg = self._remote.register(target, workers)
+            self._log_call("register", reg.name, True)
+            return reg.handle
         from reference.kernel import Kernel
 
         if self._level == 2 and not isinstance(target, Kernel):
@@ -181,7 +208,10 @@ class Worker:
         if self._state is _Lifecycle.CLOSED:
             raise InvalidState("unregister on a closed Worker")
         try:
-            reg = self._registry.unregister(handle)
+            if self._remote is not None and getattr(handle, "target_namespace", "") == "REMOTE_TASK_DISPATCHER":
+                reg = self._remote.unregister(handle)
+            else:
+                reg = self._registry.unregister(handle)
         except SimError as exc:
             self._log_call("unregister", getattr(handle, "name", "?"), False, exc)
             raise
@@ -201,7 +231,11 @@ class Worker:
             sim = Simulation(self._sim_config, self._config["platform"])
             self._elaborate(sim, f"l{self._level}")
             self._validate_targets()
+            from sim.remote.hub import start_remote
+
+            start_remote(self, sim)
         except BaseException:
+            self._close_remote()
             self._set_tree_state(_Lifecycle.FAILED)
             raise
         self._set_tree_state(_Lifecycle.READY)
@@ -221,8 +255,13 @@ class Worker:
             nl: list = []
             for i, _dev in enumerate(self._config.get("device_ids", [])):
                 nl.append(ChipLane(node, f"{scope}.chip{i}", i))
-            for child in self._children:
+            children = iter(self._children)
+            for _ in range(len(self._children) + self._remote_count()):
                 i = len(nl)
+                if self._remote is not None and i in self._remote.specs:
+                    nl.append(self._remote.make_lane(node, f"{scope}.w{i}", i))
+                    continue
+                child = next(children)
                 if child._level == 2:
                     child._sim, child._scope = sim, f"{scope}.chip{i}"
                     nl.append(ChipLane(node, f"{scope}.chip{i}", i))
@@ -241,7 +280,7 @@ class Worker:
             if w._level == 2 or w._node is None:
                 continue
             has_python = bool(w._node.sub_lanes) or any(isinstance(lane, WorkerLane) for lane in w._node.nl_lanes)
-            has_chip = any(isinstance(lane, ChipLane) for lane in w._node.nl_lanes)
+            has_chip = any(isinstance(lane, ChipLane) for lane in w._node.nl_lanes) or w._remote is not None
             for reg in w._registry.live.values():
                 ns = reg.descriptor.namespace.name
                 if ns == "LOCAL_PYTHON" and not has_python:
@@ -271,9 +310,15 @@ class Worker:
             raise InvalidState("close(): a run is in progress")
         if self._state is _Lifecycle.FAILED:
             return  # nothing was brought up; closing again stays safe
+        self._close_remote()
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.CLOSE, self._scope, f"L{self._level}")
         self._set_tree_state(_Lifecycle.CLOSED)
+
+    def _close_remote(self) -> None:
+        for w in self._walk():
+            if w._remote is not None:
+                w._remote.close()
 
     # ------------------------------------------------------------------ execution
 

@@ -1,0 +1,42 @@
+"""Importable remote L3 orchestration functions for cases and tests (``RemoteCallable`` targets).
+
+A ``RemoteCallable("module:qualname")`` is resolved on the session by importing its target
+(upstream ``docs/remote-l3-worker-design.md``, "Worker Identity and Callable Routing"), so the
+functions a case sends to a remote L3 must live in an importable module. These are small,
+documented ones: ``sim.remote.examples:noop`` and so on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.remote.session import find_inner_handle
+from sim.task_args import TaskArgs
+from sim.types import TensorArgType
+
+
+def noop(orch: Any, args: Any, config: Any) -> None:
+    """Does nothing: the remote task completes after the session's run overheads."""
+
+
+def fail(orch: Any, args: Any, config: Any) -> None:
+    """Raises: the remote task completes with a non-zero error code (TASK_FAILURE)."""
+    raise RuntimeError("remote orchestration function failed on purpose")
+
+
+def chain(orch: Any, args: Any, config: Any) -> None:
+    """Runs ``args.scalar(0)`` (default 1) dependent ``add`` chip tasks on the inner L3's chip 0.
+
+    Needs the parent to have registered the reference ``add`` kernel before ``init()`` (it is
+    installed on every session's inner Worker) and the remote spec to have ``device_ids``.
+    """
+    add = find_inner_handle("add")
+    n = int(args.scalar(0)) if args.scalar_count() else 1
+    acc = orch.alloc((64,), "float32").tensor((64,), "float32")
+    one = orch.alloc((64,), "float32").tensor((64,), "float32")
+    for _ in range(n):
+        ta = TaskArgs()
+        ta.add_tensor(acc, TensorArgType.INPUT)
+        ta.add_tensor(one, TensorArgType.INPUT)
+        ta.add_tensor(acc, TensorArgType.INOUT)
+        orch.submit_next_level(add, ta, worker=0)

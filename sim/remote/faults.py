@@ -1,0 +1,204 @@
+"""A seeded, validated fault plan for remote links and sessions.
+
+The plan is data: a tuple of small frozen records, each naming the remote endpoint it hits by
+the NEXT_LEVEL worker id ``add_remote_worker`` returned, and the virtual time (us) it takes
+effect. It is given to the simulator as ``SimConfig(faults=FaultPlan(...))`` and checked against
+the topology at ``init()``. Every fault is recorded as a ``FAULT`` trace event when it is
+injected (and again whenever it drops or delays a frame), so a failing seed reads top to bottom.
+
+Fault kinds (the failure modes of upstream ``docs/remote-l3-worker-design/protocol.md``,
+"Ordering" -- health expiry, in-flight failure -- and of ``docs/remote-l3-worker-design.md``,
+"Failure Semantics"):
+
+- :class:`LinkCut` -- from ``at_us`` on, frames on the link are lost: both lanes, or the health
+  lane only (``lanes="health"``);
+- :class:`LinkDelay` -- frames sent in ``[start_us, end_us)`` take ``extra_us`` longer;
+- :class:`LinkClog` -- frames sent in ``[start_us, end_us)`` queue and leave at ``end_us``, in order;
+- :class:`SessionCrash` -- the remote session process dies at ``at_us``; it sends nothing after;
+- :class:`FrameFault` -- drop or delay chosen frames of one frame type: the ``ordinal``-th one
+  (1-based, counted per endpoint and type), or each with ``probability`` drawn from the seeded
+  stream ``Simulation.stream("faults.<endpoint scope>")``.
+
+No wall clock and no global random state are involved: the same plan and seed give the same trace.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sim.errors import InvalidArgument
+from sim.remote.wire_base import FrameType
+
+LANES = ("both", "health")
+FRAME_ACTIONS = ("drop", "delay")
+
+
+def _time(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"{what} must be a finite number of microseconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _worker(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{what}.worker must be a remote worker id (int >= 0), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class LinkCut:
+    """Lose every frame on ``worker``'s link from ``at_us`` on (``lanes``: ``both`` or ``health``)."""
+
+    worker: int
+    at_us: float
+    lanes: str = "both"
+
+    def __post_init__(self) -> None:
+        _worker(self.worker, "LinkCut")
+        object.__setattr__(self, "at_us", _time(self.at_us, "LinkCut.at_us"))
+        if self.lanes not in LANES:
+            raise InvalidArgument(f"LinkCut.lanes must be one of {LANES}, got {self.lanes!r}")
+
+
+@dataclass(frozen=True)
+class LinkDelay:
+    """Add ``extra_us`` to every frame sent on ``worker``'s link in ``[start_us, end_us)``."""
+
+    worker: int
+    start_us: float
+    extra_us: float
+    end_us: float = math.inf
+
+    def __post_init__(self) -> None:
+        _worker(self.worker, "LinkDelay")
+        object.__setattr__(self, "start_us", _time(self.start_us, "LinkDelay.start_us"))
+        object.__setattr__(self, "extra_us", _time(self.extra_us, "LinkDelay.extra_us"))
+        if self.extra_us <= 0:
+            raise InvalidArgument("LinkDelay.extra_us must be > 0")
+        if not (self.end_us == math.inf or _time(self.end_us, "LinkDelay.end_us") > self.start_us):
+            raise InvalidArgument(f"LinkDelay.end_us must be after start_us, got {self.end_us!r}")
+
+
+@dataclass(frozen=True)
+class LinkClog:
+    """Hold every frame sent on ``worker``'s link in ``[start_us, end_us)`` until ``end_us``."""
+
+    worker: int
+    start_us: float
+    end_us: float
+
+    def __post_init__(self) -> None:
+        _worker(self.worker, "LinkClog")
+        object.__setattr__(self, "start_us", _time(self.start_us, "LinkClog.start_us"))
+        object.__setattr__(self, "end_us", _time(self.end_us, "LinkClog.end_us"))
+        if self.end_us <= self.start_us:
+            raise InvalidArgument("LinkClog.end_us must be after start_us")
+
+
+@dataclass(frozen=True)
+class SessionCrash:
+    """The remote session of ``worker`` dies at ``at_us``."""
+
+    worker: int
+    at_us: float
+
+    def __post_init__(self) -> None:
+        _worker(self.worker, "SessionCrash")
+        object.__setattr__(self, "at_us", _time(self.at_us, "SessionCrash.at_us"))
+
+
+@dataclass(frozen=True)
+class FrameFault:
+    """Drop or delay frames of ``frame_type`` on ``worker``'s link: one by ordinal, or each by probability."""
+
+    worker: int
+    frame_type: str
+    action: str = "drop"
+    ordinal: int | None = None
+    probability: float | None = None
+    delay_us: float = 0.0
+
+    def __post_init__(self) -> None:
+        _worker(self.worker, "FrameFault")
+        name = self.frame_type.name if isinstance(self.frame_type, FrameType) else self.frame_type
+        if name not in FrameType.__members__:
+            raise InvalidArgument(f"FrameFault.frame_type must be one of {', '.join(FrameType.__members__)}, "
+                                  f"got {self.frame_type!r}")
+        object.__setattr__(self, "frame_type", name)
+        if self.action not in FRAME_ACTIONS:
+            raise InvalidArgument(f"FrameFault.action must be one of {FRAME_ACTIONS}, got {self.action!r}")
+        if (self.ordinal is None) == (self.probability is None):
+            raise InvalidArgument("FrameFault needs exactly one of ordinal= (which frame) or probability=")
+        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
+                                         or self.ordinal < 1):
+            raise InvalidArgument(f"FrameFault.ordinal counts from 1, got {self.ordinal!r}")
+        if self.probability is not None and (isinstance(self.probability, bool) or
+                                             not isinstance(self.probability, int | float) or
+                                             not 0.0 < self.probability <= 1.0):
+            raise InvalidArgument(f"FrameFault.probability must be in (0, 1], got {self.probability!r}")
+        object.__setattr__(self, "delay_us", _time(self.delay_us, "FrameFault.delay_us"))
+        if self.action == "delay" and self.delay_us <= 0:
+            raise InvalidArgument("FrameFault(action='delay') needs delay_us > 0")
+        if self.action == "drop" and self.delay_us:
+            raise InvalidArgument("FrameFault(action='drop') takes no delay_us")
+
+    @property
+    def type(self) -> FrameType:
+        return FrameType[self.frame_type]
+
+
+Fault = LinkCut | LinkDelay | LinkClog | SessionCrash | FrameFault
+_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, FrameFault)
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """An ordered set of faults; pass as ``SimConfig(faults=FaultPlan((LinkCut(2, 500.0), ...)))``."""
+
+    faults: tuple[Fault, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            items = tuple(self.faults)
+        except TypeError:
+            raise InvalidArgument(f"FaultPlan.faults must be a sequence of faults, got {self.faults!r}") from None
+        for i, f in enumerate(items):
+            if not isinstance(f, _KINDS):
+                raise InvalidArgument(f"FaultPlan.faults[{i}] is a {type(f).__name__}; expected one of "
+                                      f"{', '.join(k.__name__ for k in _KINDS)}")
+        object.__setattr__(self, "faults", items)
+
+    def for_worker(self, worker: int) -> tuple[Fault, ...]:
+        return tuple(f for f in self.faults if f.worker == worker)
+
+    def check_workers(self, remote_ids: list[int]) -> None:
+        """Reject a fault naming a worker id that is not a remote worker of the topology."""
+        for f in self.faults:
+            if f.worker not in remote_ids:
+                raise InvalidArgument(f"fault plan: {f!r} names worker {f.worker}, but the remote workers are "
+                                      f"{sorted(remote_ids) or 'none'}")
+
+
+def describe(f: Fault) -> str:
+    """A one-line description of a fault for the trace."""
+    if isinstance(f, LinkCut):
+        return f"link cut ({f.lanes})"
+    if isinstance(f, LinkDelay):
+        return f"link delay +{f.extra_us:g}us until {f.end_us:g}"
+    if isinstance(f, LinkClog):
+        return f"link clog until {f.end_us:g}"
+    if isinstance(f, SessionCrash):
+        return "session crash"
+    which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
+    return f"frame {f.action} {f.frame_type}{which}" + (f" +{f.delay_us:g}us" if f.action == "delay" else "")
+
+
+def injected_at(f: Fault) -> float:
+    """When a fault takes effect (frame faults: from the start)."""
+    if isinstance(f, LinkCut | SessionCrash):
+        return f.at_us
+    if isinstance(f, LinkDelay | LinkClog):
+        return f.start_us
+    return 0.0
