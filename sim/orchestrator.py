@@ -23,7 +23,7 @@ from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, Unkno
 from sim.remote.endpoint import check_remote_submit, remote_endpoints, track_remote
 from sim.task import TaskKind
 from sim.task_args import TaskArgs
-from sim.tensors import Buffer
+from sim.tensors import Buffer, normalize_tensor, shape_tuple
 from sim.types import CallConfig, as_numpy_dtype
 
 if TYPE_CHECKING:
@@ -206,18 +206,13 @@ class Orchestrator:
         its scope has ended.
         """
         node = self._live("alloc")
-        try:
-            dims = tuple(int(d) for d in shape)
-        except TypeError:
-            raise InvalidArgument(f"alloc: shape must be a sequence of ints, got {shape!r}") from None
-        if any(d < 0 for d in dims):
-            raise InvalidArgument(f"alloc: shape {dims} has a negative dimension")
+        dims = shape_tuple(shape, "alloc")
         dt = as_numpy_dtype(dtype)
         nbytes = math.prod(dims) * dt.itemsize
         node.check_heap_request(nbytes, f"alloc({dims}, {dt.name})")
         buf = Buffer(nbytes, owner=node.scope, with_data=node.sim.functional)
-        key = ("host", int(buf.array.__array_interface__["data"][0])) if buf.array is not None else (
-            "buf", buf._uid, 0)
+        # The slab's dependency key is the one any tensor over it will carry.
+        key = normalize_tensor(buf.tensor(dims, dt), 0).key
         node.alloc(key, nbytes)
         return buf
 

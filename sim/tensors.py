@@ -23,7 +23,7 @@ from sim.types import as_numpy_dtype
 _uids = itertools.count(1)
 
 
-def _shape_tuple(shape: Any, what: str) -> tuple[int, ...]:
+def shape_tuple(shape: Any, what: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(d) for d in shape)
     except TypeError:
@@ -39,7 +39,7 @@ class TensorSpec:
     __slots__ = ("_key", "_uid", "dtype", "name", "shape")
 
     def __init__(self, shape: Any, dtype: Any, name: str | None = None) -> None:
-        self.shape = _shape_tuple(shape, "TensorSpec")
+        self.shape = shape_tuple(shape, "TensorSpec")
         self.dtype = as_numpy_dtype(dtype)
         self.name = name
         self._uid = next(_uids)
@@ -85,7 +85,7 @@ class Buffer:
             raise InvalidState("Buffer.tensor() on a closed buffer")
         if strides is not None:
             raise InvalidArgument("strided tensors are not modeled; pass strides=None")
-        return Tensor(self, _shape_tuple(shapes, "Buffer.tensor"), as_numpy_dtype(dtype), int(byte_offset))
+        return Tensor(self, shape_tuple(shapes, "Buffer.tensor"), as_numpy_dtype(dtype), int(byte_offset))
 
     def close(self) -> None:
         """Release the backing; idempotent."""
