@@ -38,8 +38,8 @@ def _describe_exc(exc: BaseException) -> str:
 class Lane:
     """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
 
-    __slots__ = ("busy", "c_complete", "c_dispatch", "c_tensor", "env", "functional", "index", "is_sub", "node",
-                 "rng", "scope", "trace")
+    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "env", "functional", "index", "is_sub",
+                 "jitter", "node", "rng", "scope", "trace")
 
     def __init__(self, node: Node, scope: str, index: int, is_sub: bool) -> None:
         self.node = node
@@ -55,12 +55,21 @@ class Lane:
         self.c_tensor = mb["per_tensor_us"]
         self.rng = node.sim.stream(scope)
         self.functional = node.sim.functional
+        self.jitter = node.sim.jitter
+        self.c_call = 0.0  # fixed cost of the leaf's own call, on top of the task's duration
 
     def launch(self, task: Task, member: int, t: float) -> None:
-        """Start member ``member`` of ``task``, published on the mailbox at virtual time ``t``."""
-        raise NotImplementedError
+        """Start member ``member`` of ``task``, published on the mailbox at virtual time ``t``.
 
-    def _schedule_done(self, task: Task, member: int, start: float, end: float) -> None:
+        The child observes the frame ``dispatch_us`` (plus ``per_tensor_us`` per tensor)
+        later, runs for the member's modeled duration, and its TASK_DONE reaches the parent
+        ``completion_us`` after it ends: one event carries that completion back.
+        """
+        start = t + self.c_dispatch + self.c_tensor * len(task.members[member][0])
+        dur = self.c_call + task.durations[member]
+        if self.jitter:
+            dur *= 1.0 + self.jitter * (2.0 * self.rng.random() - 1.0)
+        end = start + dur
         if task.start is None or start < task.start:
             task.start = start
         tr = self.trace
@@ -92,15 +101,6 @@ class ChipLane(Lane):
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, False)
 
-    def launch(self, task: Task, member: int, t: float) -> None:
-        m = task.members[member]
-        start = t + self.c_dispatch + self.c_tensor * len(m[0])
-        dur = task.durations[member]
-        jitter = self.node.sim.jitter
-        if jitter:
-            dur *= 1.0 + jitter * (2.0 * self.rng.random() - 1.0)
-        self._schedule_done(task, member, start, start + dur)
-
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
         try:
             task.callable.target.run(task.members[member][2])
@@ -112,20 +112,11 @@ class ChipLane(Lane):
 class SubLane(Lane):
     """A SUB child: calls the Python callable as ``fn(args)`` (``docs/task-flow.md`` §5)."""
 
-    __slots__ = ("c_call",)
+    __slots__ = ()
 
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, True)
         self.c_call = node.sim.profile.sub["call_overhead_us"]
-
-    def launch(self, task: Task, member: int, t: float) -> None:
-        m = task.members[member]
-        start = t + self.c_dispatch + self.c_tensor * len(m[0])
-        dur = self.c_call + task.durations[member]
-        jitter = self.node.sim.jitter
-        if jitter:
-            dur *= 1.0 + jitter * (2.0 * self.rng.random() - 1.0)
-        self._schedule_done(task, member, start, start + dur)
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
         m = task.members[member]
