@@ -32,6 +32,9 @@ class ErrorClass(Enum):
     PROTOCOL_ERROR = "PROTOCOL_ERROR"
     NOT_READY = "NOT_READY"
     UNCERTAIN_STATE = "UNCERTAIN_STATE"
+    CONTROL_FAILURE = "CONTROL_FAILURE"
+    REGISTER_PARTIAL_FAILURE = "REGISTER_PARTIAL_FAILURE"
+    TOMBSTONE_ACTIVE = "TOMBSTONE_ACTIVE"
     NOT_SUPPORTED = "NOT_SUPPORTED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     HANG = "HANG"
@@ -141,6 +144,24 @@ class UncertainState(SimError, RuntimeError):
     """A cleanup whose outcome could not be confirmed."""
 
     error_class = ErrorClass.UNCERTAIN_STATE
+
+
+class RegisterPartialFailure(SimError, RuntimeError):
+    """A register that some target of its scope refused; nothing was published and cleanup was confirmed."""
+
+    error_class = ErrorClass.REGISTER_PARTIAL_FAILURE
+
+
+class TombstoneActive(SimError, RuntimeError):
+    """A (worker, hashid) pair whose final unregister is not yet confirmed; re-register must wait."""
+
+    error_class = ErrorClass.TOMBSTONE_ACTIVE
+
+
+class ControlFailure(SimError, RuntimeError):
+    """A remote CONTROL answered with an error reply: the session did not apply it."""
+
+    error_class = ErrorClass.CONTROL_FAILURE
 
 
 class NotSupported(SimError, NotImplementedError):

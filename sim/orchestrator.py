@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 from reference.errors import KernelArgError
 from reference.kernel import Direction, Kernel
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
+from sim.install import check_dispatch
+from sim.remote.buffers import capture_slot_refs
 from sim.remote.endpoint import check_remote_submit, remote_endpoints, track_remote
 from sim.task import TaskKind
 from sim.task_args import TaskArgs
-from sim.tensors import Buffer, normalize_tensor, shape_tuple
+from sim.tensors import ArgRef, Buffer, normalize_tensor, shape_tuple
 from sim.types import CallConfig, as_numpy_dtype
 
 if TYPE_CHECKING:
@@ -92,9 +94,12 @@ class Orchestrator:
         if not isinstance(args, TaskArgs):
             raise InvalidArgument(f"{api}: {index}args must be a TaskArgs, got {type(args).__name__}")
         refs = list(args._refs)
+        if args._remote and reg.descriptor.namespace.name != "REMOTE_TASK_DISPATCHER":
+            raise InvalidArgument(f"{api}: {index}args carry a RemoteTensorRef; remote data is consumed only by a "
+                                  f"remote worker (RemoteCallable), local workers reject it")
         if node.sim.functional:
             for i, ref in enumerate(refs):
-                if ref.array is None:
+                if ref.array is None and type(ref) is ArgRef:
                     raise InvalidArgument(
                         f"{api}: {index}tensor argument {i} ({ref.source!r}) has no data; functional runs "
                         f"need numpy arrays (use data_mode='timing' for shape-only models)")
@@ -132,7 +137,10 @@ class Orchestrator:
         wid = self._worker_id(node, worker, "worker", api)
         eps = remote_endpoints(node, (wid,), api) if node.has_remote else None
         ns = "REMOTE_TASK_DISPATCHER" if eps else self._expected_nl_namespace(node)
-        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=ns)
+        registry = self._worker._registry
+        reg = registry.resolve(callable_handle, api=api, namespace=ns)
+        if registry.uncertain:
+            check_dispatch(registry, reg, (node.nl_lanes[wid].scope,), api)
         if eps:
             check_remote_submit(self._worker, reg, eps, (args,), api)
         cfg = self._config(config, api)
@@ -140,6 +148,8 @@ class Orchestrator:
         task = node.submit(TaskKind.NEXT_LEVEL, reg, [member], (wid,), False, cfg, [duration], len(member[0]))
         if eps:
             track_remote(eps, task)
+            if args._remote:
+                capture_slot_refs(task)
 
     def submit_next_level_group(self, callable_handle: Any, args_list: Any, config: Any = None, *,
                                 workers: Any) -> None:
@@ -157,7 +167,10 @@ class Orchestrator:
             raise InvalidArgument(f"{api}: workers must not repeat a worker id, got {wids}")
         eps = remote_endpoints(node, wids, api) if node.has_remote else None
         ns = "REMOTE_TASK_DISPATCHER" if eps else self._expected_nl_namespace(node)
-        reg = self._worker._registry.resolve(callable_handle, api=api, namespace=ns)
+        registry = self._worker._registry
+        reg = registry.resolve(callable_handle, api=api, namespace=ns)
+        if registry.uncertain:
+            check_dispatch(registry, reg, [node.nl_lanes[w].scope for w in wids], api)
         if eps:
             check_remote_submit(self._worker, reg, eps, args_list, api)
         cfg = self._config(config, api)
@@ -170,6 +183,8 @@ class Orchestrator:
         task = node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
         if eps:
             track_remote(eps, task)
+            if any(a._remote for a in args_list):
+                capture_slot_refs(task)
 
     def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
         """Submit one SUB task; any idle SUB worker runs it."""
@@ -177,7 +192,10 @@ class Orchestrator:
         node = self._live(api)
         if not node.sub_lanes:
             raise InvalidArgument(f"{api}: {node.scope} has no SUB workers (num_sub_workers=0)")
-        reg = self._worker._registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
+        registry = self._worker._registry
+        reg = registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
+        if registry.uncertain:
+            check_dispatch(registry, reg, [lane.scope for lane in node.sub_lanes], api)
         member, duration = self._member(node, reg, TaskArgs() if args is None else args, api, "")
         node.submit(TaskKind.SUB, reg, [member], (), False, None, [duration], len(member[0]))
 
@@ -190,7 +208,10 @@ class Orchestrator:
         if len(args_list) > len(node.sub_lanes):
             raise InvalidArgument(f"{api}: {len(args_list)} members but {node.scope} has only "
                                   f"{len(node.sub_lanes)} SUB workers")
-        reg = self._worker._registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
+        registry = self._worker._registry
+        reg = registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
+        if registry.uncertain:
+            check_dispatch(registry, reg, [lane.scope for lane in node.sub_lanes], api)
         members, durations = [], []
         for i, a in enumerate(args_list):
             m, d = self._member(node, reg, a, api, f"member {i} ")

@@ -126,6 +126,11 @@ class CallableRegistry:
         self.live: dict[int, Registration] = {}
         self._serials = itertools.count(1)
         self.tables: dict[TargetNamespace, dict[bytes, _Slot]] = {ns: {} for ns in TargetNamespace}
+        # Per (target, hashid) pair, keyed digest -> target scopes (see sim.install): cleanup-uncertain
+        # pairs are never dispatched or re-registered this session; tombstoned pairs wait for a
+        # confirmed final unregister. Empty on the happy path, so submit checks them only if non-empty.
+        self.uncertain: dict[bytes, set[str]] = {}
+        self.tombstones: dict[bytes, set[str]] = {}
 
     def register(self, target: Any, *, platform: str, runtime: str) -> Registration:
         desc, name = describe_target(target, platform=platform, runtime=runtime)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sim.task import Task
 
 DATA_MODES = ("functional", "timing")
+MODES = ("conformance", "experiment")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,10 @@ class SimConfig:
     - ``trace``: record the event trace (records and stamps are kept either way);
     - ``backpressure_timeout_us``: how long a blocked ring allocation waits before the
       run fails (upstream's allocator timeout, 10 s);
-    - ``faults``: a :class:`sim.remote.faults.FaultPlan` of link and session faults, or None.
+    - ``faults``: a :class:`sim.remote.faults.FaultPlan` of link and session faults, or None;
+    - ``mode``: ``conformance`` (default: only what upstream ships -- the RoCE / HCCS / UB transport
+      profiles and Remote CommDomain controls are rejected as NotSupported) or ``experiment``
+      (those transports become what-if links timed from ``profile.transports[name]``).
     """
 
     seed: int = 0
@@ -49,8 +53,11 @@ class SimConfig:
     trace: bool = True
     backpressure_timeout_us: float = 10e6
     faults: Any = None
+    mode: str = "conformance"
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidArgument(f"SimConfig.mode must be one of {MODES}, got {self.mode!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidArgument(f"SimConfig.seed must be a non-negative int, got {self.seed!r}")
         if self.data_mode not in DATA_MODES:

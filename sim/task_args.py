@@ -21,16 +21,21 @@ from sim.types import TensorArgType
 class TaskArgs:
     """Tensors with tags, and scalars, in the order the callee's signature expects."""
 
-    __slots__ = ("_refs", "_scalars", "_tags", "_tensors")
+    __slots__ = ("_refs", "_remote", "_scalars", "_tags", "_tensors")
 
     def __init__(self) -> None:
         self._tensors: list[Any] = []
         self._refs: list[ArgRef] = []
         self._tags: list[TensorArgType] = []
         self._scalars: list[int | float] = []
+        self._remote = 0  # how many tensors are RemoteTensorRefs
 
     def add_tensor(self, tensor: Any, tag: TensorArgType = TensorArgType.INPUT) -> None:
-        """Append a tensor (numpy array, Tensor or TensorSpec) tagged ``tag``."""
+        """Append a tensor (numpy array, Tensor, TensorSpec or RemoteTensorRef) tagged ``tag``.
+
+        A ``RemoteTensorRef`` is the one way to pass remote data (upstream
+        ``docs/remote-l3-worker-design/buffers-and-transports.md``, "TaskArgs Sidecar Contract").
+        """
         if not isinstance(tag, TensorArgType):
             try:
                 tag = TensorArgType(tag)
@@ -38,6 +43,8 @@ class TaskArgs:
                 raise InvalidArgument(f"tensor argument {len(self._tensors)}: {tag!r} is not a TensorArgType") \
                     from None
         ref = normalize_tensor(tensor, len(self._tensors))
+        if ref.__class__ is not ArgRef:
+            self._remote += 1
         self._tensors.append(tensor)
         self._refs.append(ref)
         self._tags.append(tag)
@@ -71,6 +78,7 @@ class TaskArgs:
         self._refs.clear()
         self._tags.clear()
         self._scalars.clear()
+        self._remote = 0
 
     def __repr__(self) -> str:
         return f"TaskArgs(tensors={len(self._tensors)}, scalars={len(self._scalars)})"

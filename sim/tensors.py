@@ -169,5 +169,9 @@ def normalize_tensor(tensor: Any, index: int) -> ArgRef:
         return ArgRef(key, arr, tensor.shape, tensor.dtype, tensor)
     if isinstance(tensor, TensorSpec):
         return ArgRef(tensor._key, None, tensor.shape, tensor.dtype, tensor)
+    hook = getattr(tensor, "_sim_argref", None)  # a RemoteTensorRef (sim.remote.refs): owner-stable key
+    if hook is not None:
+        return hook(index)
     raise InvalidArgument(
-        f"tensor argument {index} must be a numpy array, Tensor or TensorSpec, got {type(tensor).__name__}")
+        f"tensor argument {index} must be a numpy array, Tensor, TensorSpec or RemoteTensorRef, "
+        f"got {type(tensor).__name__}")

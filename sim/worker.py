@@ -112,6 +112,7 @@ class Worker:
         self._scope = ""
         self._calls: list[CallRecord] = []
         self._remote: Any = None  # sim.remote.hub.RemoteSet once add_remote_worker is called
+        self._scope_install: Any = None  # sim.install.ScopeInstall, built at the first post-init register
 
     # ------------------------------------------------------------------ introspection
 
@@ -171,7 +172,10 @@ class Worker:
             raise InvalidWorkerType(f"add_remote_worker: remote L3 workers need a level >= 4 parent, this is "
                                     f"L{self._level}")
         from sim.remote.hub import RemoteSet
+        from sim.remote.spec import RemoteWorkerSpec
 
+        if isinstance(spec, RemoteWorkerSpec):
+            spec.check_mode(self._sim_config.mode)
         remote = self._remote or RemoteSet(self)
         wid = remote.add(spec, len(self._children) + self._remote_count())
         self._remote = remote
@@ -181,7 +185,19 @@ class Worker:
     # ------------------------------------------------------------------ registration
 
     def register(self, target: Any, *, workers: list[int] | None = None) -> CallableHandle:
-        """Register a reference Kernel (chip callable) or a Python callable; return its handle."""
+        """Register a reference Kernel (chip callable) or a Python callable; return its handle.
+
+        After ``init()`` the callable is installed on every child of its namespace's scope before
+        the handle is published, or on none (``sim.install``); every call is logged OK or ERROR.
+        """
+        try:
+            return self._register(target, workers)
+        except SimError as exc:
+            name = getattr(target, "name", None) or getattr(target, "target", None) or type(target).__name__
+            self._log_call("register", str(name), False, exc)
+            raise
+
+    def _register(self, target: Any, workers: list[int] | None) -> CallableHandle:
         if self._state in (_Lifecycle.CLOSED, _Lifecycle.FAILED):
             raise InvalidState(f"register on a {self._state.value} Worker")
         from sim.remote.spec import RemoteCallable
@@ -197,6 +213,12 @@ class Worker:
 
         if self._level == 2 and not isinstance(target, Kernel):
             raise InvalidArgument(f"register: an L2 Worker runs chip kernels only, got {type(target).__name__}")
+        if self._state is _Lifecycle.READY and self._node is not None:
+            from sim.install import scope_install
+            from sim.registry import describe_target
+
+            desc, name = describe_target(target, platform=self._config["platform"], runtime=self._config["runtime"])
+            scope_install(self).register(desc, name)
         reg = self._registry.register(target, platform=self._config["platform"], runtime=self._config["runtime"])
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.REGISTER, self._scope, reg.name, reg.handle.hashid)
@@ -212,6 +234,12 @@ class Worker:
                 reg = self._remote.unregister(handle)
             else:
                 reg = self._registry.unregister(handle)
+                if self._state is _Lifecycle.READY and self._node is not None:
+                    from sim.install import scope_install
+
+                    d = reg.descriptor
+                    final = d.digest not in self._registry.tables[d.namespace]
+                    scope_install(self).unregister(reg, final)
         except SimError as exc:
             self._log_call("unregister", getattr(handle, "name", "?"), False, exc)
             raise
@@ -231,7 +259,10 @@ class Worker:
             sim = Simulation(self._sim_config, self._config["platform"])
             self._elaborate(sim, f"l{self._level}")
             self._validate_targets()
+            from sim.install import check_local_faults
             from sim.remote.hub import start_remote
+
+            check_local_faults(self)
 
             start_remote(self, sim)
         except BaseException:
@@ -318,6 +349,9 @@ class Worker:
     def _close_remote(self) -> None:
         for w in self._walk():
             if w._remote is not None:
+                buffers = getattr(w._remote, "_buffers", None)
+                if buffers is not None:  # pending remote frees go (or are recorded UNCERTAIN) before SHUTDOWN
+                    buffers.close()
                 w._remote.close()
 
     # ------------------------------------------------------------------ execution
@@ -359,6 +393,10 @@ class Worker:
         finally:
             if gc_was_enabled:
                 gc.enable()
+            for w in self._walk() if self._remote is not None else ():
+                buffers = getattr(w._remote, "_buffers", None)
+                if buffers is not None:  # run fence: deferred remote frees whose references drained
+                    buffers.fence()
             if self._state is _Lifecycle.RUNNING:
                 self._state = _Lifecycle.READY
 
@@ -427,6 +465,51 @@ class Worker:
         buf.array = tensor.reshape(-1).view(np.uint8)
         buf.shm.buf = memoryview(buf.array)
         return buf.tensor(shapes, as_numpy_dtype(dtype), strides=strides)
+
+    # ------------------------------------------------------------------ remote memory (sim.remote.buffers)
+
+    def remote_malloc(self, *, worker: int, nbytes: int) -> Any:
+        """Allocate ``nbytes`` on remote worker ``worker``; return an owner ``RemoteBufferHandle``."""
+        from sim.remote.buffers import registry_for
+
+        return registry_for(self, "remote_malloc").malloc(worker, nbytes)
+
+    def remote_free(self, handle: Any) -> None:
+        """Free an owner handle; the physical free waits for its slot references and imports. Idempotent."""
+        from sim.remote.buffers import registry_for
+
+        registry_for(self, "remote_free").free(handle)
+
+    def remote_copy_to(self, handle: Any, host_ptr: Any, nbytes: int, *, offset: int = 0) -> None:
+        """Copy ``nbytes`` of host memory (array, bytes-like, Tensor) into an owner buffer at ``offset``."""
+        from sim.remote.buffers import registry_for
+
+        registry_for(self, "remote_copy_to").copy_to(handle, host_ptr, nbytes, offset)
+
+    def remote_copy_from(self, handle: Any, host_ptr: Any, nbytes: int, *, offset: int = 0) -> None:
+        """Copy ``nbytes`` from an owner buffer at ``offset`` into writable host memory."""
+        from sim.remote.buffers import registry_for
+
+        registry_for(self, "remote_copy_from").copy_from(handle, host_ptr, nbytes, offset)
+
+    def remote_export(self, handle: Any, *, offset: int = 0, nbytes: int | None = None,
+                      access: str | int = "readwrite", transport_profile: str = "host_tcp") -> Any:
+        """Export a range of an owner buffer; return an opaque ``RemoteBufferExport``."""
+        from sim.remote.buffers import registry_for
+
+        return registry_for(self, "remote_export").export(handle, offset, nbytes, access, transport_profile)
+
+    def remote_import(self, exported: Any, *, worker: int, access: str | int | None = None) -> Any:
+        """Import an export on remote worker ``worker``; return an imported ``RemoteBufferHandle``."""
+        from sim.remote.buffers import registry_for
+
+        return registry_for(self, "remote_import").import_(exported, worker, access)
+
+    def remote_release_import(self, handle: Any) -> None:
+        """Release an imported handle; the teardown waits for its slot references. Idempotent."""
+        from sim.remote.buffers import registry_for
+
+        registry_for(self, "remote_release_import").release_import(handle)
 
     # ------------------------------------------------------------------ helpers
 

@@ -37,11 +37,11 @@ from sim.errors import (
     InvalidArgument,
     InvalidState,
     NotReady,
-    NotSupported,
     ProtocolError,
     SimError,
 )
 from sim.lanes import Lane
+from sim.remote.buffers import check_remote_tensors, remote_task_args
 from sim.remote.link import CMD, DOWN, LinkModel, fire_at, foreign_origin
 from sim.remote.session import BootstrapManifest, RemoteSession
 from sim.remote.wire import (
@@ -52,7 +52,6 @@ from sim.remote.wire import (
     FrameHeader,
     FrameType,
     ReadyState,
-    RemoteTaskArgs,
     ShutdownPayload,
     TaskPayload,
     decode_frame,
@@ -396,8 +395,7 @@ class RemoteLane(Lane):
         c = task.config
         cfg = CallConfigWire(c.aicpu_thread_num, c.enable_chip_swimlane, c.enable_dump_args, c.enable_pmu,
                              c.enable_dep_gen, c.enable_scope_stats, c.output_prefix)
-        payload = TaskPayload(task.callable.descriptor.digest, cfg,
-                              RemoteTaskArgs(scalars=tuple(task.members[member][1])))
+        payload = TaskPayload(task.callable.descriptor.digest, cfg, remote_task_args(task.members[member]))
         try:
             self.endpoint.send_task(payload, lambda err, cls, _p: self._reply(task, err, cls), task.name)
         except SimError as exc:
@@ -410,6 +408,9 @@ class RemoteLane(Lane):
         if self.trace.enabled:
             self.trace.add(end, EventKind.END, self.scope, task.name, "ok" if err is None else "error")
         self.node.member_done(task, self, err, cls)
+        buffers = getattr(self.endpoint, "buffers", None)
+        if buffers is not None:  # slot references may have drained: deferred remote frees can go
+            buffers.kick()
 
 
 # ---------------------------------------------------------------------- submit-time placement
@@ -438,12 +439,10 @@ def check_remote_submit(worker: Worker, reg: Registration, eps: list[RemoteEndpo
             raise InvalidArgument(f"{api}: {reg.name!r} is not registered on remote worker {ep.worker_id} "
                                   f"(eligible workers: {sorted(eligible)})")
         ep._check_sendable(api)
+    check_remote_tensors(worker, eps, args_list, api)
     for args in args_list:
         if not isinstance(args, TaskArgs):
             continue  # _member reports the type error
-        if args._refs:
-            raise NotSupported(f"{api}: tensor arguments to a remote worker need remote buffers "
-                               f"(RemoteTensorRef), which the simulator does not model yet; pass scalars")
         for s in args._scalars:
             if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= _U64:
                 raise InvalidArgument(f"{api}: remote TASK scalars are uint64 values, got {s!r}")

@@ -40,3 +40,20 @@ def chain(orch: Any, args: Any, config: Any) -> None:
         ta.add_tensor(one, TensorArgType.INPUT)
         ta.add_tensor(acc, TensorArgType.INOUT)
         orch.submit_next_level(add, ta, worker=0)
+
+
+def add_buffers(orch: Any, args: Any, config: Any) -> None:
+    """``out = a + b`` on the inner L3's chip 0, over the task's remote tensors ``(a, b, out)``.
+
+    The parent passes remote data with ``TaskArgs.add_tensor(RemoteTensorRef(handle, ...), tag)``
+    (``a`` and ``b`` INPUT, ``out`` OUTPUT); the session hands them over as tensors on its own
+    buffers (an owner allocation or an imported window), so the chip kernel reads and writes the
+    remote bytes in place. Needs the reference ``add`` kernel registered on the parent before
+    ``init()`` and ``device_ids`` on the remote spec.
+    """
+    add = find_inner_handle("add")
+    ta = TaskArgs()
+    ta.add_tensor(args.tensor(0), TensorArgType.INPUT)
+    ta.add_tensor(args.tensor(1), TensorArgType.INPUT)
+    ta.add_tensor(args.tensor(2), TensorArgType.OUTPUT_EXISTING)
+    orch.submit_next_level(add, ta, worker=0)

@@ -18,6 +18,16 @@ Fault kinds (the failure modes of upstream ``docs/remote-l3-worker-design/protoc
 - :class:`FrameFault` -- drop or delay chosen frames of one frame type: the ``ordinal``-th one
   (1-based, counted per endpoint and type), or each with ``probability`` drawn from the seeded
   stream ``Simulation.stream("faults.<endpoint scope>")``.
+- :class:`LocalControlFault` -- a local child (chip, SUB, next-level Worker) fails or leaves
+  unconfirmed a REGISTER / UNREGISTER of the local whole-scope install (see :mod:`sim.install`).
+- :class:`ControlFault` -- the session answers a chosen CONTROL (by name, e.g. ``IMPORT_BUFFER``)
+  with an error reply and leaves its state unchanged: the ``ordinal``-th such control on that
+  endpoint (1-based), or each with ``probability`` drawn from the seeded stream
+  ``Simulation.stream("faults.<session scope>.control")``. A failed CONTROL gets exactly one
+  CONTROL_REPLY, as ``protocol.md`` "CONTROL Payload" requires of every CONTROL. With
+  ``outcome="timeout"`` the session applies the control but withholds the reply, so the parent's
+  command timeout fails the endpoint ("Ordering"). ``control`` also takes the short names
+  ``prepare`` / ``commit`` / ``abort`` / ``unregister`` of the register-family controls.
 
 No wall clock and no global random state are involved: the same plan and seed give the same trace.
 """
@@ -33,6 +43,11 @@ from sim.remote.wire_base import FrameType
 
 LANES = ("both", "health")
 FRAME_ACTIONS = ("drop", "delay")
+# ControlFault outcomes: "error" -- an error reply, state unchanged; "timeout" -- the session applies
+# the control but never answers, so the parent's command timeout fails the endpoint.
+CONTROL_OUTCOMES = ("error", "timeout")
+CONTROL_ALIASES = {"prepare": "PREPARE_REGISTER_CALLABLE", "commit": "COMMIT_REGISTER_CALLABLE",
+                   "abort": "ABORT_REGISTER_CALLABLE", "unregister": "UNREGISTER_CALLABLE"}
 
 
 def _time(value: Any, what: str) -> float:
@@ -149,8 +164,108 @@ class FrameFault:
         return FrameType[self.frame_type]
 
 
-Fault = LinkCut | LinkDelay | LinkClog | SessionCrash | FrameFault
-_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, FrameFault)
+@dataclass(frozen=True)
+class ControlFault:
+    """Fail chosen CONTROLs named ``control`` on ``worker_id``'s session: one by ordinal, or each by probability."""
+
+    control: str
+    worker_id: int
+    ordinal: int | None = None
+    probability: float | None = None
+    outcome: str = "error"
+
+    def __post_init__(self) -> None:
+        from sim.remote.wire_base import ControlName
+
+        _worker(self.worker_id, "ControlFault")
+        name = self.control.name if isinstance(self.control, ControlName) else self.control
+        name = CONTROL_ALIASES.get(name, name)
+        if self.outcome not in CONTROL_OUTCOMES:
+            raise InvalidArgument(f"ControlFault.outcome must be one of {CONTROL_OUTCOMES}, got {self.outcome!r}")
+        if name not in ControlName.__members__:
+            raise InvalidArgument(f"ControlFault.control must be one of {', '.join(ControlName.__members__)}, "
+                                  f"got {self.control!r}")
+        object.__setattr__(self, "control", name)
+        if (self.ordinal is None) == (self.probability is None):
+            raise InvalidArgument("ControlFault needs exactly one of ordinal= (which control) or probability=")
+        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
+                                         or self.ordinal < 1):
+            raise InvalidArgument(f"ControlFault.ordinal counts from 1, got {self.ordinal!r}")
+        if self.probability is not None and (isinstance(self.probability, bool) or
+                                             not isinstance(self.probability, int | float) or
+                                             not 0.0 < self.probability <= 1.0):
+            raise InvalidArgument(f"ControlFault.probability must be in (0, 1], got {self.probability!r}")
+
+    @property
+    def worker(self) -> int:
+        return self.worker_id
+
+
+class ControlFaults:
+    """The ControlFaults of one session, matched against the CONTROLs it receives (deterministic per seed)."""
+
+    def __init__(self, faults: tuple[ControlFault, ...], rng: Any) -> None:
+        self.faults = faults
+        self.rng = rng
+        self.counts: dict[str, int] = {}
+
+    @classmethod
+    def for_session(cls, sim: Any, scope: str, worker_id: int) -> ControlFaults:
+        """The plan's ControlFaults for ``worker_id``, drawing from ``faults.<scope>.control``."""
+        plan = sim.config.faults
+        faults = tuple(f for f in plan.for_worker(worker_id) if isinstance(f, ControlFault)) if plan else ()
+        return cls(faults, sim.stream(f"faults.{scope}.control"))
+
+    def hit(self, control: str) -> ControlFault | None:
+        """Count one ``control`` received; return the fault that fails it, if any."""
+        n = self.counts.get(control, 0) + 1
+        self.counts[control] = n
+        for f in self.faults:
+            if f.control != control:
+                continue
+            if (f.ordinal == n) if f.ordinal is not None else (self.rng.random() < f.probability):
+                return f
+        return None
+
+
+@dataclass(frozen=True)
+class LocalControlFault:
+    """Fail a local child's REGISTER_CALLABLE / UNREGISTER_CALLABLE (``control``: register | unregister).
+
+    ``target`` is the child's scope name (``l4.sub0``, ``l4.w0``, ``l4.w0.chip0``); ``ordinal`` counts
+    that child's controls of that kind from 1, or ``probability`` draws from ``faults.<target>.control``.
+    ``outcome="error"``: the child refuses, state unchanged; ``"timeout"``: the child applies it but
+    the parent gets no confirmation. Checked against the tree's local children at ``init()``.
+    """
+
+    target: str
+    control: str
+    ordinal: int | None = None
+    probability: float | None = None
+    outcome: str = "error"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, str) or not self.target:
+            raise InvalidArgument(f"LocalControlFault.target must name a local child scope, got {self.target!r}")
+        if self.control not in ("register", "unregister"):
+            raise InvalidArgument(f"LocalControlFault.control must be 'register' or 'unregister', got "
+                                  f"{self.control!r}")
+        if self.outcome not in CONTROL_OUTCOMES:
+            raise InvalidArgument(f"LocalControlFault.outcome must be one of {CONTROL_OUTCOMES}, got "
+                                  f"{self.outcome!r}")
+        if (self.ordinal is None) == (self.probability is None):
+            raise InvalidArgument("LocalControlFault needs exactly one of ordinal= or probability=")
+        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
+                                         or self.ordinal < 1):
+            raise InvalidArgument(f"LocalControlFault.ordinal counts from 1, got {self.ordinal!r}")
+        if self.probability is not None and (isinstance(self.probability, bool) or
+                                             not isinstance(self.probability, int | float) or
+                                             not 0.0 < self.probability <= 1.0):
+            raise InvalidArgument(f"LocalControlFault.probability must be in (0, 1], got {self.probability!r}")
+
+
+Fault = LinkCut | LinkDelay | LinkClog | SessionCrash | FrameFault | ControlFault | LocalControlFault
+_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, FrameFault, ControlFault, LocalControlFault)
 
 
 @dataclass(frozen=True)
@@ -171,11 +286,13 @@ class FaultPlan:
         object.__setattr__(self, "faults", items)
 
     def for_worker(self, worker: int) -> tuple[Fault, ...]:
-        return tuple(f for f in self.faults if f.worker == worker)
+        return tuple(f for f in self.faults if getattr(f, "worker", None) == worker)
 
     def check_workers(self, remote_ids: list[int]) -> None:
         """Reject a fault naming a worker id that is not a remote worker of the topology."""
         for f in self.faults:
+            if isinstance(f, LocalControlFault):
+                continue  # checked against the local children by sim.install.check_local_faults
             if f.worker not in remote_ids:
                 raise InvalidArgument(f"fault plan: {f!r} names worker {f.worker}, but the remote workers are "
                                       f"{sorted(remote_ids) or 'none'}")
@@ -191,6 +308,12 @@ def describe(f: Fault) -> str:
         return f"link clog until {f.end_us:g}"
     if isinstance(f, SessionCrash):
         return "session crash"
+    if isinstance(f, LocalControlFault):
+        which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
+        return f"local control {f.outcome} {f.control}{which}"
+    if isinstance(f, ControlFault):
+        which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
+        return f"control {f.outcome} {f.control}{which}"
     which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
     return f"frame {f.action} {f.frame_type}{which}" + (f" +{f.delay_us:g}us" if f.action == "delay" else "")
 

@@ -23,20 +23,14 @@ from typing import TYPE_CHECKING, Any
 from simpy.events import Event
 
 from sim.callable_identity import describe_import_target
-from sim.errors import EndpointFailure, InvalidArgument, InvalidState, SimError, UncertainState, UnknownWorker
+from sim.errors import EndpointFailure, InvalidArgument, InvalidState, SimError, UnknownWorker
 from sim.registry import CallableHandle, Registration
 from sim.remote.endpoint import EndpointState, RemoteEndpoint, RemoteLane
 from sim.remote.faults import FaultPlan, SessionCrash
 from sim.remote.link import LinkModel
 from sim.remote.session import BootstrapManifest
 from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
-from sim.remote.wire import (
-    CallableKind,
-    ControlName,
-    DigestCallableCommand,
-    RegisterCallableCommand,
-    RemoteRegistryTarget,
-)
+from sim.remote.wire import ControlName
 
 if TYPE_CHECKING:
     from sim.node import Node
@@ -123,40 +117,18 @@ class RemoteSet:
                 ep = self.endpoints.get(w)
                 if ep is not None and ep.state is EndpointState.READY:
                     drop.append(ep)
-        if drop:
-            errors = self._controls(drop, ControlName.UNREGISTER_CALLABLE, DigestCallableCommand(
-                RemoteRegistryTarget.REMOTE_TASK_DISPATCHER, CallableKind.PYTHON_IMPORT, digest))
-            failed = [f"worker {ep.worker_id}: {e}" for ep, e in zip(drop, errors, strict=True) if e]
-            if failed:
-                raise UncertainState(f"unregister {reg.name!r}: UNREGISTER_CALLABLE not confirmed on "
-                                     f"{'; '.join(failed)}; the hashid is unusable there for this session")
+        if drop:  # tombstone each pair until its UNREGISTER is confirmed (sim.install)
+            from sim.install import remote_final_unregister
+
+            remote_final_unregister(self, digest, drop)
         return reg
 
     def _install(self, digest: bytes, target: str, ids: tuple[int, ...]) -> None:
-        """Post-init registration: PREPARE on every new endpoint, then COMMIT, or ABORT what was prepared."""
-        eps = []
-        for w in ids:
-            ep = self.endpoints[w]
-            ep._check_sendable("register")
-            if not ep.digests.get(digest):
-                eps.append(ep)
-        if not eps:
-            return
-        prep = RegisterCallableCommand(RemoteRegistryTarget.REMOTE_TASK_DISPATCHER, CallableKind.PYTHON_IMPORT,
-                                       digest, target.encode())
-        errors = self._controls(eps, ControlName.PREPARE_REGISTER_CALLABLE, prep)
-        cmd = DigestCallableCommand(RemoteRegistryTarget.REMOTE_TASK_DISPATCHER, CallableKind.PYTHON_IMPORT, digest)
-        first = next((e for e in errors if e), None)
-        if first is not None:
-            prepared = [ep for ep, e in zip(eps, errors, strict=True) if not e and ep.state is EndpointState.READY]
-            if prepared:
-                self._controls(prepared, ControlName.ABORT_REGISTER_CALLABLE, cmd)
-            raise first
-        errors = self._controls(eps, ControlName.COMMIT_REGISTER_CALLABLE, cmd)
-        first = next((e for e in errors if e), None)
-        if first is not None:
-            raise UncertainState(f"register {target!r}: COMMIT_REGISTER_CALLABLE failed ({first}); the "
-                                 f"registration is not visible and its cleanup is unconfirmed")
+        """Post-init registration: PREPARE on every new endpoint, then COMMIT, or clean up (sim.install)."""
+        from sim.callable_identity import format_hashid
+        from sim.install import remote_install
+
+        remote_install(self, digest, format_hashid(digest), target, ids)
 
     def _controls(self, eps: list[RemoteEndpoint], name: ControlName, command: Any) -> list[SimError | None]:
         """Send one CONTROL to each endpoint, run virtual time until every reply (or failure) is in."""

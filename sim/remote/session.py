@@ -19,9 +19,10 @@ lanes), and each ``module:qualname`` target is resolved by importing it. Every f
 session sends or receives is encoded and decoded with the SLR3 codec. Health frames are emitted
 on the parent's request while the parent watches the endpoint (see :mod:`sim.remote.endpoint`).
 
-Out of scope here (left for later work): remote buffers (``ALLOC_REMOTE_BUFFER`` and the rest of
-the buffer controls, ``RemoteTensorRef`` sidecars), inner-registry controls
-(``INNER_L3_WORKER``), and Global CommDomain controls; such CONTROLs are answered with an error.
+Remote buffer controls and TASK tensor sidecars are served by :class:`sim.remote.buffers.SessionBuffers`
+(see that module). Out of scope here (left for later work): inner-registry controls
+(``INNER_L3_WORKER``); Global CommDomain controls are answered with a NOT_SUPPORTED error, as the
+upstream split reserves them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.callable_identity import format_hashid, validate_import_target, verify_import_manifest
 from sim.errors import HashidMismatch, InvalidArgument, NotSupported, ProtocolError, UnknownCallable
+from sim.remote.faults import ControlFaults, describe
 from sim.remote.link import CMD, HEALTH, UP, LinkModel, fire_at, foreign_origin
 from sim.remote.spec import HOST_TCP, is_loopback
 from sim.remote.wire import (
@@ -98,7 +100,7 @@ class BootstrapManifest:
         return len(json.dumps(doc, sort_keys=True).encode())
 
 
-def validate_manifest(m: BootstrapManifest) -> dict[bytes, Any]:
+def validate_manifest(m: BootstrapManifest, *, what_if_transports: bool = False) -> dict[bytes, Any]:
     """The daemon's check of a manifest, before any runner exists; returns digest -> descriptor.
 
     Raises :class:`InvalidArgument` (field errors, relative or ``<locals>`` targets, malformed
@@ -118,7 +120,7 @@ def validate_manifest(m: BootstrapManifest) -> dict[bytes, Any]:
         raise InvalidArgument(f"manifest remote_worker_level must be 3, got {m.remote_worker_level!r}")
     if not isinstance(m.parent_worker_level, int) or m.parent_worker_level < 4:
         raise InvalidArgument(f"manifest parent_worker_level must be >= 4, got {m.parent_worker_level!r}")
-    if m.transport != HOST_TCP:
+    if m.transport != HOST_TCP and not (what_if_transports and m.transport in ("roce", "hccs", "ub")):
         raise NotSupported(f"the session daemon serves only the {HOST_TCP!r} transport, got {m.transport!r}")
     profile_for_platform(m.platform)
     if not is_loopback(m.listen_host) and not m.allow_non_loopback_bind:
@@ -194,7 +196,7 @@ class RemoteSession:
 
     def __init__(self, sim: Simulation, scope: str, manifest: BootstrapManifest, link: LinkModel,
                  deliver_up: Callable[[bytes], None], crash_at: float | None, host: str) -> None:
-        installed = validate_manifest(manifest)
+        installed = validate_manifest(manifest, what_if_transports=sim.config.mode == "experiment")
         self.sim = sim
         self.env = sim.env
         self.trace = sim.trace
@@ -212,12 +214,16 @@ class RemoteSession:
         self.health_seq = 0
         self.queue: deque[Frame] = deque()
         self.staged: dict[bytes, Callable[..., Any]] = {}
+        self.control_faults = ControlFaults.for_session(sim, scope, self.worker_id)
         self.inner_handles: dict[str, CallableHandle] = {}
         # Prestart: resolve every dispatcher target, build and bring up the inner L3 Worker.
         self.registry: dict[bytes, Callable[..., Any]] = {
             d: load_import_target(desc.fields.target) for d, desc in installed.items()}
         self.inner = self._build_inner(manifest)
         self.node = self.inner._node
+        from sim.remote.buffers import SessionBuffers
+
+        self.buffers = SessionBuffers(self)
 
     def _build_inner(self, m: BootstrapManifest) -> Worker:
         from sim.worker import Worker, _Lifecycle
@@ -244,6 +250,8 @@ class RemoteSession:
         return not self.closed and (self.crash_at is None or self.env.now < self.crash_at)
 
     def close(self) -> None:
+        if not self.closed:
+            self.buffers.shutdown()
         self.closed = True
 
     # ------------------------------------------------------------------ sending
@@ -330,7 +338,12 @@ class RemoteSession:
         c = p.config
         cfg = CallConfig(c.aicpu_thread_num, c.enable_chip_swimlane, c.enable_dump_args, c.enable_pmu,
                          c.enable_dep_gen, c.enable_scope_stats, c.output_prefix)
-        view = TaskArgsView([], list(p.args.scalars))
+        try:
+            tensors = self.buffers.materialize(p.args) if p.args.tensors else []
+        except Exception as exc:  # a bad sidecar fails this TASK, not the session
+            self._complete(seq, 1, f"remote worker {self.worker_id} ({self.host}) seq {seq}: {exc}")
+            return
+        view = TaskArgsView(tensors, list(p.args.scalars))
         self.busy = True
         digest = p.callable_digest
         _ACTIVE.append(self)
@@ -365,21 +378,32 @@ class RemoteSession:
         seq = frame.header.sequence
         p: ControlPayload = frame.payload  # type: ignore[assignment]
         name = ControlName(p.control_name)
+        fault = self.control_faults.hit(name.name) if self.control_faults.faults else None
         try:
-            self._apply(name, p.command)
-            reply = ControlReplyPayload(seq, name)
+            if fault is not None:
+                self.trace.add(self.env.now, EventKind.FAULT, self.scope, f"{name.name}#{seq}", describe(fault))
+                if fault.outcome == "error":
+                    raise RuntimeError(f"injected control fault ({describe(fault)})")
+            reply = ControlReplyPayload(seq, name, result=self._apply(name, p.command))
         except Exception as exc:  # the reply carries the failure; the session goes on
             reply = ControlReplyPayload(seq, name, 1, _bounded(
                 f"remote worker {self.worker_id} ({self.host}) {name.name} seq {seq}: {exc}"))
+        if fault is not None and fault.outcome == "timeout":
+            return  # applied, but the reply is withheld: the parent's command timeout decides
         self.trace.add(self.env.now, EventKind.CONTROL, self.scope, f"{name.name}#{seq}",
                        "ok" if reply.error_code == 0 else reply.error_message)
         self._send(CMD, Frame(self._header(FrameType.CONTROL_REPLY, seq), reply), f"CONTROL_REPLY#{seq}")
 
-    def _apply(self, name: ControlName, cmd: Any) -> None:
+    def _apply(self, name: ControlName, cmd: Any) -> Any:
+        from sim.remote.buffers import BUFFER_CONTROLS, DOMAIN_CONTROLS, reject_domain_control
+
+        if name in BUFFER_CONTROLS:
+            return self.buffers.apply(name, cmd)
+        if name in DOMAIN_CONTROLS:
+            reject_domain_control(name)
         if name not in (ControlName.PREPARE_REGISTER_CALLABLE, ControlName.COMMIT_REGISTER_CALLABLE,
                         ControlName.ABORT_REGISTER_CALLABLE, ControlName.UNREGISTER_CALLABLE):
-            raise NotSupported(f"{name.name} is not modeled by the simulator's session (remote buffers and "
-                               f"comm domains are not implemented yet)")
+            raise NotSupported(f"{name.name} is not modeled by the simulator's session")
         if cmd.target_registry != RemoteRegistryTarget.REMOTE_TASK_DISPATCHER or \
                 cmd.callable_kind != CallableKind.PYTHON_IMPORT:
             raise NotSupported("only REMOTE_TASK_DISPATCHER / PYTHON_IMPORT registrations are modeled")

@@ -7,7 +7,9 @@ callable in the ``REMOTE_TASK_DISPATCHER`` namespace, bound to an explicit ``wor
 and "Remote Worker Session" (the bootstrap manifest). The endpoint host is numeric or
 ``localhost`` (no name resolution). Only the ``host_tcp`` transport is served by the modeled
 daemon; the HCOMM profiles (``roce``, ``hccs``, ``ub``) are "Still pending" upstream and are
-rejected as not supported.
+rejected as not supported when the spec is attached in conformance mode
+(``buffers-and-transports.md``, "A2 RoCE HCOMM Profile" and the two after it); in
+``SimConfig(mode="experiment")`` they are what-if links.
 
 Session bind policy (seed 001 review, "loopback bind by default"): a session listens on the
 loopback address unless ``session_listen_host`` names another one, and a non-loopback bind is
@@ -109,15 +111,19 @@ class RemoteWorkerSpec:
         n = self.num_sub_workers
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidArgument(f"RemoteWorkerSpec.num_sub_workers must be an int >= 0, got {n!r}")
-        if self.transport in _PENDING_TRANSPORTS:
-            raise NotSupported(f"RemoteWorkerSpec.transport {self.transport!r} (HCOMM profile) is not implemented "
-                               f"by the session daemon; use {HOST_TCP!r}")
-        if self.transport != HOST_TCP:
+        if self.transport != HOST_TCP and self.transport not in _PENDING_TRANSPORTS:
             raise InvalidArgument(f"RemoteWorkerSpec.transport must be {HOST_TCP!r}, got {self.transport!r}")
         if self.session_listen_host is not None and (
                 not isinstance(self.session_listen_host, str) or not self.session_listen_host):
             raise InvalidArgument("RemoteWorkerSpec.session_listen_host must be a non-empty string when set")
         object.__setattr__(self, "allow_non_loopback_session_bind", bool(self.allow_non_loopback_session_bind))
+
+    def check_mode(self, mode: str) -> None:
+        """Conformance mode rejects the HCOMM profiles (upstream ships none); experiment mode models them."""
+        if self.transport in _PENDING_TRANSPORTS and mode != "experiment":
+            raise NotSupported(f"RemoteWorkerSpec.transport {self.transport!r} (HCOMM profile) is not implemented "
+                               f"by the session daemon; use {HOST_TCP!r}, or SimConfig(mode='experiment') for a "
+                               f"what-if link")
 
     @property
     def listen_host(self) -> str:

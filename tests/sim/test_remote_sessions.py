@@ -95,8 +95,9 @@ def test_spec_rejects_bad_endpoints(bad: str) -> None:
 
 
 def test_spec_rejects_pending_transports() -> None:
-    with pytest.raises(NotSupported):
-        RemoteWorkerSpec("127.0.0.1:9000", "a2a3sim", transport="roce")
+    roce = RemoteWorkerSpec("127.0.0.1:9000", "a2a3sim", transport="roce")
+    with pytest.raises(NotSupported):  # conformance mode (the default) attaches only host_tcp sessions
+        Worker(level=4).add_remote_worker(roce)
     with pytest.raises(InvalidArgument):
         RemoteWorkerSpec("127.0.0.1:9000", "a2a3sim", transport="carrier-pigeon")
 
@@ -153,7 +154,7 @@ def test_placement_contract_for_remote_handles() -> None:
 
     ta = TaskArgs()
     ta.add_tensor(np.zeros(4, np.float32), TensorArgType.INPUT)
-    _run_expect(w, lambda o, a, c: o.submit_next_level(h, ta, worker=rids[0]), NotSupported)
+    _run_expect(w, lambda o, a, c: o.submit_next_level(h, ta, worker=rids[0]), InvalidArgument)  # bare host data
     neg = TaskArgs()
     neg.add_scalar(-1)
     _run_expect(w, lambda o, a, c: o.submit_next_level(h, neg, worker=rids[0]), InvalidArgument)
