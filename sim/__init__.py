@@ -10,6 +10,7 @@ from sim.cost import modeled_duration
 from sim.errors import ErrorClass, SimError
 from sim.record import Outcome, RunRecord
 from sim.registry import CallableHandle
+from sim.remote.refs import RemoteBufferExport, RemoteBufferHandle, RemoteTensorRef
 from sim.simulation import SimConfig
 from sim.task_args import TaskArgs, TaskArgsView
 from sim.tensors import Buffer, Tensor, TensorSpec
@@ -23,6 +24,9 @@ __all__ = [
     "DataType",
     "ErrorClass",
     "Outcome",
+    "RemoteBufferExport",
+    "RemoteBufferHandle",
+    "RemoteTensorRef",
     "RunRecord",
     "SimConfig",
     "SimError",

@@ -150,7 +150,7 @@ def registry_for(worker: Worker, api: str) -> BufferRegistry:
     if state == "RUNNING" and api not in ("remote_free", "remote_release_import"):
         raise InvalidState(f"{api} during a run; call it before or between runs (only remote_free and "
                            f"remote_release_import may be called from an orchestration function: they defer)")
-    if state != "READY":
+    if state not in ("READY", "RUNNING"):
         raise InvalidState(f"{api} on a {state} Worker")
     reg = getattr(rs, "_buffers", None)
     if reg is None:
