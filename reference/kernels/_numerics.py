@@ -147,6 +147,18 @@ _LN2_LO = np.float32(-2.12194440e-4)
 
 
 @numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
+def _exp_reduced(r):  # pragma: no cover - compiled
+    """exp(r) for the reduced argument |r| <= ln2/2: a degree-6 minimax polynomial."""
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    return p * (r * r) + r + np.float32(1.0)
+
+
+@numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
 def exp_f32(x):  # pragma: no cover - compiled
     """float32 exp built from arithmetic only, so loops calling it vectorise.
 
@@ -160,13 +172,7 @@ def exp_f32(x):  # pragma: no cover - compiled
     n = np.floor(xc * _LOG2E + np.float32(0.5))
     r = xc - n * _LN2_HI
     r = r - n * _LN2_LO
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    y = p * (r * r) + r + np.float32(1.0)
+    y = _exp_reduced(r)
     ni = np.int32(n)
     n1 = ni >> np.int32(1)
     n2 = ni - n1
@@ -193,13 +199,7 @@ def exp_nonpos_f32(x):  # pragma: no cover - compiled
     n = np.floor(xc * _LOG2E + np.float32(0.5))
     r = xc - n * _LN2_HI
     r = r - n * _LN2_LO
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    y = p * (r * r) + r + np.float32(1.0)
+    y = _exp_reduced(r)
     y = y * _i32_as_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
     if x < _EXP_LO:
         y = np.float32(0.0)
