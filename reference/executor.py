@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.cost import Profile, load_profile, profile_for_platform
-from sim.errors import ErrorClass, InvalidArgument, InvalidState, NotSupported, TaskFailure
+from sim.errors import ErrorClass, InvalidArgument, InvalidState, NotSupported
 from sim.node import DEFAULT_HEAP_RING_SIZE, MAX_SCOPE_DEPTH, Node
 from sim.orchestrator import Orchestrator as _Facade
 from sim.record import Outcome, RunRecord, TaskRecord
@@ -55,7 +55,7 @@ from sim.task import TaskKind
 from sim.task_args import TaskArgsView
 from sim.types import INSERT_TAGS, LOOKUP_TAGS
 from sim.worker import Worker as _SimWorker
-from sim.worker import _Lifecycle
+from sim.worker import _Lifecycle, raise_for_run
 
 KERNEL_MODES = ("golden", "fast")
 _TASK_FAILURE = ErrorClass.TASK_FAILURE.value
@@ -409,12 +409,9 @@ class Worker(_SimWorker):
         engine = self._node
         assert isinstance(engine, _Engine)
         run = engine.begin_run(orch_fn, Orchestrator(self), args, config)
-        if run.error is not None:
-            raise run.error
-        if run.failed:
-            first = run.failed[0]
-            raise TaskFailure(f"run r{run.id} of {engine.scope} failed: task {first.name} "
-                              f"({first.callable_name}): {first.message}")
+        first = run.failed[0] if run.failed else None
+        raise_for_run(engine.scope, run.id, run.error,
+                      (first.name, first.callable_name, first.message) if first else None)
 
     def take_record(self, **metadata: Any) -> RunRecord:
         """The RunRecord of everything executed since the previous call."""
@@ -430,7 +427,5 @@ class Worker(_SimWorker):
             if task.error_class and task.outcome is Outcome.FAILED:
                 rec.errors.append(task.error_class)
         tree.tasks.clear()
-        for w in self._walk():
-            rec.calls.extend(w._calls)
-            w._calls.clear()
+        rec.calls.extend(self._drain_calls())
         return rec

@@ -17,7 +17,7 @@ import numpy as np
 import simpy
 
 from sim.cost import Profile, load_profile, profile_for_platform
-from sim.errors import InvalidArgument
+from sim.errors import ErrorClass, InvalidArgument
 from sim.record import CallRecord, Outcome, RunRecord, TaskRecord
 from sim.trace import Trace
 
@@ -107,7 +107,13 @@ class Simulation:
         for t in self._tasks:
             if t.kind is TaskKind.ALLOC:
                 continue
-            if t.not_run:
+            if not t.terminal:
+                # Only work a parent abandoned can still be running when its run has ended: a
+                # remote session's task behind a failed endpoint. Its end is unknown to the user.
+                t.error_class = ErrorClass.UNCERTAIN_STATE.value
+                t.error = "still running on an abandoned endpoint when the record was taken"
+                outcome = Outcome.FAILED
+            elif t.not_run:
                 outcome = Outcome.NOT_RUN
             elif t.error is not None:
                 outcome = Outcome.FAILED

@@ -426,12 +426,9 @@ class Worker:
             stuck = [t.name for t in sim._tasks if not t.terminal][:8]
             raise SimulationHang(f"run r{run.id} of {node.scope} stalled at t={sim.now:.3f}us with tasks not "
                                  f"terminal: {', '.join(stuck) or 'none'}") from None
-        if run.error is not None:
-            raise run.error
-        if run.failed:
-            first = run.failed[0]
-            raise TaskFailure(f"run r{run.id} of {node.scope} failed: task {first.name} "
-                              f"({getattr(first.callable, 'name', '')}): {first.error}")
+        first = run.failed[0] if run.failed else None
+        raise_for_run(node.scope, run.id, run.error,
+                      (first.name, getattr(first.callable, "name", ""), first.error) if first else None)
 
     def take_record(self, **metadata: Any) -> RunRecord:
         """The RunRecord of everything observed since the previous call (sim only)."""
@@ -439,11 +436,15 @@ class Worker:
         meta = {"backend": "sim", "seed": sim.config.seed, "profile": sim.profile.name,
                 "data_mode": sim.config.data_mode, "platform": sim.platform, "virtual_time_us": sim.now}
         meta.update(metadata)
+        return sim.take_record(meta, self._drain_calls())
+
+    def _drain_calls(self) -> list[CallRecord]:
+        """Every call record of this tree since the last record, in tree order; then forget them."""
         calls: list[CallRecord] = []
         for w in self._walk():
             calls.extend(w._calls)
             w._calls.clear()
-        return sim.take_record(meta, calls)
+        return calls
 
     # ------------------------------------------------------------------ memory
 
@@ -518,3 +519,13 @@ class Worker:
         self._calls.append(CallRecord(call, subject, ok, cls.value if cls is not None else None,
                                       str(exc) if exc else ""))
 
+
+def raise_for_run(scope: str, run_id: int, error: BaseException | None,
+                  first_failed: tuple[str, str, str | None] | None) -> None:
+    """How a finished run ends for its caller: the orchestration function's own error, else
+    :class:`TaskFailure` naming the first failed task (name, callable, message), else nothing."""
+    if error is not None:
+        raise error
+    if first_failed is not None:
+        name, callable_name, message = first_failed
+        raise TaskFailure(f"run r{run_id} of {scope} failed: task {name} ({callable_name}): {message}")
