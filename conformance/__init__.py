@@ -1,5 +1,8 @@
-"""Conformance: the case catalog, runner, comparison and reports (to come), and the ``tierbed`` CLI.
+"""Conformance: the case catalog, runner, judgment, reports and the ``tierbed`` CLI.
 
-Today this room holds the command line (:mod:`conformance.cli`); the catalog and runner that
-replay cases on every backend are the next piece of work.
+- :mod:`conformance.backends` -- one runtime-shaped API per backend (``sim``, ``reference``; ``hw`` later);
+- :mod:`conformance.catalog` and :mod:`conformance.cases` -- cases keyed by ``AREA-NNN``;
+- :mod:`conformance.context` -- what a case declares and observes; :mod:`conformance.judge` -- verdicts;
+- :mod:`conformance.runner` -- one process per case, with timeouts; :mod:`conformance.report` -- JSON, JUnit;
+- :mod:`conformance.cli` -- ``tierbed demo``, ``tierbed list``, ``tierbed conform``.
 """

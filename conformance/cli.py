@@ -2,6 +2,8 @@
 
 ``tierbed demo`` runs the embedded demo scenario on the simulator (an L4 pod driving two L3
 nodes and their chips), prints a summary and writes a Perfetto trace.
+``tierbed list`` lists the conformance catalog; ``tierbed conform`` runs it on one backend and
+writes the JSON and JUnit reports.
 """
 
 from __future__ import annotations
@@ -70,6 +72,62 @@ def demo(seed: int, profile: str | None, timing_only: bool, jitter: float, out: 
         if not det.identical:
             raise SystemExit(1)
     if counts["FAILED"] or counts["NOT_RUN"] or bad:
+        raise SystemExit(1)
+
+
+@main.command("list")
+@click.option("--cases", "pattern", default=None, help="Comma-separated ID globs or prefixes (e.g. 'ORCH,RBUF-00*').")
+def list_cases(pattern: str | None) -> None:
+    """List the conformance cases: ID, level, backends, title and the upstream section checked."""
+    from conformance.catalog import load_catalog
+
+    cases = load_catalog().select(pattern)
+    for c in cases:
+        click.echo(f"{c.id:<10} {c.level.value:<6} {','.join(c.backends):<18} {c.title}")
+        click.echo(f"{'':<10} {c.spec_text()}")
+    click.echo(f"{len(cases)} cases")
+
+
+@main.command()
+@click.option("--backend", type=click.Choice(["sim", "reference", "hw"]), required=True, help="Backend to judge.")
+@click.option("--cases", "pattern", default=None, help="Comma-separated ID globs or prefixes.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Cases run at once.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Per-case timeout in seconds.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/conformance"),
+              show_default=True, help="Where to write the reports.")
+def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: float, out: Path) -> None:
+    """Run the conformance catalog on one backend; exit 1 if a MUST case FAILs, CRASHes or TIMEs OUT."""
+    import sys
+
+    from conformance.backends import BackendUnavailable, get_backend
+    from conformance.catalog import load_catalog
+    from conformance.report import write_reports
+    from conformance.runner import run_cases
+
+    try:
+        get_backend(backend, seed)
+    except BackendUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    cases = load_catalog().select(pattern)
+    if not cases:
+        raise click.ClickException(f"no case matches {pattern!r}; see 'tierbed list'")
+    show = sys.stderr.isatty()
+    with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
+                           show_pos=True) as bar:
+        run = run_cases(cases, backend, seed=seed, jobs=jobs, timeout_s=timeout_s,
+                        progress=(lambda r: bar.update(1)) if show else None)
+    json_path, junit_path = write_reports(run, out)
+    click.echo(f"tierbed conform: backend {backend}, seed {seed}, {len(run.results)} cases in {run.duration_s:.1f}s")
+    for verdict, n in run.counts().items():
+        if n:
+            click.echo(f"  {verdict:<14} {n}")
+    bad = [r for r in run.results if r.verdict.value not in ("PASS", "SKIP", "NOT_SUPPORTED")]
+    for r in bad:
+        click.echo(f"  {r.verdict.value:<14} {r.case.id} [{r.case.level.value}] {r.case.title}: {r.summary[:160]}")
+    click.echo(f"  reports     {json_path}, {junit_path}")
+    if run.failed_must():
         raise SystemExit(1)
 
 

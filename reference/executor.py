@@ -405,6 +405,12 @@ class Worker(_SimWorker):
                 raise InvalidState(f"init(): registered chip kernel {reg.name!r} on {w._scope} has no eligible "
                                    f"target (needs a chip child: device_ids)")
 
+    def _install_local(self, desc: Any, name: str) -> None:
+        """Nothing to install: the executor runs every callable in-process, so an install cannot fail."""
+
+    def _uninstall_local(self, reg: Any, final: bool) -> None:
+        """Nothing to release: no child holds a copy of the registration."""
+
     def _run_root(self, orch_fn: Callable[..., Any], args: Any, config: Any) -> None:
         engine = self._node
         assert isinstance(engine, _Engine)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from simpy.events import Event
 
+from sim.cost import DURATION_ATTR
 from sim.errors import (
     InvalidArgument,
     InvalidState,
@@ -35,7 +36,7 @@ from sim.levels import LEVEL_WORDS, accepts, check_child, check_level
 from sim.node import Node
 from sim.orchestrator import Orchestrator
 from sim.record import CallRecord, RunRecord
-from sim.registry import CallableHandle, CallableRegistry
+from sim.registry import CallableHandle, CallableRegistry, describe_target
 from sim.simulation import SimConfig, Simulation
 from sim.tensors import Buffer, Tensor
 from sim.trace import EventKind
@@ -213,13 +214,10 @@ class Worker:
 
         if self._level == 2 and not isinstance(target, Kernel):
             raise InvalidArgument(f"register: an L2 Worker runs chip kernels only, got {type(target).__name__}")
+        desc, name = describe_target(target, platform=self._config["platform"], runtime=self._config["runtime"])
         if self._state is _Lifecycle.READY and self._node is not None:
-            from sim.install import scope_install
-            from sim.registry import describe_target
-
-            desc, name = describe_target(target, platform=self._config["platform"], runtime=self._config["runtime"])
-            scope_install(self).register(desc, name)
-        reg = self._registry.register(target, platform=self._config["platform"], runtime=self._config["runtime"])
+            self._install_local(desc, name)
+        reg = self._registry.install(desc, target, name, getattr(target, DURATION_ATTR, None))
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.REGISTER, self._scope, reg.name, reg.handle.hashid)
         self._log_call("register", reg.name, True)
@@ -235,17 +233,26 @@ class Worker:
             else:
                 reg = self._registry.unregister(handle)
                 if self._state is _Lifecycle.READY and self._node is not None:
-                    from sim.install import scope_install
-
                     d = reg.descriptor
-                    final = d.digest not in self._registry.tables[d.namespace]
-                    scope_install(self).unregister(reg, final)
+                    self._uninstall_local(reg, d.digest not in self._registry.tables[d.namespace])
         except SimError as exc:
             self._log_call("unregister", getattr(handle, "name", "?"), False, exc)
             raise
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.UNREGISTER, self._scope, reg.name, reg.handle.hashid)
         self._log_call("unregister", reg.name, True)
+
+    def _install_local(self, desc: Any, name: str) -> None:
+        """Whole-scope install of a post-``init()`` registration into the local children."""
+        from sim.install import scope_install
+
+        scope_install(self).register(desc, name)
+
+    def _uninstall_local(self, reg: Any, final: bool) -> None:
+        """Release a registration from the local children (``final``: the last handle of its hashid)."""
+        from sim.install import scope_install
+
+        scope_install(self).unregister(reg, final)
 
     # ------------------------------------------------------------------ lifecycle
 

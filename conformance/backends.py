@@ -1,0 +1,279 @@
+"""One runtime-shaped API per backend (``DESIGN.md`` "One API, three backends").
+
+A case receives a :class:`RuntimeAPI` called ``rt`` and uses only its names, so that the same case
+replays on every backend:
+
+- the runtime's own names: ``rt.Worker(level, **config)``, ``rt.TaskArgs``, ``rt.TensorArgType``,
+  ``rt.CallConfig``, ``rt.DataType``, ``rt.WorkerType``, ``rt.TensorSpec``, ``rt.RemoteWorkerSpec``,
+  ``rt.RemoteCallable``, ``rt.RemoteTensorRef``, ``rt.RemoteBufferHandle``, ``rt.RemoteBufferExport``,
+  ``rt.CallableHandle`` and ``rt.errors`` (the backend's exception module);
+- helpers that replace backend ``if``\\ s in a case:
+
+  ``rt.tensor(shape, dtype, fill=...)``
+      a host tensor for a functional run (``fill``: a number, ``"arange"``, ``"random"`` -- drawn
+      from the run's seed -- or an array-like);
+  ``rt.kernel(name)``
+      a chip callable the backend can register (the reference kernel on ``sim``/``reference``);
+  ``rt.remote_target(name)``
+      the import target of one of the standard remote orchestration functions
+      (``noop``, ``fail``, ``chain``, ``add_buffers``);
+  ``rt.read(tensor)``
+      a numpy copy of a tensor after a run;
+  ``rt.record_output(record, name, tensor)``
+      name an output in a RunRecord (what the judge compares with the golden);
+  ``rt.fault(kind, **params)`` / ``rt.Worker(..., faults=[...])``
+      fault injection; a backend that cannot inject ``kind`` raises :class:`NotSupportedByBackend`
+      and the case is NOT_SUPPORTED;
+  ``rt.error_class(exc)``
+      the closed error-class name of an exception the backend raised;
+  ``rt.supports(feature)`` / ``rt.require(feature)``
+      probes (``FEATURES``); ``require`` makes the case NOT_SUPPORTED when the feature is missing;
+  ``rt.codec``
+      the backend's remote-L3 wire codec (``decode_frame``, ``encode_frame``, frame records).
+
+The ``hw`` backend is not available yet: :func:`get_backend` says so with a typed error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform as _platform
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("sim", "reference", "hw")
+
+#: Features a case may probe. ``remote``: remote L3 workers and remote buffers; ``faults``: fault
+#: injection; ``wire_codec``: the remote-L3 frame codec; ``timing``: modeled/measured time (stamps
+#: that can overlap); ``concurrency``: independent tasks can run at the same time; ``backpressure``:
+#: a full heap ring blocks the Orchestrator; ``trace``: an event trace.
+FEATURES = ("remote", "faults", "wire_codec", "timing", "concurrency", "backpressure", "trace")
+
+#: Fault kinds a case may ask for, and their parameters.
+FAULT_KINDS = {
+    "session_crash": ("worker", "at_us"),
+    "link_cut": ("worker", "at_us", "lanes"),
+    "link_delay": ("worker", "start_us", "end_us", "extra_us"),
+    "frame_drop": ("worker", "frame_type", "ordinal"),
+    "control_error": ("control", "worker", "ordinal"),
+}
+
+REMOTE_TARGETS = ("noop", "fail", "chain", "add_buffers")
+
+
+class BackendError(Exception):
+    """Base of the conformance room's backend errors."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot run here (not built yet, or its runtime is not importable)."""
+
+
+class NotSupportedByBackend(BackendError):
+    """A case asked for a feature the backend does not have: the verdict is NOT_SUPPORTED."""
+
+
+class RuntimeAPI:
+    """The names and helpers a case uses; one instance per backend and seed."""
+
+    name = "?"
+    features: frozenset[str] = frozenset()
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._rng = np.random.default_rng([seed, 0x7E57])
+        self.workers: list[Any] = []
+
+    # ---------------------------------------------------------------- probes
+
+    def supports(self, feature: str) -> bool:
+        if feature not in FEATURES:
+            raise ValueError(f"unknown feature {feature!r}; known: {', '.join(FEATURES)}")
+        return feature in self.features
+
+    def require(self, *features: str) -> None:
+        missing = [f for f in features if not self.supports(f)]
+        if missing:
+            raise NotSupportedByBackend(f"backend {self.name} does not support {', '.join(missing)}")
+
+    def describe(self) -> dict[str, Any]:
+        """Run metadata: backend name, version, platform."""
+        try:
+            version = importlib.metadata.version("tierbed")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return {"backend": self.name, "version": version, "platform": "a2a3sim",
+                "python": _platform.python_version(), "numpy": np.__version__}
+
+    # ---------------------------------------------------------------- data helpers
+
+    def tensor(self, shape: Iterable[int] | int, dtype: Any = "float32", fill: Any = 0) -> np.ndarray:
+        """A host tensor for a functional run."""
+        from sim.types import as_numpy_dtype
+
+        shp = (shape,) if isinstance(shape, int) else tuple(shape)
+        dt = as_numpy_dtype(dtype)
+        if isinstance(fill, str):
+            if fill == "arange":
+                return np.arange(int(np.prod(shp)), dtype=np.float64).reshape(shp).astype(dt)
+            if fill == "random":
+                return self._rng.standard_normal(shp).astype(dt)
+            raise ValueError(f"tensor fill must be a number, 'arange', 'random' or an array, got {fill!r}")
+        if np.isscalar(fill):
+            return np.full(shp, fill, dtype=dt)
+        arr = np.asarray(fill, dtype=dt)
+        if arr.shape != shp:
+            raise ValueError(f"tensor fill has shape {arr.shape}, expected {shp}")
+        return arr.copy()
+
+    def read(self, tensor: Any) -> np.ndarray:
+        return np.array(tensor, copy=True)
+
+    def record_output(self, record: Any, name: str, tensor: Any) -> None:
+        record.add_output(name, self.read(tensor))
+
+    def kernel(self, name: str) -> Any:
+        from reference import get_kernel
+
+        return get_kernel(name)
+
+    def error_class(self, exc: BaseException) -> str:
+        cls = getattr(exc, "error_class", None)
+        value = getattr(cls, "value", None)
+        if isinstance(value, str):
+            return value
+        return f"UNMAPPED:{type(exc).__name__}"
+
+    # ---------------------------------------------------------------- faults and remote
+
+    def fault(self, kind: str, **params: Any) -> Any:
+        raise NotSupportedByBackend(f"backend {self.name} cannot inject faults ({kind})")
+
+    def remote_target(self, name: str) -> str:
+        raise NotSupportedByBackend(f"backend {self.name} has no remote L3 workers")
+
+    @property
+    def codec(self) -> ModuleType:
+        raise NotSupportedByBackend(f"backend {self.name} has no remote-L3 wire codec")
+
+    def Worker(self, level: int, **config: Any) -> Any:
+        raise NotImplementedError
+
+    def close_all(self) -> None:
+        """Close every root Worker a case left open (best effort; the process ends anyway)."""
+        for w in reversed(self.workers):
+            try:
+                if getattr(w, "_parent", None) is None:
+                    w.close()
+            except Exception:
+                pass
+
+
+def _shared_names(ns: RuntimeAPI) -> None:
+    import sim
+    from sim import errors
+    from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
+
+    ns.TaskArgs = sim.TaskArgs
+    ns.TensorArgType = sim.TensorArgType
+    ns.CallConfig = sim.CallConfig
+    ns.DataType = sim.DataType
+    ns.WorkerType = sim.WorkerType
+    ns.TensorSpec = sim.TensorSpec
+    ns.RemoteWorkerSpec = RemoteWorkerSpec
+    ns.RemoteCallable = RemoteCallable
+    ns.RemoteTensorRef = sim.RemoteTensorRef
+    ns.RemoteBufferHandle = sim.RemoteBufferHandle
+    ns.RemoteBufferExport = sim.RemoteBufferExport
+    ns.CallableHandle = sim.CallableHandle
+    ns.errors = errors
+
+
+class SimAPI(RuntimeAPI):
+    """The executable spec: ``sim.Worker`` with ``SimConfig(seed=...)`` injected."""
+
+    name = "sim"
+    features = frozenset(FEATURES)
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        _shared_names(self)
+
+    def Worker(self, level: int, *, faults: Iterable[Any] | None = None, **config: Any) -> Any:
+        import sim
+        from sim.remote.faults import FaultPlan
+
+        cfg = sim.SimConfig(seed=self.seed, faults=FaultPlan(tuple(faults)) if faults else None)
+        w = sim.Worker(level, sim=cfg, **config)
+        self.workers.append(w)
+        return w
+
+    def fault(self, kind: str, **params: Any) -> Any:
+        from sim.remote import faults as f
+
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if kind == "session_crash":
+            return f.SessionCrash(params["worker"], params.get("at_us", 0.0))
+        if kind == "link_cut":
+            return f.LinkCut(params["worker"], at_us=params.get("at_us", 0.0), lanes=params.get("lanes", "both"))
+        if kind == "link_delay":
+            return f.LinkDelay(params["worker"], params["start_us"], params["end_us"], params["extra_us"])
+        if kind == "frame_drop":
+            return f.FrameFault(params["worker"], params["frame_type"], ordinal=params.get("ordinal", 1))
+        return f.ControlFault(params["control"], params["worker"], ordinal=params.get("ordinal", 1))
+
+    def remote_target(self, name: str) -> str:
+        if name not in REMOTE_TARGETS:
+            raise ValueError(f"unknown standard remote target {name!r}; known: {', '.join(REMOTE_TARGETS)}")
+        return f"sim.remote.examples:{name}"
+
+    @property
+    def codec(self) -> ModuleType:
+        return importlib.import_module("sim.remote")
+
+
+class ReferenceAPI(RuntimeAPI):
+    """The sequential functional executor with numpy goldens (no time, no remote workers)."""
+
+    name = "reference"
+    features = frozenset()
+
+    def __init__(self, seed: int = 0, kernels: str = "golden") -> None:
+        super().__init__(seed)
+        _shared_names(self)
+        self.kernels = kernels
+
+    def Worker(self, level: int, *, faults: Iterable[Any] | None = None, **config: Any) -> Any:
+        from reference.executor import Worker
+
+        if faults:
+            raise NotSupportedByBackend("the reference executor cannot inject faults")
+        w = Worker(level, kernels=self.kernels, **config)
+        self.workers.append(w)
+        return w
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["kernels"] = self.kernels
+        return out
+
+
+def get_backend(name: str, seed: int = 0) -> RuntimeAPI:
+    """The RuntimeAPI of backend ``name``; ``hw`` raises :class:`BackendUnavailable` for now."""
+    if name == "sim":
+        return SimAPI(seed)
+    if name == "reference":
+        return ReferenceAPI(seed)
+    if name == "hw":
+        raise BackendUnavailable("the hw backend (the real simpler runtime) is not available yet in tierbed's "
+                                 "conformance runner; use --backend sim or --backend reference")
+    raise BackendUnavailable(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "FAULT_KINDS", "FEATURES", "BackendError", "BackendUnavailable", "NotSupportedByBackend",
+           "ReferenceAPI", "RuntimeAPI", "SimAPI", "get_backend"]

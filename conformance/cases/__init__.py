@@ -1,0 +1,13 @@
+"""The case catalog, one module per area (IDs ``AREA-NNN``).
+
+- ``LVL``: level rules and recursive composition (seed 000, ``docs/hierarchical-level-runtime.md``);
+- ``ORCH``: submit, tags and dependencies, groups, scopes, the heap ring, failure and poison;
+- ``REG``: callable identity and registration (seed 004, ``docs/callable-identity-registration.md``);
+- ``RSESS``: remote L3 sessions (``docs/remote-l3-worker-design.md``, ``.../protocol.md``);
+- ``RBUF``: remote buffers and the seed 001 review findings (``.../buffers-and-transports.md``);
+- ``WIRE``: codec rejects from ``docs/remote-l3-worker-design/protocol.md`` "Bounds and Fuzz Tests".
+"""
+
+from conformance.cases import lvl, orch, rbuf, reg, rsess, wire
+
+__all__ = ["lvl", "orch", "rbuf", "reg", "rsess", "wire"]

@@ -1,0 +1,66 @@
+"""Small builders the case modules share (no backend ``if``s: only ``rt`` names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+N = 16  # default vector length of functional cases
+
+
+class Boom(Exception):
+    """What a deliberately failing SUB callable or orchestration function raises."""
+
+
+def boom(args: Any) -> None:
+    raise Boom("sub callable failed on purpose")
+
+
+def noop(args: Any) -> None:
+    return None
+
+
+def fill_from_scalar(args: Any) -> None:
+    """SUB callable: fill tensor 0 with scalar 0 (shows the callee saw its own member's args)."""
+    out = args.tensor(0)
+    if out is not None:
+        out[...] = args.scalar(0)
+
+
+def fail_if_one(args: Any) -> None:
+    if args.scalar(0) == 1:
+        raise Boom("member 1 failed on purpose")
+
+
+def targs(rt: Any, *pairs: tuple[Any, Any], scalars: tuple[Any, ...] = ()) -> Any:
+    """TaskArgs from (tensor, tag) pairs and scalars."""
+    ta = rt.TaskArgs()
+    for tensor, tag in pairs:
+        ta.add_tensor(tensor, tag)
+    for s in scalars:
+        ta.add_scalar(s)
+    return ta
+
+
+def add_args(rt: Any, a: Any, b: Any, out: Any, out_tag: Any = None) -> Any:
+    t = rt.TensorArgType
+    return targs(rt, (a, t.INPUT), (b, t.INPUT), (out, t.OUTPUT if out_tag is None else out_tag))
+
+
+def remote_spec(rt: Any, port: int, **kw: Any) -> Any:
+    kw.setdefault("device_ids", (0,))
+    return rt.RemoteWorkerSpec(f"127.0.0.1:{port}", "a2a3sim", **kw)
+
+
+def remote_l4(rt: Any, n: int = 2, *, local: bool = False, faults: Any = None, register_add: bool = True) -> Any:
+    """An L4 with ``n`` remote L3s (and optionally one local L3 first); returns (w, local_ids, remote_ids)."""
+    rt.require("remote")
+    w = rt.Worker(4, num_sub_workers=1, faults=faults)
+    ids = [w.add_worker(rt.Worker(3, device_ids=[0]))] if local else []
+    rids = [w.add_remote_worker(remote_spec(rt, 9000 + i)) for i in range(n)]
+    if register_add:
+        w.register(rt.kernel("add"))
+    return w, ids, rids
+
+
+def rref(rt: Any, handle: Any, n: int = N, offset: int = 0) -> Any:
+    return rt.RemoteTensorRef(handle, offset=offset, shape=(n,), dtype="float32")

@@ -1,0 +1,92 @@
+"""Reports of a conformance run: JSON (run metadata and every case) and JUnit XML.
+
+The JSON shape (``schema`` = ``tierbed.conformance/1``)::
+
+    {"schema": ..., "run": {backend, version, platform, seed, git_revision, host, ...,
+                            "duration_s", "counts": {verdict: n}},
+     "cases": [{"id", "title", "area", "spec": {"document", "heading"}, "level", "backends",
+                "verdict", "summary", "duration_s", "evidence": [...]}]}
+
+JUnit XML is written with the standard library's ElementTree (which escapes text and attributes):
+one ``testsuite`` per run, one ``testcase`` per case; FAIL/NON_STRICT are ``failure``, CRASH and
+TIMEOUT are ``error``, SKIP and NOT_SUPPORTED are ``skipped``.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from conformance.judge import Verdict
+from conformance.runner import RunResult
+
+SCHEMA = "tierbed.conformance/1"
+
+
+def to_json(run: RunResult) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "run": {**run.metadata, "backend": run.backend, "seed": run.seed, "duration_s": round(run.duration_s, 3),
+                "counts": run.counts()},
+        "cases": [{
+            "id": r.case.id, "title": r.case.title, "area": r.case.area,
+            "spec": {"document": r.case.spec[0], "heading": r.case.spec[1]},
+            "level": r.case.level.value, "backends": list(r.case.backends), "verdict": r.verdict.value,
+            "summary": r.summary, "duration_s": round(r.duration_s, 4), "evidence": r.evidence,
+        } for r in run.results],
+    }
+
+
+def write_json(run: RunResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_json(run), indent=2, default=repr) + "\n", encoding="utf-8")
+    return path
+
+
+def to_junit(run: RunResult) -> ET.ElementTree:
+    counts = run.counts()
+    failures = counts[Verdict.FAIL] + counts[Verdict.NON_STRICT]
+    errors = counts[Verdict.CRASH] + counts[Verdict.TIMEOUT]
+    skipped = counts[Verdict.SKIP] + counts[Verdict.NOT_SUPPORTED]
+    suite = ET.Element("testsuite", {
+        "name": f"tierbed-conformance-{run.backend}", "tests": str(len(run.results)), "failures": str(failures),
+        "errors": str(errors), "skipped": str(skipped), "time": f"{run.duration_s:.3f}",
+        "timestamp": str(run.metadata.get("started", "")), "hostname": str(run.metadata.get("host", "")),
+    })
+    props = ET.SubElement(suite, "properties")
+    for key in ("backend", "version", "platform", "seed", "git_revision"):
+        ET.SubElement(props, "property", {"name": key, "value": str(run.metadata.get(key, ""))})
+    for r in run.results:
+        tc = ET.SubElement(suite, "testcase", {
+            "classname": f"{run.backend}.{r.case.area}", "name": f"{r.case.id} {r.case.title}",
+            "time": f"{r.duration_s:.4f}"})
+        detail = "\n".join(
+            f"[{e.get('level', '')}] {e.get('check', '')} {e.get('label', '')}: expected {e.get('expected')!r}, "
+            f"observed {e.get('observed')!r}" + (f" ({e['message']})" if e.get("message") else "")
+            for e in r.evidence if not e.get("ok", True))
+        spec = f"{r.case.level.value} {r.case.spec_text()}"
+        if r.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
+            el = ET.SubElement(tc, "failure", {"type": r.verdict.value, "message": r.summary or r.verdict.value})
+            el.text = f"{spec}\n{detail}"
+        elif r.verdict in (Verdict.CRASH, Verdict.TIMEOUT):
+            el = ET.SubElement(tc, "error", {"type": r.verdict.value, "message": r.summary or r.verdict.value})
+            el.text = f"{spec}\n{detail}"
+        elif r.verdict in (Verdict.SKIP, Verdict.NOT_SUPPORTED):
+            ET.SubElement(tc, "skipped", {"message": f"{r.verdict.value}: {r.summary}"})
+        ET.SubElement(tc, "system-out").text = spec
+    ET.indent(suite)
+    return ET.ElementTree(suite)
+
+
+def write_junit(run: RunResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_junit(run).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+def write_reports(run: RunResult, out_dir: Path) -> tuple[Path, Path]:
+    """``conformance-<backend>.json`` and ``conformance-<backend>.junit.xml`` in ``out_dir``."""
+    return (write_json(run, out_dir / f"conformance-{run.backend}.json"),
+            write_junit(run, out_dir / f"conformance-{run.backend}.junit.xml"))
