@@ -242,7 +242,7 @@ class Orchestrator:
         self._live("scope_begin").scope_begin()
 
     def scope_end(self) -> None:
-        """Close the scope opened by the matching ``scope_begin()``."""
+        """End the innermost scope begun with ``scope_begin()``."""
         self._live("scope_end").scope_end()
 
     @contextlib.contextmanager

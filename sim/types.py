@@ -121,7 +121,7 @@ def as_numpy_dtype(dtype: object) -> np.dtype:
 
 _DIAGNOSTIC_FIELDS = ("enable_chip_swimlane", "enable_dump_args", "enable_pmu", "enable_dep_gen",
                       "enable_scope_stats")
-_RUNTIME_ENV_KEYS = frozenset({"ring_task_window", "ring_heap", "ring_dep_pool"})
+_RUNTIME_ENV_KEYS = frozenset(("ring_dep_pool", "ring_heap", "ring_task_window"))  # python-api.md, CallConfig
 
 
 @dataclass
