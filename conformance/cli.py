@@ -3,7 +3,8 @@
 ``tierbed demo`` runs the embedded demo scenario on the simulator (an L4 pod driving two L3
 nodes and their chips), prints a summary and writes a Perfetto trace.
 ``tierbed list`` lists the conformance catalog; ``tierbed conform`` runs it on one backend and
-writes the JSON and JUnit reports.
+writes the JSON, JUnit and HTML reports; ``tierbed report`` renders the HTML matrix of one or more
+run reports and prints the verdict diff between them.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
 
     from conformance.backends import BackendUnavailable, get_backend
     from conformance.catalog import load_catalog
-    from conformance.report import write_reports
+    from conformance.html import write_html
+    from conformance.report import to_json, write_reports
     from conformance.runner import run_cases
 
     try:
@@ -119,6 +121,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
         run = run_cases(cases, backend, seed=seed, jobs=jobs, timeout_s=timeout_s,
                         progress=(lambda r: bar.update(1)) if show else None)
     json_path, junit_path = write_reports(run, out)
+    html_path = write_html([to_json(run)], out / f"conformance-{backend}.html")
     click.echo(f"tierbed conform: backend {backend}, seed {seed}, {len(run.results)} cases in {run.duration_s:.1f}s")
     for verdict, n in run.counts().items():
         if n:
@@ -126,9 +129,88 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     bad = [r for r in run.results if r.verdict.value not in ("PASS", "SKIP", "NOT_SUPPORTED")]
     for r in bad:
         click.echo(f"  {r.verdict.value:<14} {r.case.id} [{r.case.level.value}] {r.case.title}: {r.summary[:160]}")
-    click.echo(f"  reports     {json_path}, {junit_path}")
+    click.echo(f"  reports     {json_path}, {junit_path}, {html_path}")
     if run.failed_must():
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/report"),
+              show_default=True, help="Where to write conformance.html.")
+def report(runs: tuple[Path, ...], out: Path) -> None:
+    """Render the HTML matrix of one or more run JSON reports and print the verdict diff between them."""
+    from conformance.html import ReportInputError, diff_lines, load_run, write_html
+
+    try:
+        loaded = [load_run(p) for p in runs]
+    except ReportInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    page = write_html(loaded, out / "conformance.html")
+    for line in diff_lines(loaded):
+        click.echo(line)
+    click.echo(f"  html        {page}")
+
+
+@main.command("run")
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--backend", type=click.Choice(["sim", "reference", "hw"]), default="sim", show_default=True,
+              help="Backend to run the scenario on.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
+@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the run's event trace (text) here (backends with a trace).")
+def run_scenario_cmd(scenario_file: Path, backend: str, seed: int, trace_out: Path | None) -> None:
+    """Run a YAML scenario on one backend, print its verdict; exit 1 on FAIL, CRASH or TIMEOUT."""
+    from conformance.backends import BackendUnavailable, get_backend
+    from conformance.judge import FAILING
+    from conformance.scenario import ScenarioError, load_scenario
+    from conformance.scenario_runner import run_scenario
+
+    try:
+        get_backend(backend, seed)
+        scn = load_scenario(scenario_file)
+    except (BackendUnavailable, ScenarioError) as exc:
+        raise click.ClickException(str(exc)) from None
+    res = run_scenario(scn, backend, seed)
+    click.echo(f"tierbed run: scenario {scn.scenario} ({scenario_file}), backend {backend}, seed {seed}")
+    if scn.description:
+        click.echo(f"  {scn.description}")
+    if res.record is not None:
+        counts = ", ".join(f"{k} {v}" for k, v in res.record.outcome_counts().items() if v)
+        click.echo(f"  tasks       {len(res.record.tasks)}  ({counts or 'none'})")
+    ok = sum(1 for e in res.judgment.evidence if e.get("ok"))
+    click.echo(f"  checks      {ok}/{len(res.judgment.evidence)} passed")
+    for e in res.judgment.evidence:
+        if not e.get("ok"):
+            click.echo(f"    FAILED    {e['label']}: expected {e.get('expected')!r}, observed {e.get('observed')!r}"
+                       [:300])
+    if trace_out is not None:
+        if res.trace_text is None:
+            click.echo(f"  trace       not written: backend {backend} records no trace")
+        else:
+            trace_out.parent.mkdir(parents=True, exist_ok=True)
+            trace_out.write_text(res.trace_text, encoding="utf-8")
+            click.echo(f"  trace       {trace_out}")
+    click.echo(f"  verdict     {res.verdict.value}" + (f" ({res.judgment.summary[:200]})"
+                                                       if res.judgment.summary else ""))
+    if res.verdict in FAILING:
+        raise SystemExit(1)
+
+
+@main.command("scenario-schema")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON Schema here instead of printing it.")
+def scenario_schema(out: Path | None) -> None:
+    """Export the JSON Schema of the YAML scenario format (for editors)."""
+    from conformance.scenario import schema_text
+
+    text = schema_text()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":

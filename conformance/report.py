@@ -5,7 +5,9 @@ The JSON shape (``schema`` = ``tierbed.conformance/1``)::
     {"schema": ..., "run": {backend, version, platform, seed, git_revision, host, ...,
                             "duration_s", "counts": {verdict: n}},
      "cases": [{"id", "title", "area", "spec": {"document", "heading"}, "level", "backends",
-                "verdict", "summary", "duration_s", "evidence": [...]}]}
+                "verdict", "summary", "duration_s", "evidence": [...],
+                "timeline": [...]}]}   # optional: only for a case whose records have timed tasks
+                                       # (shape in conformance.timeline)
 
 JUnit XML is written with the standard library's ElementTree (which escapes text and attributes):
 one ``testsuite`` per run, one ``testcase`` per case; FAIL/NON_STRICT are ``failure``, CRASH and
@@ -35,6 +37,7 @@ def to_json(run: RunResult) -> dict[str, Any]:
             "spec": {"document": r.case.spec[0], "heading": r.case.spec[1]},
             "level": r.case.level.value, "backends": list(r.case.backends), "verdict": r.verdict.value,
             "summary": r.summary, "duration_s": round(r.duration_s, 4), "evidence": r.evidence,
+            **({"timeline": r.timeline} if r.timeline else {}),
         } for r in run.results],
     }
 

@@ -21,6 +21,7 @@ from typing import Any
 from conformance.backends import NotSupportedByBackend, get_backend
 from conformance.catalog import Case, find_case, load_catalog
 from conformance.judge import Judgment, Verdict, judge
+from conformance.timeline import case_timeline
 
 DEFAULT_TIMEOUT_S = 30.0
 PRELOAD = ["numpy", "sim", "sim.remote", "reference", "reference.executor", "conformance.runner",
@@ -37,6 +38,7 @@ class CaseResult:
     summary: str = ""
     duration_s: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)  # name -> numpy array (functional runs)
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # see conformance.timeline
 
 
 @dataclass
@@ -93,7 +95,8 @@ def execute_case(case: Case, backend: str, seed: int) -> dict[str, Any]:
         for name, value in rec.outputs.items():
             outputs[name] = value
     return {"verdict": j.verdict.value, "evidence": j.evidence, "summary": j.summary,
-            "duration_s": time.perf_counter() - t0, "outputs": outputs}
+            "duration_s": time.perf_counter() - t0, "outputs": outputs,
+            "timeline": case_timeline(ctx.records, backend)}
 
 
 def _child(conn: multiprocessing.connection.Connection, locator: tuple[str, str, str | None], backend: str,
@@ -225,7 +228,7 @@ def _from_child(r: _Running) -> CaseResult:
                           f"process died ({how})", elapsed)
     d = r.result
     return CaseResult(r.case, Verdict(d["verdict"]), d["evidence"], d["summary"], d["duration_s"],
-                      d.get("outputs", {}))
+                      d.get("outputs", {}), d.get("timeline", []))
 
 
 def run_catalog(backend: str, pattern: str | None = None, *, seed: int = 0, jobs: int = 1,

@@ -1,0 +1,146 @@
+"""A pytest plugin: the conformance catalog as test items.
+
+``pytest --tierbed-backend=sim [--tierbed-cases=PATTERN]`` collects one item per catalog case (its
+name is the case ID) and runs each through the real runner (:func:`conformance.runner.run_cases`,
+so in its own process with its timeout). Verdicts map to pytest outcomes:
+
+- PASS -> passed;
+- NOT_SUPPORTED, SKIP -> skipped, with the verdict and the reason;
+- NON_STRICT (a SHOULD missed) -> xfailed, with the summary;
+- FAIL, CRASH, TIMEOUT -> failed, with the spec section and the failing evidence.
+
+Without ``--tierbed-backend`` the plugin collects nothing and changes nothing. It is registered
+through the ``pytest11`` entry point of the package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+BACKENDS = ("sim", "reference", "hw")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tierbed", "tierbed conformance catalog")
+    group.addoption("--tierbed-backend", choices=BACKENDS, default=None,
+                    help="Collect the conformance catalog and judge it on this backend.")
+    group.addoption("--tierbed-cases", default=None, metavar="PATTERN",
+                    help="Comma-separated case ID globs or prefixes (e.g. 'ORCH,RBUF-00*').")
+    group.addoption("--tierbed-seed", type=int, default=0, help="Run seed (default 0).")
+    group.addoption("--tierbed-timeout", type=float, default=30.0, help="Per-case timeout in seconds (default 30).")
+
+
+class TierbedCaseFailure(Exception):
+    """A case that FAILed, CRASHed or TIMEd OUT; carries the runner's result."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(result.summary)
+        self.result = result
+
+
+def _describe(result: Any) -> str:
+    case = result.case
+    lines = [f"{case.id} [{case.level.value}] {case.title}", f"  spec: {case.spec_text()}",
+             f"  verdict: {result.verdict.value}" + (f" -- {result.summary}" if result.summary else "")]
+    for e in result.evidence:
+        if e.get("ok", True):
+            continue
+        lines.append(f"  [{e.get('level', '')}] {e.get('check', '')} {e.get('label', '')}: "
+                     f"expected {e.get('expected')!r}, observed {e.get('observed')!r}"
+                     + (f" ({e['message']})" if e.get("message") else ""))
+        if e.get("traceback"):
+            lines.append("    " + str(e["traceback"]).rstrip().replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+class TierbedCatalog(pytest.Collector):
+    """The selected cases of the project's catalog."""
+
+    def __init__(self, *, backend: str, pattern: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = backend
+        self.pattern = pattern
+
+    def collect(self) -> list[pytest.Item]:
+        from conformance.catalog import load_catalog
+
+        cases = load_catalog().select(self.pattern)
+        return [TierbedCaseItem.from_parent(self, name=c.id, case=c) for c in cases]
+
+
+class TierbedCaseItem(pytest.Item):
+    """One catalog case, run in its own process by the runner."""
+
+    def __init__(self, *, case: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.add_marker(pytest.mark.tierbed)
+        self.user_properties.append(("level", case.level.value))
+        self.user_properties.append(("spec", case.spec_text()))
+
+    def runtest(self) -> None:
+        from conformance.judge import Verdict
+        from conformance.runner import run_cases
+
+        opt = self.config.getoption
+        run = run_cases([self.case], self.parent.backend, seed=opt("tierbed_seed"), jobs=1,
+                        timeout_s=opt("tierbed_timeout"))
+        result = run.results[0]
+        self.user_properties.append(("verdict", result.verdict.value))
+        if result.verdict is Verdict.PASS:
+            return
+        if result.verdict in (Verdict.NOT_SUPPORTED, Verdict.SKIP):
+            # reported at the case's own location, as pytest does for a skip marker
+            raise pytest.skip.Exception(f"{result.verdict.value}: {result.summary or 'no reason given'}",
+                                        _use_item_location=True)
+        if result.verdict is Verdict.NON_STRICT:
+            pytest.xfail(f"NON_STRICT (a SHOULD missed): {result.summary}")
+        raise TierbedCaseFailure(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, TierbedCaseFailure):
+            return _describe(excinfo.value.result)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        import inspect
+
+        try:
+            line: int | None = inspect.getsourcelines(self.case.fn)[1] - 1
+        except (OSError, TypeError):
+            line = None
+        return self.case.file or self.path, line, f"{self.case.id} {self.case.title}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tierbed: a conformance catalog case (collected by --tierbed-backend)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so they apply
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend = config.getoption("tierbed_backend", default=None)
+    if not backend:
+        return
+    from _pytest.runner import collect_one_node
+
+    from conformance.backends import BackendUnavailable, get_backend
+
+    try:
+        get_backend(backend, config.getoption("tierbed_seed"))
+    except BackendUnavailable as exc:
+        raise pytest.UsageError(f"--tierbed-backend={backend}: {exc}") from None
+    name = f"tierbed-{backend}"
+    catalog = TierbedCatalog.from_parent(session, name=name, nodeid=name, backend=backend,
+                                         pattern=config.getoption("tierbed_cases"))
+    # Collected like any other node, so that the counts, --collect-only and the collect hooks see it.
+    rep = collect_one_node(catalog)
+    session.ihook.pytest_collectreport(report=rep)
+    cases = [x for x in rep.result if isinstance(x, pytest.Item)]
+    if rep.failed:
+        raise pytest.UsageError(f"the conformance catalog could not be collected:\n{rep.longreprtext}")
+    if not cases:
+        raise pytest.UsageError(f"--tierbed-cases={config.getoption('tierbed_cases')!r} matches no case")
+    items.extend(cases)
+
