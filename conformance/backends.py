@@ -31,7 +31,8 @@ replays on every backend:
   ``rt.codec``
       the backend's remote-L3 wire codec (``decode_frame``, ``encode_frame``, frame records).
 
-The ``hw`` backend is not available yet: :func:`get_backend` says so with a typed error.
+The ``hw`` backend drives the real runtime (``hw_backend``); where the ``simpler`` package cannot be
+imported, :func:`get_backend` raises :class:`BackendUnavailable` with an install hint.
 """
 
 from __future__ import annotations
@@ -263,15 +264,30 @@ class ReferenceAPI(RuntimeAPI):
         return out
 
 
+HW_INSTALL_HINT = ("the hw backend is not available yet in this environment: the real runtime package 'simpler' "
+                   "cannot be imported ({error}). Install it into the same Python environment as tierbed, "
+                   "e.g. 'pip install <path-to-simpler-checkout>', or use --backend sim or --backend reference")
+
+
+def _hw_backend(seed: int) -> RuntimeAPI:
+    """The real runtime through ``hw_backend``, or :class:`BackendUnavailable` with the install hint."""
+    try:
+        import simpler  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailable(HW_INSTALL_HINT.format(error=exc)) from None
+    from hw_backend.api import HwAPI
+
+    return HwAPI(seed)
+
+
 def get_backend(name: str, seed: int = 0) -> RuntimeAPI:
-    """The RuntimeAPI of backend ``name``; ``hw`` raises :class:`BackendUnavailable` for now."""
+    """The RuntimeAPI of backend ``name``; ``hw`` raises :class:`BackendUnavailable` without ``simpler``."""
     if name == "sim":
         return SimAPI(seed)
     if name == "reference":
         return ReferenceAPI(seed)
     if name == "hw":
-        raise BackendUnavailable("the hw backend (the real simpler runtime) is not available yet in tierbed's "
-                                 "conformance runner; use --backend sim or --backend reference")
+        return _hw_backend(seed)
     raise BackendUnavailable(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
 
 

@@ -1,5 +1,11 @@
-"""The hw backend: drives the real runtime (``import simpler``) and injects real faults into it.
+"""The hw backend: drives the real runtime (``import simpler``) with the names the cases use.
 
-Not implemented yet; it arrives with the conformance work (case catalog, runner, reports).
-Nothing in the project imports it today.
+- :mod:`hw_backend.api` -- :class:`~hw_backend.api.HwAPI`, the ``hw`` RuntimeAPI (platform, kernel map,
+  feature probes);
+- :mod:`hw_backend.adapter` -- Worker / Orchestrator / TaskArgs over the real objects, tensors through
+  the runtime's shared buffers, the RunRecord;
+- :mod:`hw_backend.probe` -- the SUB wrapper that reports each invocation from the SUB process;
+- :mod:`hw_backend.errors` -- the exception -> error-class table.
+
+Importing this package does not import the real runtime; :mod:`hw_backend.api` does.
 """

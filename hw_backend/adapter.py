@@ -1,0 +1,286 @@
+"""The Worker / Orchestrator / TaskArgs the cases drive, over the real runtime's own objects.
+
+- :class:`HwTaskArgs` records ``(tensor, tag)`` pairs and scalars; at submit time the
+  :class:`HwOrchestrator` turns it into the runtime's ``TaskArgs``: every numpy tensor goes through a
+  shared buffer of the Worker (``Worker.create_buffer``, one per host array, its identity kept for the
+  Worker's life so dependencies key on it), the host data is copied in once per run and copied back
+  after the run; a dispatch token is appended as the last scalar for the SUB probe.
+- :class:`HwOrchestrator` wraps the runtime's Orchestrator and names each accepted task in submit
+  order following the sim's naming (``l3:r<run>:t<n>``).
+- :class:`HwWorker` builds a :class:`~sim.record.RunRecord` (``backend="hw"``) after every run from
+  the probe observations: COMPLETED / FAILED(TASK_FAILURE) with wall stamps, NOT_RUN for a task no
+  member of which started. Producers are not observable from the runtime's Python surface and are
+  left empty (``metadata["producers"] == "not observed"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hw_backend.errors import error_class
+from hw_backend.probe import DTYPE_BY_VALUE, SubProbe, next_token, observation_dir, read_observation
+
+_VALUE_BY_DTYPE = {np.dtype(v): k for k, v in DTYPE_BY_VALUE.items()}
+
+
+class HwTaskArgs:
+    """Task args as the cases build them; converted to the runtime's ``TaskArgs`` at submit."""
+
+    def __init__(self) -> None:
+        self.tensors: list[tuple[Any, Any]] = []
+        self.scalars: list[Any] = []
+
+    def add_tensor(self, tensor: Any, tag: Any = None) -> None:
+        from simpler.task_interface import TensorArgType
+
+        self.tensors.append((tensor, TensorArgType.INPUT if tag is None else tag))
+
+    def add_scalar(self, value: Any) -> None:
+        self.scalars.append(value)
+
+    def tensor_count(self) -> int:
+        return len(self.tensors)
+
+    def scalar_count(self) -> int:
+        return len(self.scalars)
+
+    def tensor(self, i: int) -> Any:
+        return self.tensors[i][0]
+
+    def scalar(self, i: int) -> Any:
+        return self.scalars[i]
+
+    def clear(self) -> None:
+        self.tensors.clear()
+        self.scalars.clear()
+
+
+@dataclass
+class _Submitted:
+    task_id: str
+    kind: str
+    callable: str
+    tokens: list[int]
+    workers: tuple[str, ...] = ()
+
+
+@dataclass
+class _Run:
+    number: int
+    tasks: list[_Submitted] = field(default_factory=list)
+    copied_in: set[int] = field(default_factory=set)
+
+
+class HwOrchestrator:
+    """The runtime's Orchestrator with task naming and args conversion in front of it."""
+
+    def __init__(self, real: Any, worker: HwWorker) -> None:
+        self._o = real
+        self._w = worker
+
+    def _convert(self, args: Any) -> tuple[Any, int]:
+        from simpler.task_interface import TaskArgs
+
+        ta = TaskArgs()
+        if args is not None:
+            if not isinstance(args, HwTaskArgs):
+                raise TypeError(f"task args must be the backend's TaskArgs, got {type(args).__name__}")
+            for tensor, tag in args.tensors:
+                ta.add_tensor(self._w._tensor_arg(tensor), tag)
+            for s in args.scalars:
+                ta.add_scalar(s)
+        token = self._w._next_token()
+        ta.add_scalar(token)
+        return ta, token
+
+    def _accept(self, kind: str, handle: Any, tokens: list[int], workers: tuple[str, ...] = ()) -> None:
+        self._w._accept(kind, handle, tokens, workers)
+
+    def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
+        ta, token = self._convert(args)
+        self._o.submit_sub(callable_handle, ta)
+        self._accept("sub", callable_handle, [token])
+
+    def submit_sub_group(self, callable_handle: Any, args_list: list[Any]) -> None:
+        converted = [self._convert(a) for a in args_list]
+        self._o.submit_sub_group(callable_handle, [ta for ta, _ in converted])
+        self._accept("sub_group", callable_handle, [t for _, t in converted],
+                     tuple(f"sub{i}" for i in range(len(converted))))
+
+    def submit_next_level(self, callable_handle: Any, args: Any, config: Any = None, *, worker: int) -> None:
+        self._w._require_next_level(callable_handle)
+        ta, token = self._convert(args)
+        self._o.submit_next_level(callable_handle, ta, config, worker=worker)
+        self._accept("next_level", callable_handle, [token], (f"w{worker}",))
+
+    def submit_next_level_group(self, callable_handle: Any, args_list: list[Any], config: Any = None, *,
+                                workers: list[int]) -> None:
+        self._w._require_next_level(callable_handle)
+        converted = [self._convert(a) for a in args_list]
+        self._o.submit_next_level_group(callable_handle, [ta for ta, _ in converted], config, workers=workers)
+        self._accept("next_level_group", callable_handle, [t for _, t in converted],
+                     tuple(f"w{w}" for w in workers))
+
+    def scope_begin(self) -> None:
+        self._o.scope_begin()
+
+    def scope_end(self) -> None:
+        self._o.scope_end()
+
+    def scope(self) -> Any:
+        return self._o.scope()
+
+    def alloc(self, shape: Any, dtype: Any) -> Any:
+        from conformance.backends import NotSupportedByBackend
+
+        raise NotSupportedByBackend("the hw adapter does not map Orchestrator.alloc buffers to host tensors yet")
+
+
+class HwWorker:
+    """One real ``simpler.Worker`` and what the adapter observed of its runs."""
+
+    def __init__(self, level: int, *, platform: str, **config: Any) -> None:
+        from simpler import Worker
+
+        self.level = int(level)
+        self.platform = platform
+        self._obs_dir = observation_dir()
+        self._real = Worker(level=level, platform=platform, **config)
+        self._runs = 0
+        self._names: dict[int, str] = {}  # id(handle) -> callable name
+        self._buffers: dict[int, tuple[np.ndarray, Any]] = {}  # id(array) -> (array, Buffer)
+        self._run: _Run | None = None
+        self._record: Any = None
+        self._parent: Any = None
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle and registration
+
+    def register(self, target: Any, **kw: Any) -> Any:
+        from conformance.backends import NotSupportedByBackend
+
+        if getattr(target, "__tierbed_missing_kernel__", False):
+            raise NotSupportedByBackend(f"chip kernel {target.name!r}: the hw backend was given no kernel map")
+        wrapped = SubProbe(target, self._obs_dir) if callable(target) else target
+        handle = self._real.register(wrapped, **kw)
+        self._names[id(handle)] = getattr(target, "__qualname__", type(target).__name__)
+        return handle
+
+    def unregister(self, handle: Any) -> None:
+        self._real.unregister(handle)
+
+    def add_worker(self, worker: Any) -> int:
+        from conformance.backends import NotSupportedByBackend
+
+        raise NotSupportedByBackend("the hw adapter does not compose levels (add_worker) yet")
+
+    def accepts_worker_type(self, worker_type: Any) -> bool:
+        from conformance.backends import NotSupportedByBackend
+
+        raise NotSupportedByBackend("the real runtime has no Worker.accepts_worker_type")
+
+    def init(self, *args: Any, **kw: Any) -> None:
+        self._real.init(*args, **kw)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._real.close()  # a second close is the runtime's to judge
+        finally:
+            self._buffers.clear()
+
+    # ------------------------------------------------------------ runs
+
+    def run(self, orch_fn: Any, args: Any = None, config: Any = None) -> None:
+        self._runs += 1
+        run = self._run = _Run(self._runs)
+        error: BaseException | None = None
+        try:
+            self._real.run(lambda o, a, c: orch_fn(HwOrchestrator(o, self), a, c), args, config)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._copy_back(run)
+            self._record = self._build_record(run, error)
+            self._run = None
+
+    def take_record(self) -> Any:
+        """The RunRecord of the last run (then forgotten)."""
+        from sim.record import RunRecord
+
+        rec, self._record = self._record, None
+        return rec if rec is not None else RunRecord("hw", {"platform": self.platform})
+
+    # ------------------------------------------------------------ helpers the orchestrator uses
+
+    def _next_token(self) -> int:
+        return next_token()
+
+    def _require_next_level(self, handle: Any) -> None:
+        from conformance.backends import NotSupportedByBackend
+
+        if self.level <= 3:
+            raise NotSupportedByBackend("chip tasks on hw need compiled kernels (no kernel map given)")
+
+    def _accept(self, kind: str, handle: Any, tokens: list[int], workers: tuple[str, ...]) -> None:
+        run = self._run
+        assert run is not None, "submit outside a run"
+        tid = f"l{self.level}:r{run.number}:t{len(run.tasks) + 1}"
+        run.tasks.append(_Submitted(tid, kind, self._names.get(id(handle), "?"), tokens, workers))
+
+    def _tensor_arg(self, tensor: Any) -> Any:
+        from conformance.backends import NotSupportedByBackend
+
+        if not isinstance(tensor, np.ndarray):
+            raise NotSupportedByBackend(f"the hw adapter passes numpy tensors only, got {type(tensor).__name__}")
+        if not tensor.flags.c_contiguous:
+            raise NotSupportedByBackend("the hw adapter passes C-contiguous numpy tensors only")
+        dtv = _VALUE_BY_DTYPE.get(tensor.dtype)
+        if dtv is None:
+            raise NotSupportedByBackend(f"the hw adapter has no DataType for numpy dtype {tensor.dtype}")
+        entry = self._buffers.get(id(tensor))
+        if entry is None or entry[0] is not tensor:
+            buf = self._real.create_buffer(max(1, tensor.nbytes))
+            entry = self._buffers[id(tensor)] = (tensor, buf)
+        buf = entry[1]
+        run = self._run
+        if run is not None and id(tensor) not in run.copied_in:
+            buf.shm.buf[:tensor.nbytes] = tensor.tobytes()
+            run.copied_in.add(id(tensor))
+        return buf.tensor(shapes=tuple(int(s) for s in tensor.shape), dtype=dtv)
+
+    def _copy_back(self, run: _Run) -> None:
+        for key in run.copied_in:
+            arr, buf = self._buffers[key]
+            if arr.flags.writeable:
+                arr[...] = np.frombuffer(bytes(buf.shm.buf[:arr.nbytes]), dtype=arr.dtype).reshape(arr.shape)
+
+    def _build_record(self, run: _Run, error: BaseException | None) -> Any:
+        from sim.record import Outcome, RunRecord, TaskRecord
+
+        rec = RunRecord("hw", {"platform": self.platform, "level": self.level, "run": run.number,
+                               "clock": "monotonic wall seconds", "producers": "not observed"})
+        if error is not None:
+            rec.errors.append(f"{type(error).__name__}: {error}"[:500])
+        for t in run.tasks:
+            obs = [read_observation(self._obs_dir, tok) for tok in t.tokens]
+            seen = [o for o in obs if o is not None]
+            failed = [o for o in seen if o.get("error")]
+            if failed:
+                outcome, cls, msg = Outcome.FAILED, "TASK_FAILURE", failed[0]["error"]
+            elif seen and len(seen) == len(obs):
+                outcome, cls, msg = Outcome.COMPLETED, None, ""
+            elif not seen:
+                outcome, cls, msg = Outcome.NOT_RUN, None, ""
+            else:
+                outcome, cls = Outcome.FAILED, error_class(error) if error is not None else "TASK_FAILURE"
+                msg = "some group members never started"
+            start = min((o["start"] for o in seen), default=None)
+            end = max((o["end"] for o in seen), default=None)
+            rec.tasks[t.task_id] = TaskRecord(t.task_id, f"l{self.level}", self.level, t.kind, t.callable, outcome,
+                                              cls, msg, start, end, t.workers, ())
+        return rec

@@ -1,0 +1,127 @@
+"""The hw backend on the real runtime: SUB-level runs, the RunRecord, error mapping, the runner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("simpler", reason="the real runtime (simpler) is not installed in this environment")
+
+from click.testing import CliRunner
+
+from conformance.backends import NotSupportedByBackend, get_backend
+from conformance.cli import main
+from hw_backend.errors import RULES
+from sim.errors import ErrorClass
+
+
+class Boom(Exception):
+    pass
+
+
+def fill(args):
+    args.tensor(0)[...] = args.scalar(0)
+
+
+def boom(args):
+    raise Boom("on purpose")
+
+
+def noop(args):
+    return None
+
+
+@pytest.fixture
+def rt():
+    api = get_backend("hw", 0)
+    yield api
+    api.close_all()
+
+
+def _l3(rt, *fns, subs=2):
+    w = rt.Worker(3, num_sub_workers=subs)
+    hs = [w.register(f) for f in fns]
+    w.init()
+    return w, hs
+
+
+def test_sub_only_run_records_completed_tasks_with_wall_stamps(rt) -> None:
+    w, (h_fill, h_noop) = _l3(rt, fill, noop)
+    out = rt.tensor(4)
+    T = rt.TensorArgType
+
+    def orch(o, _a, _c):
+        ta = rt.TaskArgs()
+        ta.add_tensor(out, T.OUTPUT)
+        ta.add_scalar(5)
+        o.submit_sub(h_fill, ta)
+        o.submit_sub(h_noop)
+
+    w.run(orch)
+    rec = w.take_record()
+    assert rec.backend == "hw"
+    assert list(rec.tasks) == ["l3:r1:t1", "l3:r1:t2"]
+    for t in rec.tasks.values():
+        assert t.outcome.value == "COMPLETED"
+        assert t.start is not None and t.end is not None and t.start <= t.end
+    assert np.array_equal(out, np.full(4, 5.0, dtype=np.float32))  # written in the SUB process, read back
+    w.run(lambda o, _a, _c: o.submit_sub(h_noop))
+    assert list(w.take_record().tasks) == ["l3:r2:t1"]
+    w.close()
+
+
+def test_raising_sub_is_failed_task_failure_and_the_run_error(rt) -> None:
+    w, (h_boom, h_noop) = _l3(rt, boom, noop)
+    with pytest.raises(Exception) as info:
+        w.run(lambda o, _a, _c: o.submit_sub(h_boom))
+    assert rt.error_class(info.value) == "TASK_FAILURE"
+    rec = w.take_record()
+    t = rec.tasks["l3:r1:t1"]
+    assert (t.outcome.value, t.error_class) == ("FAILED", "TASK_FAILURE")
+    assert "Boom" in t.message and rec.errors
+    w.run(lambda o, _a, _c: o.submit_sub(h_noop))  # the Worker stays usable
+    assert w.take_record().tasks["l3:r2:t1"].outcome.value == "COMPLETED"
+    w.close()
+
+
+def test_foreign_and_unregistered_handles_map_to_error_classes(rt) -> None:
+    w1, (h1,) = _l3(rt, noop)
+    w2, (h2,) = _l3(rt, noop)
+    with pytest.raises(Exception) as info:
+        w1.run(lambda o, _a, _c: o.submit_sub(h2))
+    assert rt.error_class(info.value) == "FOREIGN_HANDLE"
+    assert w1.take_record().tasks == {}  # the rejected submit left no task
+    with pytest.raises(Exception) as info:
+        w1.run(lambda o, _a, _c: o.submit_sub(object()))
+    assert rt.error_class(info.value) == "INVALID_ARGUMENT"
+    w1.unregister(h1)
+    with pytest.raises(Exception) as info:
+        w1.run(lambda o, _a, _c: o.submit_sub(h1))
+    assert rt.error_class(info.value) == "UNKNOWN_CALLABLE"
+    w1.close()
+    w2.close()
+
+
+def test_missing_features_are_not_supported_never_passed(rt) -> None:
+    with pytest.raises(NotSupportedByBackend):
+        rt.Worker(3, device_ids=[0], num_sub_workers=1)
+    with pytest.raises(NotSupportedByBackend):
+        rt.WorkerType  # noqa: B018
+    w = rt.Worker(3, num_sub_workers=1)
+    with pytest.raises(NotSupportedByBackend):
+        w.accepts_worker_type(0)
+    with pytest.raises(NotSupportedByBackend):
+        w.register(rt.kernel("add"))
+    w.close()
+
+
+def test_error_table_names_only_closed_classes() -> None:
+    names = {e.value for e in ErrorClass}
+    assert {cls for _types, _pattern, cls in RULES} <= names
+
+
+def test_conform_orch_cases_run_without_crash(tmp_path) -> None:
+    res = CliRunner().invoke(main, ["conform", "--backend", "hw", "--cases", "ORCH-*", "--out", str(tmp_path)])
+    assert "Traceback" not in res.output, res.output
+    assert "CRASH" not in res.output.split("cases in")[-1].split("\n")[0], res.output
+    assert (tmp_path / "conformance-hw.junit.xml").exists()
