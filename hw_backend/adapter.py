@@ -1,6 +1,8 @@
 """The Worker / Orchestrator / TaskArgs the cases drive, over the real runtime's own objects.
 
-- :class:`HwTaskArgs` records ``(tensor, tag)`` pairs and scalars; at submit time the
+- :class:`HwTaskArgs` records ``(tensor, tag)`` pairs and scalars, checking the tag when it is added
+  as the runtime's ``TaskArgs.add_tensor`` does (a ``TensorArgType`` or one of its integer values,
+  else ``TypeError``); at submit time the
   :class:`HwOrchestrator` turns it into the runtime's ``TaskArgs``: every numpy tensor goes through a
   shared buffer of the Worker (``Worker.create_buffer``, one per host array, its identity kept for the
   Worker's life so dependencies key on it), the host data is copied in once per run and copied back
@@ -10,11 +12,14 @@
 - :class:`HwWorker` builds a :class:`~sim.record.RunRecord` (``backend="hw"``) after every run from
   the probe observations: COMPLETED / FAILED(TASK_FAILURE) with wall stamps, NOT_RUN for a task no
   member of which started. Producers are not observable from the runtime's Python surface and are
-  left empty (``metadata["producers"] == "not observed"``).
+  left empty (``metadata["producers"] == "not observed"``). Every register / unregister that reaches
+  the runtime is logged as a :class:`~sim.record.CallRecord` (OK, or ERROR with its mapped class) and
+  handed out with the next record, as the sim logs them.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,24 @@ from hw_backend.errors import error_class
 from hw_backend.probe import DTYPE_BY_VALUE, SubProbe, next_token, observation_dir, read_observation
 
 _VALUE_BY_DTYPE = {np.dtype(v): k for k, v in DTYPE_BY_VALUE.items()}
+_DEFAULT_TAG = object()
+
+
+def _tensor_arg_type(tag: Any) -> Any:
+    """``tag`` as the runtime's ``TensorArgType``, checked when it is added as the runtime's
+    ``TaskArgs.add_tensor`` checks it: a ``TensorArgType`` or an integer that is one of its values
+    (a bool is an integer) is accepted; anything else, ``None`` included, is a ``TypeError``."""
+    from simpler.task_interface import TensorArgType
+
+    if tag is _DEFAULT_TAG:
+        return TensorArgType.INPUT
+    if isinstance(tag, TensorArgType):
+        return tag
+    try:
+        return TensorArgType(operator.index(tag))
+    except (TypeError, ValueError):
+        raise TypeError(f"add_tensor(): incompatible function arguments: tag {tag!r} is not a "
+                        f"TensorArgType") from None
 
 
 class HwTaskArgs:
@@ -33,10 +56,8 @@ class HwTaskArgs:
         self.tensors: list[tuple[Any, Any]] = []
         self.scalars: list[Any] = []
 
-    def add_tensor(self, tensor: Any, tag: Any = None) -> None:
-        from simpler.task_interface import TensorArgType
-
-        self.tensors.append((tensor, TensorArgType.INPUT if tag is None else tag))
+    def add_tensor(self, tensor: Any, tag: Any = _DEFAULT_TAG) -> None:
+        self.tensors.append((tensor, _tensor_arg_type(tag)))
 
     def add_scalar(self, value: Any) -> None:
         self.scalars.append(value)
@@ -156,6 +177,7 @@ class HwWorker:
         self._record: Any = None
         self._parent: Any = None
         self._closed = False
+        self._calls: list[Any] = []  # sim.record.CallRecord, drained into the next record
 
     # ------------------------------------------------------------ lifecycle and registration
 
@@ -164,13 +186,35 @@ class HwWorker:
 
         if getattr(target, "__tierbed_missing_kernel__", False):
             raise NotSupportedByBackend(f"chip kernel {target.name!r}: the hw backend was given no kernel map")
-        wrapped = SubProbe(target, self._obs_dir) if callable(target) else target
-        handle = self._real.register(wrapped, **kw)
-        self._names[id(handle)] = getattr(target, "__qualname__", type(target).__name__)
+        name = getattr(target, "__qualname__", type(target).__name__)
+        wrapped = SubProbe(target) if callable(target) else target
+        try:
+            handle = self._real.register(wrapped, **kw)
+        except Exception as exc:
+            self._log_call("register", name, False, exc)
+            raise
+        self._names[id(handle)] = name
+        self._log_call("register", name, True)
         return handle
 
     def unregister(self, handle: Any) -> None:
-        self._real.unregister(handle)
+        name = self._names.get(id(handle), "?")
+        try:
+            self._real.unregister(handle)
+        except Exception as exc:
+            self._log_call("unregister", name, False, exc)
+            raise
+        self._log_call("unregister", name, True)
+
+    def _log_call(self, call: str, subject: str, ok: bool, exc: BaseException | None = None) -> None:
+        from sim.record import CallRecord
+
+        self._calls.append(CallRecord(call, subject, ok, error_class(exc) if exc is not None else None,
+                                      str(exc) if exc is not None else ""))
+
+    def _drain_calls(self) -> list[Any]:
+        calls, self._calls = self._calls, []
+        return calls
 
     def add_worker(self, worker: Any) -> int:
         from conformance.backends import NotSupportedByBackend
@@ -213,7 +257,10 @@ class HwWorker:
         from sim.record import RunRecord
 
         rec, self._record = self._record, None
-        return rec if rec is not None else RunRecord("hw", {"platform": self.platform})
+        if rec is None:
+            rec = RunRecord("hw", {"platform": self.platform})
+        rec.calls.extend(self._drain_calls())
+        return rec
 
     # ------------------------------------------------------------ helpers the orchestrator uses
 
@@ -264,6 +311,7 @@ class HwWorker:
 
         rec = RunRecord("hw", {"platform": self.platform, "level": self.level, "run": run.number,
                                "clock": "monotonic wall seconds", "producers": "not observed"})
+        rec.calls.extend(self._drain_calls())
         if error is not None:
             rec.errors.append(f"{type(error).__name__}: {error}"[:500])
         for t in run.tasks:

@@ -5,7 +5,11 @@ SUB callables run in forked children of the real runtime, so the adapter registe
 dispatch token (the adapter appends it at submit time and hides it from the callable), gives the
 callable a view with numpy tensors (:class:`ArgsView`), and writes one small JSON file per
 invocation -- wall-clock start and end (``time.monotonic``, one clock for every process of the
-host) and the exception, if any -- into the Worker's observation directory. A file is written to a
+host) and the exception, if any -- into the observation directory of the process that created the
+Worker. The probe finds that directory through the environment (:data:`OBS_DIR_ENV`, set before the
+Worker forks its children), never through state of its own: the probe is pickled into the
+callable's registration payload, and a per-process path in it would give the same function a
+different hashid in every process. A file is written to a
 temporary name and renamed, so the parent never reads a half-written observation; files survive the
 child dying after the write, and a missing file means the task never started.
 """
@@ -62,11 +66,12 @@ class ArgsView:
 
 
 class SubProbe:
-    """A registered wrapper around a SUB callable that reports each invocation to ``obs_dir``."""
+    """A registered wrapper around a SUB callable that reports each invocation to the observation
+    directory. Its only state is the callable, so its pickled form (and the hashid the runtime derives
+    from it) depends on the callable alone."""
 
-    def __init__(self, fn: Any, obs_dir: str) -> None:
+    def __init__(self, fn: Any) -> None:
         self.fn = fn
-        self.obs_dir = obs_dir
 
     def __call__(self, args: Any) -> None:
         scalars = tuple(args.scalar(i) for i in range(args.scalar_count()))
@@ -82,14 +87,18 @@ class SubProbe:
         finally:
             end = time.monotonic()
             view.release()
-            if token is not None:
-                write_observation(self.obs_dir, int(token), {"start": start, "end": end, "error": error,
+            obs_dir = os.environ.get(OBS_DIR_ENV) or _OBS_DIR
+            if token is not None and obs_dir:
+                write_observation(obs_dir, int(token), {"start": start, "end": end, "error": error,
                                                              "pid": os.getpid(),
                                                              "trace": traceback.format_exc(limit=4) if error else ""})
 
 
 _TOKENS = itertools.count(1)
 _OBS_DIR: str | None = None
+_OBS_DIR_PID: int | None = None
+#: The environment variable through which SUB children find the observation directory.
+OBS_DIR_ENV = "TIERBED_HW_OBS_DIR"
 
 
 def next_token() -> int:
@@ -99,12 +108,21 @@ def next_token() -> int:
 
 def observation_dir() -> str:
     """This process's observation directory (one for every Worker, so that the same callable registered
-    on two Workers has the same registration payload and hence the same hashid)."""
-    global _OBS_DIR
-    if _OBS_DIR is None:
+    on two Workers has the same registration payload and hence the same hashid). It is published in
+    :data:`OBS_DIR_ENV` for the SUB children; a directory inherited from another process (a forked
+    parent, or the environment) is never reused, since tokens are only unique within one process."""
+    global _OBS_DIR, _OBS_DIR_PID
+    if _OBS_DIR is None or os.getpid() != _OBS_DIR_PID:
         _OBS_DIR = tempfile.mkdtemp(prefix="tierbed-hw-")
-        atexit.register(shutil.rmtree, _OBS_DIR, True)
+        _OBS_DIR_PID = os.getpid()
+        atexit.register(_remove_if_owner, _OBS_DIR, _OBS_DIR_PID)
+    os.environ[OBS_DIR_ENV] = _OBS_DIR
     return _OBS_DIR
+
+
+def _remove_if_owner(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child inherits the atexit hook but does not own the directory
+        shutil.rmtree(path, True)
 
 
 def write_observation(obs_dir: str, token: int, data: dict[str, Any]) -> None:

@@ -125,3 +125,60 @@ def test_conform_orch_cases_run_without_crash(tmp_path) -> None:
     assert "Traceback" not in res.output, res.output
     assert "CRASH" not in res.output.split("cases in")[-1].split("\n")[0], res.output
     assert (tmp_path / "conformance-hw.junit.xml").exists()
+
+
+def test_add_tensor_checks_the_tag_when_added_as_the_runtime_does(rt) -> None:
+    T = rt.TensorArgType
+    ta = rt.TaskArgs()
+    arr = rt.tensor(4)
+    ta.add_tensor(arr)
+    ta.add_tensor(arr, T.OUTPUT)
+    ta.add_tensor(arr, int(T.INOUT.value))  # the runtime's binding takes an enum value too
+    assert [tag for _t, tag in ta.tensors] == [T.INPUT, T.OUTPUT, T.INOUT]
+    for bad in (99, None, "INPUT", 1.0):
+        with pytest.raises(TypeError) as info:
+            ta.add_tensor(arr, bad)
+        assert rt.error_class(info.value) == "INVALID_ARGUMENT"
+    assert ta.tensor_count() == 3  # a rejected tag adds nothing
+
+
+def test_register_and_unregister_calls_are_logged_with_mapped_classes(rt) -> None:
+    w, (h,) = _l3(rt, noop, subs=1)
+    w.unregister(h)
+    with pytest.raises(Exception) as info:
+        w.unregister(h)
+    rec = w.take_record()
+    assert [(c.call, c.subject, c.ok, c.error_class) for c in rec.calls] == [
+        ("register", "noop", True, None), ("unregister", "noop", True, None),
+        ("unregister", "noop", False, rt.error_class(info.value))]
+    assert rec.calls[-1].error_class == "UNKNOWN_CALLABLE" and rec.calls[-1].message
+    assert w.take_record().calls == []  # drained once handed out
+    w.run(lambda o, _a, _c: None)
+    assert w.take_record().calls == []
+    w.close()
+
+
+_HASHID_SCRIPT = """
+import sys
+from conformance.backends import get_backend
+sys.path.insert(0, sys.argv[1])
+from hwprobe_target import fn
+rt = get_backend("hw", 0)
+w = rt.Worker(3, num_sub_workers=1)
+print(w.register(fn).hashid)
+w.close()
+rt.close_all()
+"""
+
+
+def test_probe_wrapper_hashid_is_the_same_in_every_process(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from hw_backend.probe import SubProbe
+
+    assert vars(SubProbe(noop)) == {"fn": noop}  # nothing per-process in the pickled wrapper
+    (tmp_path / "hwprobe_target.py").write_text("def fn(args):\n    return None\n")
+    ids = [subprocess.run([sys.executable, "-c", _HASHID_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          check=True, timeout=300).stdout.strip().splitlines()[-1] for _ in range(2)]
+    assert ids[0] == ids[1] and ids[0].startswith("sha256:")
