@@ -345,10 +345,7 @@ class Worker(_SimWorker):
 
     def init(self) -> None:
         """Bring the whole tree up: build every engine and target, then mark it READY."""
-        if self._parent is not None:
-            raise InvalidState("init(): this Worker is a child; its root's init() brings it up")
-        if self._state is not _Lifecycle.NEW:
-            raise InvalidState(f"init() on a {self._state.value} Worker")
+        self._check_can_init()
         try:
             tree = _Tree(self.kernels, load_profile(profile_for_platform(self._config["platform"])))
             self._build(tree, f"l{self._level}")

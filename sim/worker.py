@@ -256,12 +256,16 @@ class Worker:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def init(self) -> None:
-        """Bring the whole tree up: elaborate every component, then mark it READY."""
+    def _check_can_init(self) -> None:
+        """Only a NEW root Worker can be brought up; its children come up with it."""
         if self._parent is not None:
             raise InvalidState("init(): this Worker is a child; its root's init() brings it up")
         if self._state is not _Lifecycle.NEW:
             raise InvalidState(f"init() on a {self._state.value} Worker")
+
+    def init(self) -> None:
+        """Bring the whole tree up: elaborate every component, then mark it READY."""
+        self._check_can_init()
         try:
             sim = Simulation(self._sim_config, self._config["platform"])
             self._elaborate(sim, f"l{self._level}")
