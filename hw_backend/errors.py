@@ -12,6 +12,7 @@ KeyError                ``does not belong to this worker``                   FOR
 KeyError                ``not registered|unregistered|unknown callable|``    UNKNOWN_CALLABLE
                         ``not live``
 KeyError, ValueError    ``worker id|unknown worker|no next.level worker``    UNKNOWN_WORKER
+RuntimeError            ``CALLABLE_HANDLE_MUTATED``                          HANDLE_MUTATED
 RuntimeError            ``child failed|sub_worker|task failed|chip.*fail``   TASK_FAILURE
 RuntimeError            ``scope|before init|after init|already init|``       INVALID_STATE
                         ``initialized|is closed|in progress|attached``
@@ -31,6 +32,7 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((KeyError,), r"does not belong to this worker", "FOREIGN_HANDLE"),
     ((KeyError,), r"not registered|unregistered|unknown callable|not live", "UNKNOWN_CALLABLE"),
     ((KeyError, ValueError), r"worker id|unknown worker|no next.level worker", "UNKNOWN_WORKER"),
+    ((RuntimeError,), r"CALLABLE_HANDLE_MUTATED", "HANDLE_MUTATED"),
     ((RuntimeError,), r"child failed|sub_worker|task failed|chip.*fail", "TASK_FAILURE"),
     ((RuntimeError,), r"scope|before init|after init|already init|initialized|is closed|in progress|attached",
      "INVALID_STATE"),

@@ -397,7 +397,7 @@ class Worker(_SimWorker):
                 if can_run.get(ns, True):
                     continue
                 if ns == "LOCAL_PYTHON":
-                    raise InvalidState(f"init(): registered Python callable {reg.name!r} ({reg.handle.hashid}) on "
+                    raise InvalidState(f"init(): registered Python callable {reg.name!r} ({reg.descriptor.hashid}) on "
                                        f"{w._scope} has no eligible target (needs a SUB or next-level child)")
                 raise InvalidState(f"init(): registered chip kernel {reg.name!r} on {w._scope} has no eligible "
                                    f"target (needs a chip child: device_ids)")

@@ -23,6 +23,7 @@ class ErrorClass(Enum):
     UNKNOWN_WORKER = "UNKNOWN_WORKER"
     UNKNOWN_CALLABLE = "UNKNOWN_CALLABLE"
     FOREIGN_HANDLE = "FOREIGN_HANDLE"
+    HANDLE_MUTATED = "HANDLE_MUTATED"
     HASHID_MISMATCH = "HASHID_MISMATCH"
     KERNEL_ARGUMENT = "KERNEL_ARGUMENT"
     ACCESS_DENIED = "ACCESS_DENIED"
@@ -83,9 +84,16 @@ class UnknownCallable(SimError, KeyError):
 
 
 class ForeignHandle(SimError, ValueError):
-    """A CallableHandle issued by another Worker."""
+    """A CallableHandle issued by another Worker, or built by the user (no live registration)."""
 
     error_class = ErrorClass.FOREIGN_HANDLE
+
+
+class HandleMutated(SimError, RuntimeError):
+    """A CallableHandle whose public fields no longer match its live registration record
+    (``callable-identity-registration.md`` "Runtime Contracts"; upstream ``CALLABLE_HANDLE_MUTATED``)."""
+
+    error_class = ErrorClass.HANDLE_MUTATED
 
 
 class HashidMismatch(SimError, ValueError):

@@ -127,8 +127,8 @@ def check_dispatch(registry: CallableRegistry, reg: Registration, scopes: Any, a
         return
     for scope in scopes:
         if scope in keys:
-            raise UncertainState(f"{api}: {reg.name!r} ({reg.handle.hashid}) is cleanup-uncertain on {scope}; it is "
-                                 f"not dispatched there in this session (REGISTER_CLEANUP_UNCERTAIN)")
+            raise UncertainState(f"{api}: {reg.name!r} ({reg.descriptor.hashid}) is cleanup-uncertain on {scope}; "
+                                 f"it is not dispatched there in this session (REGISTER_CLEANUP_UNCERTAIN)")
 
 
 # ---------------------------------------------------------------------- local targets

@@ -5,8 +5,9 @@ descriptor and its ``sha256`` hashid ("Canonical Descriptor") and returns an opa
 :class:`CallableHandle` scoped to the Worker that issued it ("Target Namespace"); each target
 namespace keeps a private ``hashid -> local slot`` table whose slots are shared by duplicate
 registrations under a refcount, so unregistering one handle never invalidates another
-("Registry Contract"). Chip callables resolve in ``LOCAL_CHIP``, Python callables in
-``LOCAL_PYTHON``.
+("Registry Contract"). A handle built from its public fields is no live registration, and a
+handle whose public fields were changed is rejected where it is used ("Runtime Contracts").
+Chip callables resolve in ``LOCAL_CHIP``, Python callables in ``LOCAL_PYTHON``.
 """
 
 from __future__ import annotations
@@ -18,28 +19,49 @@ from typing import Any
 from sim.callable_identity import (
     ArgDirection,
     CallableDescriptor,
+    CallableKind,
     TargetNamespace,
     chip_callable_descriptor,
     describe_python_callable,
+    parse_hashid,
 )
 from sim.cost import DURATION_ATTR
-from sim.errors import ForeignHandle, InvalidArgument, UnknownCallable
+from sim.errors import ForeignHandle, HandleMutated, InvalidArgument, UnknownCallable
 
 _DIRECTION = {"scalar": ArgDirection.SCALAR, "in": ArgDirection.IN, "out": ArgDirection.OUT,
               "inout": ArgDirection.INOUT}
 
 
 class CallableHandle:
-    """An opaque registration handle: hashid, kind and namespace are readable, nothing else.
+    """An opaque registration handle: ``hashid``, ``kind`` and ``target_namespace`` are its public fields.
 
-    It has no integer value and compares equal only to itself; it cannot be built by
-    calling the class, and it is valid only on the Worker that issued it.
+    "Runtime Contracts": the class can be called with those three fields, but what it builds is no
+    live registration -- it belongs to no Worker, so submit and unregister reject it
+    (``FOREIGN_HANDLE``). The public fields can be reassigned, as upstream's plain attributes can;
+    submit and unregister compare them with the Worker's live registration record and reject a
+    handle whose fields no longer match (``HANDLE_MUTATED``). It has no integer value and compares
+    equal only to itself; its private binding (owner, serial, digest) cannot be changed or deleted.
     """
 
     __slots__ = ("_owner", "_serial", "digest", "hashid", "kind", "name", "target_namespace")
 
-    def __init__(self, *_: Any, **__: Any) -> None:
-        raise TypeError("CallableHandle cannot be constructed; Worker.register returns one")
+    _PUBLIC = frozenset({"hashid", "kind", "target_namespace"})
+
+    def __init__(self, hashid: str, kind: str, target_namespace: str) -> None:
+        if not isinstance(hashid, str):
+            raise InvalidArgument(f"CallableHandle: hashid must be a str, got {type(hashid).__name__}")
+        try:
+            digest = parse_hashid(hashid)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"CallableHandle: hashid: {exc}") from None
+        for field_name, value, enum in (("kind", kind, CallableKind), ("target_namespace", target_namespace,
+                                                                          TargetNamespace)):
+            if not isinstance(value, str) or value not in enum.__members__:
+                raise InvalidArgument(f"CallableHandle: {field_name} must be one of {sorted(enum.__members__)}, "
+                                      f"got {value!r}")
+        for name, value in (("_owner", None), ("_serial", 0), ("digest", digest), ("hashid", hashid),
+                            ("kind", kind), ("target_namespace", target_namespace), ("name", "<constructed>")):
+            object.__setattr__(self, name, value)
 
     @classmethod
     def _issue(cls, owner: Any, serial: int, descriptor: CallableDescriptor, name: str) -> CallableHandle:
@@ -60,10 +82,12 @@ class CallableHandle:
         return h
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("CallableHandle is immutable")
+        if name not in self._PUBLIC:
+            raise AttributeError(f"CallableHandle has no writable attribute {name!r}")
+        object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError("CallableHandle is immutable")
+        raise AttributeError(f"CallableHandle fields cannot be deleted ({name!r})")
 
     def __reduce__(self) -> Any:
         # A serialized orchestration function carries the handles it closes over; the copy
@@ -73,7 +97,7 @@ class CallableHandle:
                                   self.name))
 
     def __repr__(self) -> str:
-        return f"CallableHandle({self.name!r}, {self.kind}, {self.target_namespace}, {self.hashid[:19]}…)"
+        return f"CallableHandle({self.name!r}, {self.kind}, {self.target_namespace}, {str(self.hashid)[:19]}…)"
 
 
 def _unbound_handle(serial: int, digest: bytes, hashid: str, kind: str, namespace: str,
@@ -165,10 +189,16 @@ class CallableRegistry:
             raise InvalidArgument(f"{api} expects a CallableHandle returned by Worker.register, "
                                   f"got {type(handle).__name__}")
         if handle._owner is not self.owner:
-            raise ForeignHandle(f"{api}: {handle!r} was not issued by this Worker")
+            raise ForeignHandle(f"{api}: {handle!r} does not belong to this Worker (it was not returned by "
+                                "this Worker's register)")
         reg = self.live.get(handle._serial)
         if reg is None:
             raise UnknownCallable(f"{api}: {handle!r} is not registered (it was unregistered)")
+        desc = reg.descriptor
+        if (handle.hashid, handle.kind, handle.target_namespace) != (desc.hashid, desc.kind.name,
+                                                                     desc.namespace.name):
+            raise HandleMutated(f"{api}: the public fields of {handle!r} no longer match its registration "
+                                f"(registered {desc.hashid}, {desc.kind.name}, {desc.namespace.name})")
         if namespace is not None and handle.target_namespace != namespace:
             raise InvalidArgument(
                 f"{api} cannot run {handle.target_namespace} callable {handle.name!r}; "

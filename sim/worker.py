@@ -219,7 +219,7 @@ class Worker:
             self._install_local(desc, name)
         reg = self._registry.install(desc, target, name, getattr(target, DURATION_ATTR, None))
         if self._sim is not None:
-            self._sim.trace.add(self._sim.now, EventKind.REGISTER, self._scope, reg.name, reg.handle.hashid)
+            self._sim.trace.add(self._sim.now, EventKind.REGISTER, self._scope, reg.name, reg.descriptor.hashid)
         self._log_call("register", reg.name, True)
         return reg.handle
 
@@ -239,7 +239,7 @@ class Worker:
             self._log_call("unregister", getattr(handle, "name", "?"), False, exc)
             raise
         if self._sim is not None:
-            self._sim.trace.add(self._sim.now, EventKind.UNREGISTER, self._scope, reg.name, reg.handle.hashid)
+            self._sim.trace.add(self._sim.now, EventKind.UNREGISTER, self._scope, reg.name, reg.descriptor.hashid)
         self._log_call("unregister", reg.name, True)
 
     def _install_local(self, desc: Any, name: str) -> None:
@@ -326,7 +326,7 @@ class Worker:
             for reg in w._registry.live.values():
                 ns = reg.descriptor.namespace.name
                 if ns == "LOCAL_PYTHON" and not has_python:
-                    raise InvalidState(f"init(): registered Python callable {reg.name!r} ({reg.handle.hashid}) on "
+                    raise InvalidState(f"init(): registered Python callable {reg.name!r} ({reg.descriptor.hashid}) on "
                                        f"{w._scope} has no eligible target (needs a SUB or next-level child)")
                 if ns == "LOCAL_CHIP" and not has_chip:
                     raise InvalidState(f"init(): registered chip kernel {reg.name!r} on {w._scope} has no eligible "

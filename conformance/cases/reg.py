@@ -2,7 +2,7 @@
 
 Spec: seed 004 (hashid-based callable registration: canonical descriptors, opaque CallableHandle,
 refcounts), upstream ``docs/callable-identity-registration.md`` ("Canonical Descriptor",
-"Registry Contract", "Registration Failure Contract", "Dispatch Contract") and
+"Runtime Contracts", "Registry Contract", "Registration Failure Contract", "Dispatch Contract") and
 ``docs/hierarchical-level-runtime.md`` "4. Recursive Composition" (the init-time target check).
 """
 
@@ -15,6 +15,7 @@ from conformance.catalog import case
 
 CIR = "docs/callable-identity-registration.md"
 REGISTRY = (CIR, "Registry Contract")
+RUNTIME = (CIR, "Runtime Contracts")
 DISPATCH = (CIR, "Dispatch Contract")
 DESCRIPTOR = (CIR, "Canonical Descriptor")
 HASHID = re.compile(r"sha256:[0-9a-f]{64}")
@@ -46,27 +47,32 @@ def two_workers(rt, ctx):
     ctx.check("handles distinct", True, ha != hb)
 
 
-@case("REG-004", "A CallableHandle cannot be constructed by the user", spec=REGISTRY)
-def handle_not_constructible(rt, ctx):
-    got = "constructed"
-    try:
-        rt.CallableHandle("sha256:" + "0" * 64, "CHIP_CALLABLE", "LOCAL_CHIP")
-    except TypeError:
-        got = "TypeError"
-    ctx.check("CallableHandle(...)", "TypeError", got)
+@case("REG-004", "A CallableHandle built from its public fields is no live registration: submit and "
+      "unregister reject it", spec=RUNTIME)
+def constructed_handle(rt, ctx):
+    w = rt.Worker(3, num_sub_workers=1)
+    real = w.register(noop)
+    fake = rt.CallableHandle(real.hashid, real.kind, real.target_namespace)
+    w.init()
+    ctx.run_expecting(w, lambda o, _a, _c: o.submit_sub(fake), "FOREIGN_HANDLE", "submit constructed handle")
+    with ctx.expect_error("unregister constructed handle", "FOREIGN_HANDLE"):
+        w.unregister(fake)
+    ctx.run_expecting(w, lambda o, _a, _c: o.submit_sub(real), None, "submit the registered handle")
+    w.close()
 
 
-@case("REG-005", "A CallableHandle is immutable", spec=REGISTRY)
-def handle_immutable(rt, ctx):
-    h = rt.Worker(3, num_sub_workers=1).register(noop)
-    before = h.hashid
-    got = "assigned"
-    try:
-        h.hashid = "sha256:" + "0" * 64
-    except AttributeError:
-        got = "AttributeError"
-    ctx.check("assigning hashid", "AttributeError", got)
-    ctx.check("hashid unchanged", before, h.hashid)
+@case("REG-005", "A CallableHandle whose public fields were changed is rejected by submit and unregister",
+      spec=RUNTIME)
+def mutated_handle(rt, ctx):
+    w = rt.Worker(3, num_sub_workers=1)
+    h, twin = w.register(noop), w.register(noop)
+    h.hashid = "sha256:" + "0" * 64
+    w.init()
+    ctx.run_expecting(w, lambda o, _a, _c: o.submit_sub(h), "HANDLE_MUTATED", "submit mutated handle")
+    with ctx.expect_error("unregister mutated handle", "HANDLE_MUTATED"):
+        w.unregister(h)
+    ctx.run_expecting(w, lambda o, _a, _c: o.submit_sub(twin), None, "submit the other handle of that hashid")
+    w.close()
 
 
 @case("REG-006", "A second unregister of a handle is UNKNOWN_CALLABLE and logged as a failed call",

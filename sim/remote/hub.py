@@ -179,9 +179,9 @@ class RemoteSet:
         for serial, reg in sorted(w._registry.live.items()):
             ns = reg.descriptor.namespace.name
             if ns == _DISPATCHER and wid in self.eligible.get(serial, ()):
-                dispatcher.setdefault(reg.descriptor.digest, (reg.handle.hashid, reg.target.target))
-            elif ns == "LOCAL_CHIP" and all(h != reg.handle.hashid for h, _ in inner):
-                inner.append((reg.handle.hashid, reg.target))
+                dispatcher.setdefault(reg.descriptor.digest, (reg.descriptor.hashid, reg.target.target))
+            elif ns == "LOCAL_CHIP" and all(h != reg.descriptor.hashid for h, _ in inner):
+                inner.append((reg.descriptor.hashid, reg.target))
         session_id = int(sim.stream(f"{ep.scope}.session").integers(1, 1 << 62))
         return BootstrapManifest(
             session_id=session_id, worker_id=wid, parent_worker_level=w._level, platform=spec.platform,

@@ -24,7 +24,7 @@ import pytest
 
 from reference import get_kernel
 from sim import CallableHandle, SimConfig, TaskArgs, TensorArgType, Worker
-from sim.errors import ForeignHandle, InvalidArgument, InvalidState, UnknownCallable
+from sim.errors import ForeignHandle, HandleMutated, InvalidArgument, InvalidState, UnknownCallable
 
 HASHID = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -53,23 +53,55 @@ def test_register_returns_an_opaque_handle_with_hashid_kind_and_namespace() -> N
     assert (hp.kind, hp.target_namespace) == ("PYTHON_SERIALIZED", "LOCAL_PYTHON")
 
 
-def test_handle_cannot_be_constructed() -> None:
-    with pytest.raises(TypeError):
-        CallableHandle()
-    with pytest.raises(TypeError):
-        CallableHandle("sha256:" + "0" * 64, "CHIP_CALLABLE", "LOCAL_CHIP")
+def test_a_handle_built_from_its_fields_is_no_live_registration() -> None:
+    w = _sub_worker()
+    real = w.register(_noop)
+    fake = CallableHandle(real.hashid, real.kind, real.target_namespace)
+    assert (fake.hashid, fake.kind, fake.target_namespace) == (real.hashid, real.kind, real.target_namespace)
+    assert fake != real
+    w.init()
+    with pytest.raises(ForeignHandle, match="does not belong to this Worker"):
+        w.run(lambda o, a, c: o.submit_sub(fake))
+    with pytest.raises(ForeignHandle):
+        w.unregister(fake)
+    w.run(lambda o, a, c: o.submit_sub(real))  # the real registration is untouched
+    w.close()
 
 
-def test_handle_is_immutable() -> None:
+@pytest.mark.parametrize("fields, bad", [
+    (("sha256:" + "0" * 63, "CHIP_CALLABLE", "LOCAL_CHIP"), "hashid"),
+    (("SHA256:" + "0" * 64, "CHIP_CALLABLE", "LOCAL_CHIP"), "hashid"),
+    ((7, "CHIP_CALLABLE", "LOCAL_CHIP"), "hashid"),
+    (("sha256:" + "0" * 64, "KERNEL", "LOCAL_CHIP"), "kind"),
+    (("sha256:" + "0" * 64, "CHIP_CALLABLE", "ELSEWHERE"), "target_namespace"),
+])
+def test_constructing_a_handle_validates_its_fields(fields: tuple, bad: str) -> None:
+    with pytest.raises(InvalidArgument, match=bad):
+        CallableHandle(*fields)
+
+
+@pytest.mark.parametrize("field, value", [("hashid", "sha256:" + "0" * 64), ("kind", "CHIP_CALLABLE"),
+                                          ("target_namespace", "LOCAL_CHIP")])
+def test_a_handle_whose_public_fields_changed_is_rejected_where_used(field: str, value: str) -> None:
+    w = _sub_worker()
+    h, twin = w.register(_noop), w.register(_noop)
+    setattr(h, field, value)
+    assert getattr(h, field) == value
+    w.init()
+    with pytest.raises(HandleMutated, match="no longer match"):
+        w.run(lambda o, a, c: o.submit_sub(h))
+    with pytest.raises(HandleMutated):
+        w.unregister(h)
+    w.run(lambda o, a, c: o.submit_sub(twin))  # the shared slot still serves the other handle
+    assert [t.outcome.value for t in w.take_record().tasks.values()] == ["COMPLETED"]
+    w.close()
+
+
+def test_private_binding_of_a_handle_cannot_change() -> None:
     h = _sub_worker().register(_noop)
-    before = h.hashid
-    with pytest.raises(AttributeError):
-        h.hashid = "sha256:" + "0" * 64
-    with pytest.raises(AttributeError):
-        h.kind = "CHIP_CALLABLE"
-    with pytest.raises(AttributeError):
-        h.extra = 1
-    assert h.hashid == before
+    for name in ("_owner", "_serial", "digest", "name", "extra"):
+        with pytest.raises(AttributeError):
+            setattr(h, name, None)
 
 
 def test_handle_fields_cannot_be_deleted() -> None:
