@@ -98,19 +98,33 @@ def list_cases(pattern: str | None) -> None:
               help="Per-case timeout in seconds.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/conformance"),
               show_default=True, help="Where to write the reports.")
-def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: float, out: Path) -> None:
-    """Run the conformance catalog on one backend; exit 1 if a MUST case FAILs, CRASHes or TIMEs OUT."""
+@click.option("--expectations", "expectation_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An extra expectations file of known departures (repeatable); see conformance/expectations/.")
+@click.option("--no-builtin-expectations", is_flag=True,
+              help="Ignore the shipped expectations files: every departure counts as a failure.")
+def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: float, out: Path,
+            expectation_files: tuple[Path, ...], no_builtin_expectations: bool) -> None:
+    """Run the conformance catalog on one backend; exit 1 if a MUST case FAILs, CRASHes or TIMEs OUT.
+
+    A failure that an expectations file lists for this backend's version is reported as a known
+    departure (with its reason) and does not fail the run; a listed case that now passes is
+    reported as a stale expectation.
+    """
     import sys
 
     from conformance.backends import BackendUnavailable, get_backend
     from conformance.catalog import load_catalog
+    from conformance.expectations import ExpectationsError, load_expectations
     from conformance.html import write_html
     from conformance.report import to_json, write_reports
-    from conformance.runner import run_cases
+    from conformance.runner import backend_version, run_cases
 
     try:
-        get_backend(backend, seed)
-    except BackendUnavailable as exc:
+        rt = get_backend(backend, seed)
+        expectations = load_expectations(backend, backend_version(rt.describe()), expectation_files,
+                                         builtin=not no_builtin_expectations)
+    except (BackendUnavailable, ExpectationsError) as exc:
         raise click.ClickException(str(exc)) from None
     cases = load_catalog().select(pattern)
     if not cases:
@@ -119,16 +133,21 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
                            show_pos=True) as bar:
         run = run_cases(cases, backend, seed=seed, jobs=jobs, timeout_s=timeout_s,
-                        progress=(lambda r: bar.update(1)) if show else None)
+                        progress=(lambda r: bar.update(1)) if show else None, expectations=expectations)
     json_path, junit_path = write_reports(run, out)
     html_path = write_html([to_json(run)], out / f"conformance-{backend}.html")
     click.echo(f"tierbed conform: backend {backend}, seed {seed}, {len(run.results)} cases in {run.duration_s:.1f}s")
     for verdict, n in run.counts().items():
         if n:
             click.echo(f"  {verdict:<14} {n}")
-    bad = [r for r in run.results if r.verdict.value not in ("PASS", "SKIP", "NOT_SUPPORTED")]
+    bad = [r for r in run.results if r.verdict.value not in ("PASS", "SKIP", "NOT_SUPPORTED") and not r.known]
     for r in bad:
         click.echo(f"  {r.verdict.value:<14} {r.case.id} [{r.case.level.value}] {r.case.title}: {r.summary[:160]}")
+    for r in run.with_expectation("known"):
+        click.echo(f"  known {r.verdict.value:<8} {r.case.id} (listed in {r.expectation['file']}): "
+                   f"{r.expectation['reason'][:160]}")
+    for r in run.with_expectation("stale"):
+        click.echo(f"  stale         {r.case.id} passes now: remove it from {r.expectation['file']}")
     click.echo(f"  reports     {json_path}, {junit_path}, {html_path}")
     if run.failed_must():
         raise SystemExit(1)

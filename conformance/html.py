@@ -189,10 +189,11 @@ def build_view(runs: list[dict[str, Any]], labels: list[str] | None = None) -> d
         cells, details = [], []
         for lab, b in zip(labels, by_run, strict=True):
             c = b.get(cid)
-            cells.append(c["verdict"] if c else MISSING)
+            exp = (c or {}).get("expectation") or {}
+            cells.append((c["verdict"] if c else MISSING, exp.get("status", "")))
             if c is None:
                 continue
-            details.append({"label": lab, "verdict": c["verdict"], "summary": c.get("summary", ""),
+            details.append({"label": lab, "verdict": c["verdict"], "summary": c.get("summary", ""), "expectation": exp,
                             "duration_s": c.get("duration_s"), "evidence": _evidence_rows(c.get("evidence", [])),
                             "swimlanes": [swimlane(tl) for tl in c.get("timeline", []) if tl.get("tasks")]})
         rows.append({"id": cid, "title": first.get("title", ""), "level": first.get("level", ""),
@@ -205,8 +206,9 @@ def build_view(runs: list[dict[str, Any]], labels: list[str] | None = None) -> d
     for lab, r in zip(labels, runs, strict=True):
         meta = r["run"]
         columns.append({"label": lab, "counts": {k: v for k, v in (meta.get("counts") or {}).items() if v},
-                        "meta": [(k, meta[k]) for k in ("backend", "version", "platform", "seed", "git_revision",
-                                                         "started", "duration_s") if meta.get(k) is not None]})
+                        "meta": [(k, meta[k]) for k in ("backend", "version", "runtime_version", "platform", "seed",
+                                                         "git_revision", "started", "duration_s", "known_departures",
+                                                         "stale_expectations") if meta.get(k) is not None]})
     return {"columns": columns, "rows": rows, "diff": verdict_diff(runs) if len(runs) > 1 else None,
             "labels": labels}
 

@@ -7,7 +7,9 @@ so in its own process with its timeout). Verdicts map to pytest outcomes:
 - PASS -> passed;
 - NOT_SUPPORTED, SKIP -> skipped, with the verdict and the reason;
 - NON_STRICT (a SHOULD missed) -> xfailed, with the summary;
-- FAIL, CRASH, TIMEOUT -> failed, with the spec section and the failing evidence.
+- FAIL, CRASH, TIMEOUT -> failed, with the spec section and the failing evidence;
+- a failure the shipped expectations list for this backend version (a known departure) -> xfailed,
+  with its reason (``--tierbed-no-builtin-expectations`` turns that off).
 
 Without ``--tierbed-backend`` the plugin collects nothing and changes nothing. It is registered
 through the ``pytest11`` entry point of the package.
@@ -30,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Comma-separated case ID globs or prefixes (e.g. 'ORCH,RBUF-00*').")
     group.addoption("--tierbed-seed", type=int, default=0, help="Run seed (default 0).")
     group.addoption("--tierbed-timeout", type=float, default=30.0, help="Per-case timeout in seconds (default 30).")
+    group.addoption("--tierbed-no-builtin-expectations", action="store_true", default=False,
+                    help="Ignore the shipped expectations files: a known departure fails like any other.")
 
 
 class TierbedCaseFailure(Exception):
@@ -62,6 +66,17 @@ class TierbedCatalog(pytest.Collector):
         super().__init__(**kwargs)
         self.backend = backend
         self.pattern = pattern
+        self.expectations: Any = None
+
+    def expectations_for(self, rt: Any) -> Any:
+        """The shipped expectations for this backend's version, loaded once per session."""
+        if self.expectations is None:
+            from conformance.expectations import load_expectations
+            from conformance.runner import backend_version
+
+            builtin = not self.config.getoption("tierbed_no_builtin_expectations")
+            self.expectations = load_expectations(self.backend, backend_version(rt.describe()), builtin=builtin)
+        return self.expectations
 
     def collect(self) -> list[pytest.Item]:
         from conformance.catalog import load_catalog
@@ -81,16 +96,22 @@ class TierbedCaseItem(pytest.Item):
         self.user_properties.append(("spec", case.spec_text()))
 
     def runtest(self) -> None:
+        from conformance.backends import get_backend
         from conformance.judge import Verdict
         from conformance.runner import run_cases
 
         opt = self.config.getoption
-        run = run_cases([self.case], self.parent.backend, seed=opt("tierbed_seed"), jobs=1,
-                        timeout_s=opt("tierbed_timeout"))
+        catalog = self.parent
+        expectations = catalog.expectations_for(get_backend(catalog.backend, opt("tierbed_seed")))
+        run = run_cases([self.case], catalog.backend, seed=opt("tierbed_seed"), jobs=1,
+                        timeout_s=opt("tierbed_timeout"), expectations=expectations)
         result = run.results[0]
         self.user_properties.append(("verdict", result.verdict.value))
         if result.verdict is Verdict.PASS:
             return
+        if result.known:
+            pytest.xfail(f"known departure ({result.verdict.value}, {result.expectation['file']}): "
+                         f"{result.expectation['reason']}")
         if result.verdict in (Verdict.NOT_SUPPORTED, Verdict.SKIP):
             # reported at the case's own location, as pytest does for a skip marker
             raise pytest.skip.Exception(f"{result.verdict.value}: {result.summary or 'no reason given'}",

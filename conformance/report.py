@@ -6,12 +6,15 @@ The JSON shape (``schema`` = ``tierbed.conformance/1``)::
                             "duration_s", "counts": {verdict: n}},
      "cases": [{"id", "title", "area", "spec": {"document", "heading"}, "level", "backends",
                 "verdict", "summary", "duration_s", "evidence": [...],
-                "timeline": [...]}]}   # optional: only for a case whose records have timed tasks
+                "timeline": [...],     # optional: only for a case whose records have timed tasks
                                        # (shape in conformance.timeline)
+                "expectation": {...}}]}  # optional: a listed departure, "known" or "stale"
+                                         # (conformance.expectations)
 
 JUnit XML is written with the standard library's ElementTree (which escapes text and attributes):
 one ``testsuite`` per run, one ``testcase`` per case; FAIL/NON_STRICT are ``failure``, CRASH and
-TIMEOUT are ``error``, SKIP and NOT_SUPPORTED are ``skipped``.
+TIMEOUT are ``error``, SKIP and NOT_SUPPORTED are ``skipped``; a known departure is ``skipped`` with
+its verdict and reason (it is reported, but it is not a new failure).
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ def to_json(run: RunResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "run": {**run.metadata, "backend": run.backend, "seed": run.seed, "duration_s": round(run.duration_s, 3),
-                "counts": run.counts()},
+                "counts": run.counts(), "known_departures": len(run.with_expectation("known")),
+                "stale_expectations": len(run.with_expectation("stale"))},
         "cases": [{
             "id": r.case.id, "title": r.case.title, "area": r.case.area,
             "spec": {"document": r.case.spec[0], "heading": r.case.spec[1]},
             "level": r.case.level.value, "backends": list(r.case.backends), "verdict": r.verdict.value,
             "summary": r.summary, "duration_s": round(r.duration_s, 4), "evidence": r.evidence,
             **({"timeline": r.timeline} if r.timeline else {}),
+            **({"expectation": r.expectation} if r.expectation else {}),
         } for r in run.results],
     }
 
@@ -50,9 +55,12 @@ def write_json(run: RunResult, path: Path) -> Path:
 
 def to_junit(run: RunResult) -> ET.ElementTree:
     counts = run.counts()
-    failures = counts[Verdict.FAIL] + counts[Verdict.NON_STRICT]
-    errors = counts[Verdict.CRASH] + counts[Verdict.TIMEOUT]
-    skipped = counts[Verdict.SKIP] + counts[Verdict.NOT_SUPPORTED]
+    known = run.with_expectation("known")
+    n_known = {v: sum(1 for r in known if r.verdict == v) for v in Verdict}
+    failures = counts[Verdict.FAIL] + counts[Verdict.NON_STRICT] - n_known[Verdict.FAIL] - n_known[Verdict.NON_STRICT]
+    errors = counts[Verdict.CRASH] + counts[Verdict.TIMEOUT] - n_known[Verdict.CRASH] - n_known[Verdict.TIMEOUT]
+    skipped = counts[Verdict.SKIP] + counts[Verdict.NOT_SUPPORTED] + sum(
+        n_known[v] for v in (Verdict.FAIL, Verdict.NON_STRICT, Verdict.CRASH, Verdict.TIMEOUT))
     suite = ET.Element("testsuite", {
         "name": f"tierbed-conformance-{run.backend}", "tests": str(len(run.results)), "failures": str(failures),
         "errors": str(errors), "skipped": str(skipped), "time": f"{run.duration_s:.3f}",
@@ -70,7 +78,10 @@ def to_junit(run: RunResult) -> ET.ElementTree:
             f"observed {e.get('observed')!r}" + (f" ({e['message']})" if e.get("message") else "")
             for e in r.evidence if not e.get("ok", True))
         spec = f"{r.case.level.value} {r.case.spec_text()}"
-        if r.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
+        if r.known:
+            ET.SubElement(tc, "skipped", {"message": f"known departure ({r.verdict.value}): "
+                                                     f"{r.expectation['reason']}"}).text = f"{spec}\n{detail}"
+        elif r.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
             el = ET.SubElement(tc, "failure", {"type": r.verdict.value, "message": r.summary or r.verdict.value})
             el.text = f"{spec}\n{detail}"
         elif r.verdict in (Verdict.CRASH, Verdict.TIMEOUT):

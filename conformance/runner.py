@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,8 @@ from typing import Any
 
 from conformance.backends import NotSupportedByBackend, get_backend
 from conformance.catalog import Case, find_case, load_catalog
-from conformance.judge import Judgment, Verdict, judge
+from conformance.expectations import Expectations
+from conformance.judge import FAILING, Judgment, Verdict, judge
 from conformance.timeline import case_timeline
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -39,6 +41,12 @@ class CaseResult:
     duration_s: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)  # name -> numpy array (functional runs)
     timeline: list[dict[str, Any]] = field(default_factory=list)  # see conformance.timeline
+    expectation: dict[str, Any] | None = None  # a listed departure: {"status": "known"|"stale", "reason", ...}
+
+    @property
+    def known(self) -> bool:
+        """A failure that an expectations file lists for this backend version."""
+        return self.expectation is not None and self.expectation["status"] == "known"
 
 
 @dataclass
@@ -58,9 +66,11 @@ class RunResult:
         return out
 
     def failed_must(self) -> list[CaseResult]:
-        from conformance.judge import FAILING
+        return [r for r in self.results if r.verdict in FAILING and r.case.level == "MUST" and not r.known]
 
-        return [r for r in self.results if r.verdict in FAILING and r.case.level == "MUST"]
+    def with_expectation(self, status: str) -> list[CaseResult]:
+        """The results an expectations file marked ``known`` or ``stale``."""
+        return [r for r in self.results if r.expectation is not None and r.expectation["status"] == status]
 
 
 # ------------------------------------------------------------------------------------- in the child
@@ -99,8 +109,23 @@ def execute_case(case: Case, backend: str, seed: int) -> dict[str, Any]:
             "timeline": case_timeline(ctx.records, backend)}
 
 
+def _redirect_output(log_path: str) -> None:
+    """Send this process's stdout and stderr (file descriptors, so native code's too) to ``log_path``."""
+    import sys
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def _child(conn: multiprocessing.connection.Connection, locator: tuple[str, str, str | None], backend: str,
-           seed: int) -> None:
+           seed: int, log_path: str | None = None) -> None:
+    if log_path is not None:
+        _redirect_output(log_path)
     try:
         case = find_case(*locator)
         result = execute_case(case, backend, seed)
@@ -143,10 +168,19 @@ class _Running:
 
 def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int = 1,
               timeout_s: float = DEFAULT_TIMEOUT_S,
-              progress: Callable[[CaseResult], None] | None = None) -> RunResult:
-    """Run ``cases`` on ``backend``, each in its own process; never stops early."""
+              progress: Callable[[CaseResult], None] | None = None,
+              expectations: Expectations | None = None) -> RunResult:
+    """Run ``cases`` on ``backend``, each in its own process; never stops early.
+
+    Each case's stdout and stderr (the runtime's own logging included) go to a log file, not to the
+    terminal; the tail of it is evidence when the case does not PASS. ``expectations`` marks the
+    results of listed departures ``known`` or ``stale`` (:mod:`conformance.expectations`).
+    """
     rt = get_backend(backend, seed)  # typed BackendUnavailable for hw / unknown names
     meta = collect_metadata(rt.describe(), seed)
+    if expectations is not None:
+        meta["expectations"] = list(expectations.files)
+    logs = tempfile.TemporaryDirectory(prefix="tierbed-case-logs-")
     t_run = time.perf_counter()
     ctx = _context()
     results: dict[str, CaseResult] = {}
@@ -155,6 +189,13 @@ def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int =
     jobs = max(1, int(jobs))
 
     def finish(r: CaseResult) -> None:
+        if r.verdict in FAILING or r.verdict is Verdict.NON_STRICT:
+            tail = _log_tail(os.path.join(logs.name, f"{r.case.id}.log"))
+            if tail:
+                r.evidence.append({"check": "log", "label": "the case process's output (last lines)", "ok": True,
+                                   "level": r.case.level.value, "observed": tail})
+        if expectations is not None:
+            r.expectation = expectations.classify(r.case.id, r.verdict.value)
         results[r.case.id] = r
         if progress is not None:
             progress(r)
@@ -170,8 +211,9 @@ def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int =
             while queue and len(running) < jobs:
                 c = queue.pop(0)
                 parent, child = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_child, args=(child, c.locator(), backend, seed), name=f"case-{c.id}",
-                                daemon=True)
+                p = ctx.Process(target=_child, args=(child, c.locator(), backend, seed,
+                                                     os.path.join(logs.name, f"{c.id}.log")),
+                                name=f"case-{c.id}", daemon=True)
                 p.start()
                 child.close()
                 now = time.monotonic()
@@ -213,8 +255,27 @@ def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int =
         for r in running:  # interrupted: leave nothing behind
             r.proc.kill()
             r.proc.join()
+        logs.cleanup()
     ordered = [results[c.id] for c in cases]
     return RunResult(backend, seed, meta, ordered, time.perf_counter() - t_run)
+
+
+LOG_TAIL_CHARS = 2000
+
+
+def _log_tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - LOG_TAIL_CHARS))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def backend_version(meta: dict[str, Any]) -> str:
+    """The version an expectations file is matched against: the runtime's, else tierbed's own."""
+    return str(meta.get("runtime_version") or meta.get("version") or "unknown")
 
 
 def _from_child(r: _Running) -> CaseResult:
@@ -233,10 +294,11 @@ def _from_child(r: _Running) -> CaseResult:
 
 def run_catalog(backend: str, pattern: str | None = None, *, seed: int = 0, jobs: int = 1,
                 timeout_s: float = DEFAULT_TIMEOUT_S,
-                progress: Callable[[CaseResult], None] | None = None) -> RunResult:
+                progress: Callable[[CaseResult], None] | None = None,
+                expectations: Expectations | None = None) -> RunResult:
     """Run the project's catalog (or the cases matching ``pattern``) on ``backend``."""
     return run_cases(load_catalog().select(pattern), backend, seed=seed, jobs=jobs, timeout_s=timeout_s,
-                     progress=progress)
+                     progress=progress, expectations=expectations)
 
 
 def collect_metadata(backend_info: dict[str, Any], seed: int) -> dict[str, Any]:

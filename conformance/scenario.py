@@ -43,8 +43,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from conformance.yamlfile import Loc, YamlFileError, compose, locate, read_text, validate
 
 SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
 
@@ -339,101 +340,27 @@ def schema_text() -> str:
 # ------------------------------------------------------------------------------------------- loading
 
 
-class ScenarioError(ValueError):
+class ScenarioError(YamlFileError):
     """A scenario file that cannot be used: names the file, the line (1-based) and the field."""
-
-    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
-        self.file, self.line, self.field, self.message = file, line, field, message
-        where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
-
-
-Loc = tuple[Any, ...]
-
-
-def _locate(root: yaml.Node | None, loc: Loc, missing: bool = False) -> tuple[int | None, str]:
-    """The 1-based line of the YAML node at pydantic location ``loc``, and the dotted field path.
-
-    Location parts that name no key (union tags, a model's inserted ``steps``) are skipped.
-    """
-    if root is None:
-        return 1, ".".join(str(p) for p in loc)
-    node: yaml.Node = root
-    line = node.start_mark.line + 1
-    path = ""
-    for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        if isinstance(node, yaml.MappingNode):
-            hit = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
-                       None)
-            if hit is not None:
-                path = f"{path}.{part}" if path else str(part)
-                line = hit[0].start_mark.line + 1
-                node = hit[1]
-                continue
-            if last and missing:
-                path = f"{path}.{part}" if path else str(part)
-            continue
-        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            path = f"{path}[{part}]"
-            node = node.value[part]
-            line = node.start_mark.line + 1
-            continue
-    return line, path or "(top level)"
-
-
-def _compose(text: str, file: str) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ScenarioError(file, mark.line + 1 if mark else None, "", f"YAML syntax error: {exc.problem}"
-                            ) from None
-    finally:
-        loader.dispose()
-    return node, data
-
-
-def _message(err: dict[str, Any]) -> str:
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return "unknown field (not part of the scenario format)"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return msg
 
 
 def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     """Validate scenario ``text``; raise :class:`ScenarioError` naming ``file``, the line and the field."""
-    node, data = _compose(text, file)
+    node, data = compose(text, file, ScenarioError)
     if not isinstance(data, dict):
         raise ScenarioError(file, 1, "", "a scenario is a YAML mapping (scenario:, topology:, program:, ...)")
-    try:
-        scn = Scenario.model_validate(data)
-    except ValidationError as exc:
-        errs = exc.errors()
-        first = errs[0]
-        line, path = _locate(node, tuple(first["loc"]), first["type"] == "missing")
-        more = f" (and {len(errs) - 1} more error{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
-        raise ScenarioError(file, line, path, _message(first) + more) from None
+    scn = validate(node, data, Scenario, file, "scenario", ScenarioError)
     problems = check_semantics(scn)
     if problems:
         loc, msg = problems[0]
-        line, path = _locate(node, loc, missing=True)
+        line, path = locate(node, loc, missing=True)
         raise ScenarioError(file, line, path, msg)
     return scn
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(str(p), None, "", f"cannot read the scenario file: {exc.strerror or exc}") from None
-    return parse_scenario(text, str(p))
+    return parse_scenario(read_text(path, "scenario", ScenarioError), str(path))
 
 
 # ------------------------------------------------------------------------------------------- semantics

@@ -21,6 +21,8 @@ def passes(rt, ctx):
 
 @HARNESS.case("TST-002", "Fails on purpose", spec=SPEC, backends=("sim",))
 def fails(rt, ctx):
+    print("diagnostic printed by the failing case", flush=True)
+    os.write(2, b"written to fd 2 as native code would\n")
     ctx.check("two equals three", 2, 3)
 
 

@@ -16,11 +16,6 @@ from conformance.judge import Verdict
 from conformance.report import write_reports
 from conformance.runner import run_cases, run_catalog
 
-# Cases a backend departs on today, with the diagnosis. Each is still run and must FAIL exactly here.
-# (backend, case id) -> diagnosis, for a case known to depart from the spec on that backend.
-KNOWN_DEPARTURES: dict[tuple[str, str], str] = {}
-
-
 @pytest.fixture(scope="module")
 def sim_run():
     return run_catalog("sim", jobs=2, timeout_s=60)
@@ -41,20 +36,14 @@ def test_catalog_ids_metadata_and_size() -> None:
 
 
 def test_every_must_case_passes_on_sim(sim_run) -> None:
-    bad = {r.case.id: (r.verdict.value, r.summary) for r in sim_run.results
-           if r.verdict is not Verdict.PASS and (("sim", r.case.id) not in KNOWN_DEPARTURES)}
+    bad = {r.case.id: (r.verdict.value, r.summary) for r in sim_run.results if r.verdict is not Verdict.PASS}
     assert bad == {}
     assert sim_run.failed_must() == []
 
 
-def test_reference_verdicts_and_known_departures(ref_run) -> None:
-    by_id = {r.case.id: r for r in ref_run.results}
-    for (backend, cid), _why in KNOWN_DEPARTURES.items():
-        if backend == "reference":
-            assert by_id[cid].verdict is Verdict.FAIL, cid
+def test_reference_verdicts(ref_run) -> None:
     unexpected = {r.case.id: (r.verdict.value, r.summary) for r in ref_run.results
-                  if r.verdict not in (Verdict.PASS, Verdict.NOT_SUPPORTED)
-                  and ("reference", r.case.id) not in KNOWN_DEPARTURES}
+                  if r.verdict not in (Verdict.PASS, Verdict.NOT_SUPPORTED)}
     assert unexpected == {}
     # The reference has no remote workers and no codec: those areas are NOT_SUPPORTED, never PASS.
     for r in ref_run.results:
@@ -104,6 +93,11 @@ def test_runner_verdicts_for_bad_cases(harness_run) -> None:
     assert "exit code 3" in crash.summary
     failed = next(r for r in harness_run.results if r.case.id == "TST-002")
     assert any(e["expected"] == 2 and e["observed"] == 3 and not e["ok"] for e in failed.evidence)
+    # The case's own output (Python's and the file descriptor's) is captured as evidence, not printed.
+    log = next(e["observed"] for e in failed.evidence if e["check"] == "log")
+    assert "diagnostic printed by the failing case" in log and "written to fd 2" in log
+    passed = next(r for r in harness_run.results if r.case.id == "TST-001")
+    assert not any(e["check"] == "log" for e in passed.evidence)
     assert [r.case.id for r in harness_run.failed_must()] == ["TST-002", "TST-003", "TST-004"]
 
 
