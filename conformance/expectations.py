@@ -14,7 +14,8 @@ Files live in ``conformance/expectations/*.yaml`` (shipped with the package) or 
     versions: ">=0.1,<0.2"            # PEP 440 specifiers on the backend's runtime version ("" = any)
     departures:
       - case: LVL-021                 # a catalog case ID
-        verdicts: [FAIL]              # the verdicts this departure allows (default [FAIL])
+        verdicts: [FAIL]              # the verdicts this departure allows (default [FAIL]); add PASS
+                                      # for one that shows only sometimes (a race): never stale
         reason: "why the backend departs and what decides it"
         upstream: "python/simpler/worker.py Worker.close"   # optional: where the backend's behaviour is
 
@@ -37,7 +38,7 @@ from conformance.yamlfile import YamlFileError, compose, locate, read_text, vali
 
 BUILTIN_DIR = Path(__file__).with_name("expectations")
 BackendName = Literal["sim", "reference", "hw"]
-VerdictName = Literal["FAIL", "NON_STRICT", "CRASH", "TIMEOUT", "NOT_SUPPORTED"]
+VerdictName = Literal["FAIL", "NON_STRICT", "CRASH", "TIMEOUT", "NOT_SUPPORTED", "PASS"]
 
 
 class ExpectationsError(YamlFileError):
@@ -97,17 +98,18 @@ class Expectations:
     def classify(self, case_id: str, verdict: str) -> dict[str, Any] | None:
         """``{"status": "known"|"stale", ...}`` for a listed case, else ``None``.
 
-        ``known``: the verdict is one the departure allows. ``stale``: the case now PASSes. A listed
+        ``known``: the verdict is a failure the departure allows. ``stale``: the case now PASSes and
+        the departure does not list PASS (a departure that shows only sometimes lists it). A listed
         case with some other verdict (say a CRASH where a FAIL is known) is neither, so it still
         counts as the failure it is.
         """
         dep = self.by_case.get(case_id)
         if dep is None:
             return None
+        if verdict == "PASS":
+            return None if "PASS" in dep.verdicts else dep.to_json("stale")
         if verdict in dep.verdicts:
             return dep.to_json("known")
-        if verdict == "PASS":
-            return dep.to_json("stale")
         return None
 
 

@@ -8,9 +8,14 @@
   Worker's life so dependencies key on it), the host data is copied in once per run and copied back
   after the run; a dispatch token is appended as the last scalar for the SUB probe.
 - :class:`HwOrchestrator` wraps the runtime's Orchestrator and names each accepted task in submit
-  order following the sim's naming (``l3:r<run>:t<n>``).
+  order following the sim's naming (``l3:r<run>:t<n>``, ``l4.w0:r<run>:t<n>`` for a child's).
+- Composition (``hierarchical-level-runtime.md`` §4): ``add_worker`` composes the runtime's own
+  Workers; a Python callable registered at L4 or above runs, when a parent submits it to a child, as
+  that child's orchestration function inside the runtime's child process. The probe hands it the
+  adapter's orchestrator for that child (:func:`nested_orchestration`), and what it submits travels
+  back to the parent's record through the probe's observation.
 - :class:`HwWorker` builds a :class:`~sim.record.RunRecord` (``backend="hw"``) after every run from
-  the probe observations: COMPLETED / FAILED(TASK_FAILURE) with wall stamps, NOT_RUN for a task no
+  the probe observations: COMPLETED / FAILED(class) with wall stamps, NOT_RUN for a task no
   member of which started. Producers are not observable from the runtime's Python surface and are
   left empty (``metadata["producers"] == "not observed"``). Every register / unregister that reaches
   the runtime is logged as a :class:`~sim.record.CallRecord` (OK, or ERROR with its mapped class) and
@@ -19,8 +24,9 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +88,8 @@ class HwTaskArgs:
 @dataclass
 class _Submitted:
     task_id: str
+    scope: str
+    level: int
     kind: str
     callable: str
     tokens: list[int]
@@ -91,8 +99,40 @@ class _Submitted:
 @dataclass
 class _Run:
     number: int
+    nested: bool = False  # a nested orchestration, inside a child process of the runtime
     tasks: list[_Submitted] = field(default_factory=list)
     copied_in: set[int] = field(default_factory=set)
+
+
+#: Every HwWorker of this process by serial. A nested orchestration runs in a forked child of the
+#: runtime, whose copy of this table was taken after the tree was built, so the serial a parent
+#: appends to a next-level submit finds the child's adapter object there.
+_LIVE: dict[int, HwWorker] = {}
+_SERIALS = itertools.count(1)
+
+
+def _live_worker(serial: int) -> HwWorker:
+    return _LIVE[serial]
+
+
+def nested_orchestration(fn: Any, orch: Any, args: Any, config: Any, run: int, serial: int,
+                         extra: dict[str, Any]) -> None:
+    """Run ``fn`` as the orchestration function of child Worker ``serial`` (in the runtime's child
+    process), with the adapter's orchestrator in front of the real one; what it submitted goes into
+    ``extra`` for the parent's record (``children``), and a feature the adapter lacks into
+    ``not_supported``."""
+    from conformance.backends import NotSupportedByBackend
+
+    w = _LIVE[serial]
+    w._run = _Run(run, nested=True)
+    try:
+        fn(HwOrchestrator(orch, w), args, config)
+    except NotSupportedByBackend as exc:
+        extra["not_supported"] = str(exc)
+        raise
+    finally:
+        extra["children"] = [asdict(t) for t in w._run.tasks]
+        w._run = None
 
 
 class HwOrchestrator:
@@ -102,7 +142,9 @@ class HwOrchestrator:
         self._o = real
         self._w = worker
 
-    def _convert(self, args: Any) -> tuple[Any, int]:
+    def _convert(self, args: Any, worker: Any = None) -> tuple[Any, int]:
+        """The runtime's TaskArgs for ``args``, with the dispatch token last; a next-level submit at L4
+        and above (``worker`` given) also carries the run and the child's serial before it."""
         from simpler.task_interface import TaskArgs
 
         ta = TaskArgs()
@@ -114,6 +156,10 @@ class HwOrchestrator:
             for s in args.scalars:
                 ta.add_scalar(s)
         token = self._w._next_token()
+        if worker is not None and self._w.level >= 4:
+            child = self._w._child(worker)
+            ta.add_scalar(self._w._current_run().number)
+            ta.add_scalar(child.serial if child is not None else 0)
         ta.add_scalar(token)
         return ta, token
 
@@ -132,15 +178,13 @@ class HwOrchestrator:
                      tuple(f"sub{i}" for i in range(len(converted))))
 
     def submit_next_level(self, callable_handle: Any, args: Any, config: Any = None, *, worker: int) -> None:
-        self._w._require_next_level(callable_handle)
-        ta, token = self._convert(args)
+        ta, token = self._convert(args, worker)
         self._o.submit_next_level(callable_handle, ta, config, worker=worker)
         self._accept("next_level", callable_handle, [token], (f"w{worker}",))
 
     def submit_next_level_group(self, callable_handle: Any, args_list: list[Any], config: Any = None, *,
                                 workers: list[int]) -> None:
-        self._w._require_next_level(callable_handle)
-        converted = [self._convert(a) for a in args_list]
+        converted = [self._convert(a, w) for a, w in zip(args_list, workers, strict=False)]
         self._o.submit_next_level_group(callable_handle, [ta for ta, _ in converted], config, workers=workers)
         self._accept("next_level_group", callable_handle, [t for _, t in converted],
                      tuple(f"w{w}" for w in workers))
@@ -178,6 +222,22 @@ class HwWorker:
         self._parent: Any = None
         self._closed = False
         self._calls: list[Any] = []  # sim.record.CallRecord, drained into the next record
+        self._children: dict[int, HwWorker] = {}  # worker id the runtime gave -> child adapter
+        self._index: int | None = None  # this Worker's id in its parent
+        self.serial = next(_SERIALS)
+        _LIVE[self.serial] = self
+
+    def __reduce__(self) -> Any:
+        # A nested orchestration function that closes over a Worker is pickled into its registration;
+        # in the runtime's child process the name resolves to that process's copy of the adapter.
+        return (_live_worker, (self.serial,))
+
+    @property
+    def prefix(self) -> str:
+        """Task-name prefix, as the sim names scopes: ``l4`` for a root, ``l4.w0`` for its child 0."""
+        if self._parent is None:
+            return f"l{self.level}"
+        return f"{self._parent.prefix}.w{self._index}"
 
     # ------------------------------------------------------------ lifecycle and registration
 
@@ -217,9 +277,14 @@ class HwWorker:
         return calls
 
     def add_worker(self, worker: Any) -> int:
-        from conformance.backends import NotSupportedByBackend
-
-        raise NotSupportedByBackend("the hw adapter does not compose levels (add_worker) yet")
+        """Compose a local child (``hierarchical-level-runtime.md`` §4): the runtime's own
+        ``add_worker`` decides what is accepted; the adapter remembers the child for task naming."""
+        child = worker._real if isinstance(worker, HwWorker) else worker
+        wid = self._real.add_worker(child)
+        if isinstance(worker, HwWorker):
+            worker._parent, worker._index = self, int(wid)
+            self._children[int(wid)] = worker
+        return wid
 
     def accepts_worker_type(self, worker_type: Any) -> bool:
         from conformance.backends import NotSupportedByBackend
@@ -267,21 +332,32 @@ class HwWorker:
     def _next_token(self) -> int:
         return next_token()
 
-    def _require_next_level(self, handle: Any) -> None:
-        from conformance.backends import NotSupportedByBackend
+    def _current_run(self) -> _Run:
+        assert self._run is not None, "submit outside a run"
+        return self._run
 
-        if self.level <= 3:
-            raise NotSupportedByBackend("chip tasks on hw need compiled kernels (no kernel map given)")
+    def _child(self, worker: Any) -> HwWorker | None:
+        try:
+            return self._children.get(operator.index(worker))
+        except TypeError:
+            return None  # the runtime judges a bad worker id
 
     def _accept(self, kind: str, handle: Any, tokens: list[int], workers: tuple[str, ...]) -> None:
-        run = self._run
-        assert run is not None, "submit outside a run"
-        tid = f"l{self.level}:r{run.number}:t{len(run.tasks) + 1}"
-        run.tasks.append(_Submitted(tid, kind, self._names.get(id(handle), "?"), tokens, workers))
+        run = self._current_run()
+        tid = f"{self.prefix}:r{run.number}:t{len(run.tasks) + 1}"
+        run.tasks.append(_Submitted(tid, self.prefix, self.level, kind, self._names.get(id(handle), "?"), tokens,
+                                    workers))
 
     def _tensor_arg(self, tensor: Any) -> Any:
+        from simpler.task_interface import Tensor
+
         from conformance.backends import NotSupportedByBackend
 
+        if isinstance(tensor, Tensor):
+            return tensor  # handed down by a parent: it already names a shared buffer
+        if self._run is not None and self._run.nested:
+            raise NotSupportedByBackend("a nested orchestration on hw passes on the tensors it was given; "
+                                        "host arrays of its own would need buffers of the child process")
         if not isinstance(tensor, np.ndarray):
             raise NotSupportedByBackend(f"the hw adapter passes numpy tensors only, got {type(tensor).__name__}")
         if not tensor.flags.c_contiguous:
@@ -307,19 +383,50 @@ class HwWorker:
                 arr[...] = np.frombuffer(bytes(buf.shm.buf[:arr.nbytes]), dtype=arr.dtype).reshape(arr.shape)
 
     def _build_record(self, run: _Run, error: BaseException | None) -> Any:
-        from sim.record import Outcome, RunRecord, TaskRecord
+        from conformance.backends import NotSupportedByBackend
+        from sim.record import RunRecord
 
         rec = RunRecord("hw", {"platform": self.platform, "level": self.level, "run": run.number,
                                "clock": "monotonic wall seconds", "producers": "not observed"})
         rec.calls.extend(self._drain_calls())
         if error is not None:
             rec.errors.append(f"{type(error).__name__}: {error}"[:500])
-        for t in run.tasks:
+        lacking: list[str] = []
+        self._record_tasks(rec, run.tasks, error, lacking)
+        if lacking:
+            raise NotSupportedByBackend(lacking[0])
+        return rec
+
+    def _record_tasks(self, rec: Any, tasks: list[_Submitted], error: BaseException | None,
+                      lacking: list[str]) -> bool:
+        """Add ``tasks`` and, from the observations, the tasks their nested orchestrations submitted;
+        True when any of them FAILED.
+
+        A SUB task is COMPLETED when every member's probe saw it end, FAILED(TASK_FAILURE) when one
+        raised, NOT_RUN when none started. A next-level task at L4 and above is FAILED with the class
+        of its orchestration function's error, or FAILED(TASK_FAILURE) when a task it submitted
+        failed (the failure reaches its parent, ``task-flow.md`` "Completion").
+        """
+        from sim.record import Outcome, TaskRecord
+
+        any_failed = False
+        for t in tasks:
             obs = [read_observation(self._obs_dir, tok) for tok in t.tokens]
             seen = [o for o in obs if o is not None]
+            rec.tasks[t.task_id] = None  # keeps submit order: a task before what it submitted
+            child_failed = False
+            for o in seen:
+                if o.get("not_supported"):
+                    lacking.append(o["not_supported"])
+                child_failed |= self._record_tasks(rec, [_Submitted(**{**c, "tokens": list(c["tokens"]),
+                                                                        "workers": tuple(c["workers"])})
+                                                         for c in o.get("children", ())], error, lacking)
             failed = [o for o in seen if o.get("error")]
             if failed:
-                outcome, cls, msg = Outcome.FAILED, "TASK_FAILURE", failed[0]["error"]
+                cls = failed[0].get("error_class") if t.kind.startswith("next_level") else "TASK_FAILURE"
+                outcome, cls, msg = Outcome.FAILED, cls or "TASK_FAILURE", failed[0]["error"]
+            elif child_failed:
+                outcome, cls, msg = Outcome.FAILED, "TASK_FAILURE", "a task it submitted failed"
             elif seen and len(seen) == len(obs):
                 outcome, cls, msg = Outcome.COMPLETED, None, ""
             elif not seen:
@@ -327,8 +434,9 @@ class HwWorker:
             else:
                 outcome, cls = Outcome.FAILED, error_class(error) if error is not None else "TASK_FAILURE"
                 msg = "some group members never started"
+            any_failed |= outcome is Outcome.FAILED
             start = min((o["start"] for o in seen), default=None)
             end = max((o["end"] for o in seen), default=None)
-            rec.tasks[t.task_id] = TaskRecord(t.task_id, f"l{self.level}", self.level, t.kind, t.callable, outcome,
-                                              cls, msg, start, end, t.workers, ())
-        return rec
+            rec.tasks[t.task_id] = TaskRecord(t.task_id, t.scope, t.level, t.kind, t.callable, outcome, cls, msg,
+                                              start, end, t.workers, ())
+        return any_failed

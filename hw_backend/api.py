@@ -43,8 +43,20 @@ def _kernel_map_from_env() -> Mapping[str, Any] | None:
     return getattr(importlib.import_module(module), attr or "KERNELS")
 
 
+_APIS: dict[int, HwAPI] = {}
+
+
+def _live_api(key: int) -> HwAPI:
+    return _APIS[key]
+
+
 class HwAPI(RuntimeAPI):
-    """Drives the real runtime through :class:`~hw_backend.adapter.HwWorker`."""
+    """Drives the real runtime through :class:`~hw_backend.adapter.HwWorker`.
+
+    Cases write nested orchestration functions that close over ``rt``; the runtime pickles such a
+    function into its registration, so the API pickles as a name for this process's instance (a
+    child process of the runtime holds a copy of it), not as its state.
+    """
 
     name = "hw"
     features = frozenset({"timing", "concurrency"})
@@ -63,6 +75,10 @@ class HwAPI(RuntimeAPI):
         self.DataType = DataType
         self.errors = hw_errors
         self.CallableHandle = CallableHandle
+        _APIS[id(self)] = self
+
+    def __reduce__(self) -> Any:
+        return (_live_api, (id(self),))
 
     def __getattr__(self, name: str) -> Any:
         if name in _ABSENT:
@@ -85,8 +101,6 @@ class HwAPI(RuntimeAPI):
     def Worker(self, level: int, *, faults: Iterable[Any] | None = None, **config: Any) -> Any:
         if faults:
             raise NotSupportedByBackend("the hw backend cannot inject faults yet")
-        if int(level) >= 4:
-            raise NotSupportedByBackend("the hw adapter drives L3 Workers only so far (no level composition)")
         if (int(level) <= 2 or config.get("device_ids")) and not self.kernels:
             raise NotSupportedByBackend("chip workers (L2, or L3 device_ids) on hw need compiled kernels; "
                                         "no kernel map given")

@@ -1,4 +1,4 @@
-"""Exceptions of the real runtime -> tierbed's closed set of error classes.
+r"""Exceptions of the real runtime -> tierbed's closed set of error classes.
 
 The real package raises built-in exception types with messages; the observable error class is
 decided by the exception type plus a message pattern, first match wins. The whole mapping is the
@@ -11,8 +11,10 @@ exception type          message pattern (case-insensitive regex)             err
 KeyError                ``does not belong to this worker``                   FOREIGN_HANDLE
 KeyError                ``not registered|unregistered|unknown callable|``    UNKNOWN_CALLABLE
                         ``not live``
-KeyError, ValueError    ``worker id|unknown worker|no next.level worker``    UNKNOWN_WORKER
+KeyError, ValueError    ``worker id|unknown worker|no next.level worker|``   UNKNOWN_WORKER
+                        ``not a registered worker``
 RuntimeError            ``CALLABLE_HANDLE_MUTATED``                          HANDLE_MUTATED
+RuntimeError            ``add_worker\(\) requires level``                    INVALID_WORKER_TYPE
 RuntimeError            ``child failed|sub_worker|task failed|chip.*fail``   TASK_FAILURE
 RuntimeError            ``scope|before init|after init|already init|``       INVALID_STATE
                         ``initialized|is closed|in progress|attached``
@@ -31,8 +33,11 @@ import re
 RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((KeyError,), r"does not belong to this worker", "FOREIGN_HANDLE"),
     ((KeyError,), r"not registered|unregistered|unknown callable|not live", "UNKNOWN_CALLABLE"),
-    ((KeyError, ValueError), r"worker id|unknown worker|no next.level worker", "UNKNOWN_WORKER"),
+    ((KeyError, ValueError), r"worker id|unknown worker|no next.level worker|not a registered worker",
+     "UNKNOWN_WORKER"),
     ((RuntimeError,), r"CALLABLE_HANDLE_MUTATED", "HANDLE_MUTATED"),
+    # An L2/L3 parent takes no Worker children: the seed-000 level rule, in the runtime's words.
+    ((RuntimeError,), r"add_worker\(\) requires level", "INVALID_WORKER_TYPE"),
     ((RuntimeError,), r"child failed|sub_worker|task failed|chip.*fail", "TASK_FAILURE"),
     ((RuntimeError,), r"scope|before init|after init|already init|initialized|is closed|in progress|attached",
      "INVALID_STATE"),

@@ -1,11 +1,12 @@
 """What the adapter observes inside a SUB process.
 
-SUB callables run in forked children of the real runtime, so the adapter registers a
-:class:`SubProbe` around each Python callable. The probe takes the last scalar of its task args as a
-dispatch token (the adapter appends it at submit time and hides it from the callable), gives the
-callable a view with numpy tensors (:class:`ArgsView`), and writes one small JSON file per
-invocation -- wall-clock start and end (``time.monotonic``, one clock for every process of the
-host) and the exception, if any -- into the observation directory of the process that created the
+SUB callables and nested orchestration functions run in forked children of the real runtime, so the
+adapter registers a :class:`SubProbe` around each Python callable. The probe takes the last scalar of
+its task args as a dispatch token (the adapter appends it at submit time and hides it from the
+callable), gives the callable a view with numpy tensors (:class:`ArgsView`), and writes one small
+JSON file per invocation -- wall-clock start and end (``time.monotonic``, one clock for every process
+of the host), the exception and its error class, if any, and for a nested orchestration the tasks it
+submitted -- into the observation directory of the process that created the
 Worker. The probe finds that directory through the environment (:data:`OBS_DIR_ENV`, set before the
 Worker forks its children), never through state of its own: the probe is pickled into the
 callable's registration payload, and a per-process path in it would give the same function a
@@ -65,33 +66,82 @@ class ArgsView:
         self._views.clear()
 
 
+class OrchArgsView(ArgsView):
+    """A nested orchestration function's args: ``tensor(i)`` is the runtime's own tensor, to be passed
+    on to the next submit as it is (the data stays in the shared buffer it already lives in)."""
+
+    def tensor(self, i: int) -> Any:
+        return self._mapped.tensor(i) if i < self._mapped.tensor_count() else None
+
+
+#: Scalars the adapter appends to a next-level submit at L4 and above: the root run's number, the
+#: serial of the child Worker it targets, and the dispatch token (last).
+ORCH_TRAILER = 3
+
+
 class SubProbe:
-    """A registered wrapper around a SUB callable that reports each invocation to the observation
+    """A registered wrapper around a Python callable that reports each invocation to the observation
     directory. Its only state is the callable, so its pickled form (and the hashid the runtime derives
-    from it) depends on the callable alone."""
+    from it) depends on the callable alone.
+
+    Called with one argument it is a SUB callable: the last scalar is the dispatch token. Called with
+    ``(orch, args, config)`` it is an orchestration function a parent at L4 or above handed to a child
+    Worker: the trailer (:data:`ORCH_TRAILER`) names the run, the child Worker and the token, and the
+    callable gets the adapter's orchestrator for that child, so the tasks it submits are named and
+    observed too (:mod:`hw_backend.adapter`, ``nested_orchestration``).
+    """
 
     def __init__(self, fn: Any) -> None:
         self.fn = fn
 
-    def __call__(self, args: Any) -> None:
+    def __call__(self, *call: Any) -> None:
+        if len(call) == 3:
+            return self._orchestrate(*call)
+        (args,) = call
         scalars = tuple(args.scalar(i) for i in range(args.scalar_count()))
         token, scalars = (scalars[-1], scalars[:-1]) if scalars else (None, scalars)
         view = ArgsView(args, scalars)
-        start = time.monotonic()
-        error: str | None = None
-        try:
-            self.fn(view)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            end = time.monotonic()
-            view.release()
-            obs_dir = os.environ.get(OBS_DIR_ENV) or _OBS_DIR
-            if token is not None and obs_dir:
-                write_observation(obs_dir, int(token), {"start": start, "end": end, "error": error,
-                                                             "pid": os.getpid(),
-                                                             "trace": traceback.format_exc(limit=4) if error else ""})
+        with _observed(token):
+            try:
+                self.fn(view)
+            finally:
+                view.release()
+
+    def _orchestrate(self, orch: Any, args: Any, config: Any) -> None:
+        from hw_backend.adapter import nested_orchestration
+
+        scalars = tuple(args.scalar(i) for i in range(args.scalar_count()))
+        if len(scalars) < ORCH_TRAILER:
+            raise RuntimeError("tierbed hw adapter: a nested orchestration call without its dispatch trailer")
+        (run, serial, token), scalars = scalars[-ORCH_TRAILER:], scalars[:-ORCH_TRAILER]
+        with _observed(token) as extra:
+            nested_orchestration(self.fn, orch, OrchArgsView(args, scalars), config, int(run), int(serial), extra)
+
+
+class _observed:
+    """Times the body and writes its observation (start, end, error and its class, pid, and whatever
+    the body put in ``extra``) under ``token``, also when the body raises."""
+
+    def __init__(self, token: Any) -> None:
+        self.token = token
+        self.extra: dict[str, Any] = {}
+
+    def __enter__(self) -> dict[str, Any]:
+        self.start = time.monotonic()
+        return self.extra
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+        from hw_backend.errors import error_class
+
+        end = time.monotonic()
+        obs_dir = os.environ.get(OBS_DIR_ENV) or _OBS_DIR
+        if self.token is None or not obs_dir:
+            return
+        data = {"start": self.start, "end": end, "pid": os.getpid(), **self.extra,
+                "error": f"{type(exc).__name__}: {exc}" if exc is not None else None,
+                "error_class": error_class(exc) if exc is not None else None,
+                "trace": "".join(traceback.format_exception(exc, limit=4)) if exc is not None else ""}
+        write_observation(obs_dir, int(self.token), data)
 
 
 _TOKENS = itertools.count(1)
@@ -102,8 +152,9 @@ OBS_DIR_ENV = "TIERBED_HW_OBS_DIR"
 
 
 def next_token() -> int:
-    """A dispatch token unique in this process (every Worker of a case shares the observation directory)."""
-    return next(_TOKENS)
+    """A dispatch token unique on the host while the case runs: the process id in the high bits, since
+    nested orchestrations submit from forked children whose counters start from the parent's."""
+    return (os.getpid() << 32) | next(_TOKENS)
 
 
 def observation_dir() -> str:

@@ -182,3 +182,82 @@ def test_probe_wrapper_hashid_is_the_same_in_every_process(tmp_path) -> None:
     ids = [subprocess.run([sys.executable, "-c", _HASHID_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           check=True, timeout=300).stdout.strip().splitlines()[-1] for _ in range(2)]
     assert ids[0] == ids[1] and ids[0].startswith("sha256:")
+
+
+def test_composed_levels_name_and_observe_every_nested_task(rt) -> None:
+    l5, l4, l3 = rt.Worker(5), rt.Worker(4), rt.Worker(3, num_sub_workers=1)
+    out = rt.tensor(4)
+    h_fill = l3.register(fill)
+    T = rt.TensorArgType
+
+    def l3_fn(o, args, cfg):
+        ta = rt.TaskArgs()
+        ta.add_tensor(args.tensor(0), T.OUTPUT)  # the runtime's own tensor, handed down from L5
+        ta.add_scalar(args.scalar(0))
+        o.submit_sub(h_fill, ta)
+
+    h3 = l4.register(l3_fn)
+
+    def l4_fn(o, args, cfg):
+        ta = rt.TaskArgs()
+        ta.add_tensor(args.tensor(0), T.OUTPUT)
+        ta.add_scalar(args.scalar(0) + 1)
+        o.submit_next_level(h3, ta, worker=0)
+
+    h4 = l5.register(l4_fn)
+    assert l4.add_worker(l3) == 0 and l5.add_worker(l4) == 0
+    l5.init()
+    top = rt.TaskArgs()
+    top.add_tensor(out, T.OUTPUT)
+    top.add_scalar(6)
+    l5.run(lambda o, _a, _c: o.submit_next_level(h4, top, worker=0))
+    rec = l5.take_record()
+    assert list(rec.tasks) == ["l5:r1:t1", "l5.w0:r1:t1", "l5.w0.w0:r1:t1"]
+    assert [(t.level, t.outcome.value) for t in rec.tasks.values()] == [(5, "COMPLETED"), (4, "COMPLETED"),
+                                                                         (3, "COMPLETED")]
+    assert rec.tasks["l5:r1:t1"].start <= rec.tasks["l5.w0:r1:t1"].start <= rec.tasks["l5.w0.w0:r1:t1"].start
+    assert np.array_equal(out, np.full(4, 7.0, dtype=np.float32))  # the scalars travelled down two levels
+    l5.close()
+
+
+def test_a_raising_nested_orchestration_fails_its_task_with_the_mapped_class(rt) -> None:
+    l4, l3 = rt.Worker(4), rt.Worker(3, num_sub_workers=1)
+    l3.register(noop)
+
+    def bad(o, args, cfg):
+        o.submit_next_level(l3_handle_missing, rt.TaskArgs(), worker=7)  # noqa: F821 - NameError on purpose
+
+    hb = l4.register(bad)
+    l4.add_worker(l3)
+    l4.init()
+    with pytest.raises(Exception) as info:
+        l4.run(lambda o, _a, _c: o.submit_next_level(hb, rt.TaskArgs(), worker=0))
+    assert rt.error_class(info.value) == "TASK_FAILURE"
+    t = l4.take_record().tasks["l4:r1:t1"]
+    assert (t.outcome.value, t.error_class) == ("FAILED", "UNMAPPED:NameError")
+    assert "l3_handle_missing" in t.message
+    l4.close()
+
+
+def test_a_nested_orchestration_with_host_arrays_of_its_own_is_not_supported(rt) -> None:
+    l4, l3 = rt.Worker(4), rt.Worker(3, num_sub_workers=1)
+    h_sub = l3.register(noop)
+    own = rt.tensor(4)
+
+    def uses_own(o, args, cfg):
+        ta = rt.TaskArgs()
+        ta.add_tensor(own, rt.TensorArgType.INPUT)
+        o.submit_sub(h_sub, ta)
+
+    h = l4.register(uses_own)
+    l4.add_worker(l3)
+    l4.init()
+    with pytest.raises(NotSupportedByBackend, match="nested orchestration"):
+        l4.run(lambda o, _a, _c: o.submit_next_level(h, rt.TaskArgs(), worker=0))
+    l4.close()
+
+
+def test_add_worker_under_l3_maps_to_invalid_worker_type(rt) -> None:
+    with pytest.raises(Exception) as info:
+        rt.Worker(3, num_sub_workers=1).add_worker(rt.Worker(3, num_sub_workers=1))
+    assert rt.error_class(info.value) == "INVALID_WORKER_TYPE"
