@@ -82,8 +82,10 @@ class CaseContext:
                 got = "FAILED"
             if isinstance(want, tuple):
                 want = tuple(want)
-            self.expectations.append(Expectation("outcome", tid, want, got if got is not None else "ABSENT",
-                                                 should))
+            exp = Expectation("outcome", tid, want, got if got is not None else "ABSENT", should)
+            if tid in record.metadata.get("unobserved_tasks", ()):
+                exp.extra["unobservable"] = "the backend cannot observe this task's outcome"
+            self.expectations.append(exp)
         if exact:
             extra = sorted(set(record.tasks) - set(expected))
             self.expectations.append(Expectation("outcome", "no other tasks", [], extra, should))
@@ -93,7 +95,10 @@ class CaseContext:
         """The task's dependency producers, as a set."""
         t = record.tasks.get(task_id)
         got = sorted(t.producers) if t is not None else "ABSENT"
-        self.expectations.append(Expectation("producers", task_id, sorted(producers), got, should))
+        exp = Expectation("producers", task_id, sorted(producers), got, should)
+        if record.metadata.get("producers") == "not observed":
+            exp.extra["unobservable"] = "the backend does not observe dependency producers"
+        self.expectations.append(exp)
 
     # ---------------------------------------------------------------- calls
 

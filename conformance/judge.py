@@ -1,9 +1,12 @@
 """Judgment: from a case's expectations and RunRecords to a verdict with evidence.
 
-Checks (``DESIGN.md`` "The observables"): outputs against the golden with the kernel's dtype-aware
-tolerance (``Kernel.tolerance(dtype)``); task outcome classes; every dependency edge of every
-observed record respected in the observed order (``RunRecord.order_violations()``); call outcomes
-and error classes; any other declared value. Verdicts follow ``DESIGN.md`` "Case catalog".
+A check the backend cannot observe (its record says so: producers not observed, or a task whose
+outcome it cannot see) is neither passed nor failed; a case left with such checks and no failure is
+NOT_SUPPORTED, naming them. Checks (``DESIGN.md`` "The observables"): outputs against the golden
+with the kernel's dtype-aware tolerance (``Kernel.tolerance(dtype)``); task outcome classes; every
+dependency edge of every observed record respected in the observed order
+(``RunRecord.order_violations()``); call outcomes and error classes; any other declared value.
+Verdicts follow ``DESIGN.md`` "Case catalog".
 """
 
 from __future__ import annotations
@@ -84,7 +87,15 @@ def judge(case: Case, ctx: CaseContext) -> Judgment:
     """The verdict of one finished case (no exception escaped it)."""
     evidence: list[dict[str, Any]] = []
     must_failed = should_failed = 0
+    unobservable: list[str] = []
     for e in ctx.expectations:
+        if e.extra.get("unobservable"):
+            # Neither a pass nor a failure: the backend cannot see this; the case cannot PASS on it.
+            unobservable.append(f"{e.label} ({e.extra['unobservable']})")
+            evidence.append({"check": e.kind, "label": e.label, "expected": _jsonable(e.expected),
+                             "observed": "not observable", "ok": True, "level": "SHOULD" if e.should else "MUST",
+                             "message": e.extra["unobservable"]})
+            continue
         ok, info = check(e)
         item = {"check": e.kind, "label": e.label, "expected": _jsonable(e.expected),
                 "observed": _jsonable(e.observed), "ok": ok, "level": "SHOULD" if e.should else "MUST"}
@@ -114,6 +125,9 @@ def judge(case: Case, ctx: CaseContext) -> Judgment:
         verdict = Verdict.FAIL if case.level is Level.MUST else Verdict.NON_STRICT
     elif should_failed:
         verdict = Verdict.NON_STRICT
+    elif unobservable:
+        verdict = Verdict.NOT_SUPPORTED
+        summary = "not observable on this backend: " + "; ".join(unobservable[:3])
     else:
         verdict = Verdict.PASS
     return Judgment(verdict, evidence, summary)

@@ -32,10 +32,14 @@ from typing import Any
 import numpy as np
 
 from hw_backend.errors import error_class
+from hw_backend.kernels import RUNTIME
 from hw_backend.probe import DTYPE_BY_VALUE, SubProbe, next_token, observation_dir, read_observation
 
 _VALUE_BY_DTYPE = {np.dtype(v): k for k, v in DTYPE_BY_VALUE.items()}
 _DEFAULT_TAG = object()
+_UNSEEN = "outcome not observable (a chip task of a failed run)"
+REMOTE_STARTUP_TIMEOUT_S = 10.0
+REMOTE_SESSION_TIMEOUT_S = 5.0
 
 
 def _tensor_arg_type(tag: Any) -> Any:
@@ -94,6 +98,7 @@ class _Submitted:
     callable: str
     tokens: list[int]
     workers: tuple[str, ...] = ()
+    chip: bool = False  # a chip callable: no probe runs inside it
 
 
 @dataclass
@@ -109,6 +114,11 @@ class _Run:
 #: appends to a next-level submit finds the child's adapter object there.
 _LIVE: dict[int, HwWorker] = {}
 _SERIALS = itertools.count(1)
+
+
+def _host_ptr(host: Any) -> Any:
+    """A host numpy array as the address the runtime's copy calls take; anything else unchanged."""
+    return host.ctypes.data if isinstance(host, np.ndarray) else host
 
 
 def _live_worker(serial: int) -> HwWorker:
@@ -207,12 +217,23 @@ class HwOrchestrator:
 class HwWorker:
     """One real ``simpler.Worker`` and what the adapter observed of its runs."""
 
-    def __init__(self, level: int, *, platform: str, **config: Any) -> None:
+    def __init__(self, level: int, *, platform: str, sessions: Any = None, faults: tuple[Any, ...] = (),
+                 **config: Any) -> None:
         from simpler import Worker
 
         self.level = int(level)
+        self._sessions = sessions  # hw_backend.remote.RemoteSessions of the case
+        self._faults = faults  # hw_backend.remote.HwFault, by remote worker index
+        self._remote: list[int] = []  # relay index of each remote worker, in attach order
+        self._crash_after_submit: list[int] = []
         self.platform = platform
         self._obs_dir = observation_dir()
+        # Chip workers need a runtime variant; the sim's default one, as upstream's examples use.
+        config.setdefault("runtime", RUNTIME)
+        if self.level >= 4:
+            # Bounded remote waits, so that a fault case ends inside the case timeout.
+            config.setdefault("startup_timeout_s", REMOTE_STARTUP_TIMEOUT_S)
+            config.setdefault("remote_session_timeout_s", REMOTE_SESSION_TIMEOUT_S)
         self._real = Worker(level=level, platform=platform, **config)
         self._runs = 0
         self._names: dict[int, str] = {}  # id(handle) -> callable name
@@ -223,6 +244,7 @@ class HwWorker:
         self._closed = False
         self._calls: list[Any] = []  # sim.record.CallRecord, drained into the next record
         self._children: dict[int, HwWorker] = {}  # worker id the runtime gave -> child adapter
+        self._chip_handles: set[int] = set()  # id(handle) of registered chip callables
         self._index: int | None = None  # this Worker's id in its parent
         self.serial = next(_SERIALS)
         _LIVE[self.serial] = self
@@ -245,8 +267,11 @@ class HwWorker:
         from conformance.backends import NotSupportedByBackend
 
         if getattr(target, "__tierbed_missing_kernel__", False):
-            raise NotSupportedByBackend(f"chip kernel {target.name!r}: the hw backend was given no kernel map")
-        name = getattr(target, "__qualname__", type(target).__name__)
+            raise NotSupportedByBackend(f"chip kernel {target.name!r}: {getattr(target, 'reason', 'no kernel map')}")
+        from simpler.worker import RemoteCallable
+
+        remote = isinstance(target, RemoteCallable)
+        name = target.target if remote else getattr(target, "__qualname__", type(target).__name__)
         wrapped = SubProbe(target) if callable(target) else target
         try:
             handle = self._real.register(wrapped, **kw)
@@ -254,6 +279,8 @@ class HwWorker:
             self._log_call("register", name, False, exc)
             raise
         self._names[id(handle)] = name
+        if not callable(target) and not remote:
+            self._chip_handles.add(id(handle))
         self._log_call("register", name, True)
         return handle
 
@@ -286,6 +313,49 @@ class HwWorker:
             self._children[int(wid)] = worker
         return wid
 
+    def add_remote_worker(self, spec: Any) -> int:
+        """Attach a remote L3 (``remote-l3-worker-design.md`` "Remote Worker Session") through a real
+        daemon on loopback, with a fault relay in front (:mod:`hw_backend.remote`). A spec the hw
+        backend cannot serve (not a numeric loopback endpoint, or a parent below L4) goes to the
+        runtime unchanged, so that the runtime's own validation judges it."""
+        import dataclasses
+
+        host, _, port = str(getattr(spec, "endpoint", "")).rpartition(":")
+        if self.level < 4 or self._sessions is None or host not in ("127.0.0.1", "localhost") \
+                or not port.isdigit() or not 0 < int(port) < 65536:
+            return self._real.add_remote_worker(spec)
+        index = len(self._remote)
+        faults = [f for f in self._faults if f.worker == index]
+        relay = self._sessions.attach(spec.endpoint, faults)
+        wid = self._real.add_remote_worker(dataclasses.replace(spec, endpoint=self._sessions.endpoint(relay)))
+        self._remote.append(relay)
+        if any(f.kind == "session_crash" and float(f.params.get("at_us", 0.0)) for f in faults):
+            self._crash_after_submit.append(relay)
+        return wid
+
+    # The remote-memory calls (``buffers-and-transports.md`` "Remote Memory API") go to the runtime as
+    # they are: their handles and exports are the runtime's own objects.
+    def remote_malloc(self, **kw: Any) -> Any:
+        return self._real.remote_malloc(**kw)
+
+    def remote_free(self, handle: Any) -> None:
+        self._real.remote_free(handle)
+
+    def remote_copy_to(self, handle: Any, host: Any, nbytes: int, **kw: Any) -> None:
+        self._real.remote_copy_to(handle, _host_ptr(host), nbytes, **kw)
+
+    def remote_copy_from(self, handle: Any, host: Any, nbytes: int, **kw: Any) -> None:
+        self._real.remote_copy_from(handle, _host_ptr(host), nbytes, **kw)
+
+    def remote_export(self, handle: Any, **kw: Any) -> Any:
+        return self._real.remote_export(handle, **kw)
+
+    def remote_import(self, export: Any, **kw: Any) -> Any:
+        return self._real.remote_import(export, **kw)
+
+    def remote_release_import(self, handle: Any) -> None:
+        self._real.remote_release_import(handle)
+
     def accepts_worker_type(self, worker_type: Any) -> bool:
         from conformance.backends import NotSupportedByBackend
 
@@ -307,8 +377,13 @@ class HwWorker:
         self._runs += 1
         run = self._run = _Run(self._runs)
         error: BaseException | None = None
+        def orchestrate(o: Any, a: Any, c: Any) -> None:
+            orch_fn(HwOrchestrator(o, self), a, c)
+            while self._crash_after_submit:  # a session crash with at_us > 0: its tasks are in flight
+                self._sessions.kill_session(self._crash_after_submit.pop(0))
+
         try:
-            self._real.run(lambda o, a, c: orch_fn(HwOrchestrator(o, self), a, c), args, config)
+            self._real.run(orchestrate, args, config)
         except BaseException as exc:
             error = exc
             raise
@@ -346,7 +421,7 @@ class HwWorker:
         run = self._current_run()
         tid = f"{self.prefix}:r{run.number}:t{len(run.tasks) + 1}"
         run.tasks.append(_Submitted(tid, self.prefix, self.level, kind, self._names.get(id(handle), "?"), tokens,
-                                    workers))
+                                    workers, id(handle) in self._chip_handles))
 
     def _tensor_arg(self, tensor: Any) -> Any:
         from simpler.task_interface import Tensor
@@ -393,6 +468,9 @@ class HwWorker:
             rec.errors.append(f"{type(error).__name__}: {error}"[:500])
         lacking: list[str] = []
         self._record_tasks(rec, run.tasks, error, lacking)
+        unseen = [tid for tid, t in rec.tasks.items() if t.message == _UNSEEN]
+        if unseen:
+            rec.metadata["unobserved_tasks"] = unseen
         if lacking:
             raise NotSupportedByBackend(lacking[0])
         return rec
@@ -422,7 +500,12 @@ class HwWorker:
                                                                         "workers": tuple(c["workers"])})
                                                          for c in o.get("children", ())], error, lacking)
             failed = [o for o in seen if o.get("error")]
-            if failed:
+            if t.chip:
+                # A chip kernel reports nothing per task: a run that returned normally completed every
+                # accepted task; after a failed run its outcome cannot be seen.
+                outcome, cls, msg = (Outcome.COMPLETED, None, "") if error is None else (Outcome.NOT_RUN, None,
+                                                                                          _UNSEEN)
+            elif failed:
                 cls = failed[0].get("error_class") if t.kind.startswith("next_level") else "TASK_FAILURE"
                 outcome, cls, msg = Outcome.FAILED, cls or "TASK_FAILURE", failed[0]["error"]
             elif child_failed:

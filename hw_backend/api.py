@@ -1,9 +1,11 @@
 """``HwAPI``: the runtime-shaped API of the ``hw`` backend (the real ``simpler`` package).
 
 The platform is the user's choice: ``HwAPI(platform=...)`` or the ``TIERBED_HW_PLATFORM``
-environment variable (default ``a2a3sim``). Chip kernels are available only when the user gives a
-kernel map: ``HwAPI(kernels={name: chip_callable})`` or ``TIERBED_HW_KERNELS=module:attribute``
-naming such a dict; without one, a chip worker or kernel makes the case NOT_SUPPORTED.
+environment variable (default ``a2a3sim``). Chip kernels come from the user's kernel map when one is
+given: ``HwAPI(kernels={name: chip_callable})`` or ``TIERBED_HW_KERNELS=module:attribute`` naming
+such a dict; otherwise from tierbed's built-in kernels (:mod:`hw_backend.kernels`), built on first
+need for a simulation platform. When neither is available (a real platform, no compiler, a build
+error) a chip kernel makes the case NOT_SUPPORTED, with the reason.
 Names the real package does not have (``WorkerType``, ``TensorSpec``, the remote names, ...) make
 the case NOT_SUPPORTED when it touches them, never a silent pass.
 """
@@ -18,12 +20,15 @@ from typing import Any
 from conformance.backends import NotSupportedByBackend, RuntimeAPI
 from hw_backend import errors as hw_errors
 from hw_backend.adapter import HwTaskArgs, HwWorker
+from hw_backend.kernels import KernelBuildError, kernel_map
+from hw_backend.remote import HwFault, RemoteSessions
 
 DEFAULT_PLATFORM = "a2a3sim"
 
 #: Names a case may use that the adapter does not provide on hw (yet).
-_ABSENT = ("WorkerType", "TensorSpec", "RemoteWorkerSpec", "RemoteCallable", "RemoteTensorRef",
-           "RemoteBufferHandle", "RemoteBufferExport")
+_ABSENT = ("WorkerType", "TensorSpec")
+#: Fault kinds the hw backend injects for real (:mod:`hw_backend.remote`).
+_HW_FAULTS = ("session_crash", "link_cut", "link_delay", "frame_drop", "control_error")
 
 
 class _MissingKernel:
@@ -31,8 +36,9 @@ class _MissingKernel:
 
     __tierbed_missing_kernel__ = True
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, reason: str = "no kernel map given") -> None:
         self.name = name
+        self.reason = reason
 
 
 def _kernel_map_from_env() -> Mapping[str, Any] | None:
@@ -59,7 +65,7 @@ class HwAPI(RuntimeAPI):
     """
 
     name = "hw"
-    features = frozenset({"timing", "concurrency"})
+    features = frozenset({"timing", "concurrency", "wire_codec", "remote", "faults"})
 
     def __init__(self, seed: int = 0, *, platform: str | None = None,
                  kernels: Mapping[str, Any] | None = None) -> None:
@@ -69,12 +75,23 @@ class HwAPI(RuntimeAPI):
 
         self.platform = platform or os.environ.get("TIERBED_HW_PLATFORM") or DEFAULT_PLATFORM
         self.kernels = kernels if kernels is not None else _kernel_map_from_env()
+        self.kernels_origin = "map" if self.kernels is not None else "builtin"
+        self.kernels_reason: str | None = None  # why the built-in kernels are unavailable, once known
         self.TaskArgs = HwTaskArgs
         self.TensorArgType = TensorArgType
         self.CallConfig = CallConfig
         self.DataType = DataType
         self.errors = hw_errors
         self.CallableHandle = CallableHandle
+        from simpler.task_interface import RemoteBufferExport, RemoteBufferHandle, RemoteTensorRef
+        from simpler.worker import RemoteCallable, RemoteWorkerSpec
+
+        self.RemoteWorkerSpec = RemoteWorkerSpec
+        self.RemoteCallable = RemoteCallable
+        self.RemoteTensorRef = RemoteTensorRef
+        self.RemoteBufferHandle = RemoteBufferHandle
+        self.RemoteBufferExport = RemoteBufferExport
+        self.sessions = RemoteSessions(seed)
         _APIS[id(self)] = self
 
     def __reduce__(self) -> Any:
@@ -95,22 +112,47 @@ class HwAPI(RuntimeAPI):
             out["runtime_version"] = importlib.metadata.version("simpler")
         except importlib.metadata.PackageNotFoundError:
             out["runtime_version"] = "unknown"
-        out["kernels"] = "map" if self.kernels else "none"
+        out["kernels"] = self.kernels_origin if self.kernels_reason is None else "none"
         return out
 
+    def _chip_kernels(self) -> Mapping[str, Any] | None:
+        """The user's kernel map, else the built-in one (built, or read from the cache, on first need);
+        ``None`` with :attr:`kernels_reason` set when it cannot be built."""
+        if self.kernels is None and self.kernels_reason is None:
+            try:
+                self.kernels = kernel_map(self.platform)
+            except KernelBuildError as exc:
+                self.kernels_reason = f"no kernel map given and the built-in kernels are unavailable: {exc}"
+        return self.kernels
+
     def Worker(self, level: int, *, faults: Iterable[Any] | None = None, **config: Any) -> Any:
-        if faults:
-            raise NotSupportedByBackend("the hw backend cannot inject faults yet")
-        if (int(level) <= 2 or config.get("device_ids")) and not self.kernels:
-            raise NotSupportedByBackend("chip workers (L2, or L3 device_ids) on hw need compiled kernels; "
-                                        "no kernel map given")
-        w = HwWorker(level, platform=self.platform, **config)
+        w = HwWorker(level, platform=self.platform, sessions=self.sessions, faults=tuple(faults or ()), **config)
         self.workers.append(w)
         return w
 
+    def fault(self, kind: str, **params: Any) -> Any:
+        """A real fault (:mod:`hw_backend.remote`): proxy rules on a session's lanes, or a killed session."""
+        if kind not in _HW_FAULTS:
+            raise NotSupportedByBackend(f"the hw backend cannot inject {kind!r} faults")
+        return HwFault(kind, int(params.get("worker", 0)), {k: v for k, v in params.items() if k != "worker"})
+
+    def remote_target(self, name: str) -> str:
+        from hw_backend import remote_targets
+
+        if not callable(getattr(remote_targets, name, None)):
+            raise NotSupportedByBackend(f"remote target {name!r} needs chip kernels inside the session; the hw "
+                                        "backend ships only noop and fail")
+        return f"hw_backend.remote_targets:{name}"
+
+    def close_all(self) -> None:
+        try:
+            super().close_all()
+        finally:
+            self.sessions.close()
+
     def kernel(self, name: str) -> Any:
-        if not self.kernels:
-            return _MissingKernel(name)
+        if not self._chip_kernels():
+            return _MissingKernel(name, self.kernels_reason or "the kernel map is empty")
         try:
             return self.kernels[name]
         except KeyError:
@@ -118,3 +160,8 @@ class HwAPI(RuntimeAPI):
 
     def error_class(self, exc: BaseException) -> str:
         return hw_errors.error_class(exc)
+
+    @property
+    def codec(self) -> Any:
+        """The real package's SLR3 frame codec, adapted (:mod:`hw_backend.codec`)."""
+        return importlib.import_module("hw_backend.codec")

@@ -11,10 +11,20 @@ exception type          message pattern (case-insensitive regex)             err
 KeyError                ``does not belong to this worker``                   FOREIGN_HANDLE
 KeyError                ``not registered|unregistered|unknown callable|``    UNKNOWN_CALLABLE
                         ``not live``
+ValueError              ``duplicate NEXT_LEVEL worker ids``                  INVALID_ARGUMENT
 KeyError, ValueError    ``worker id|unknown worker|no next.level worker|``   UNKNOWN_WORKER
                         ``not a registered worker``
 RuntimeError            ``CALLABLE_HANDLE_MUTATED``                          HANDLE_MUTATED
 RuntimeError            ``add_worker\(\) requires level``                    INVALID_WORKER_TYPE
+TypeError               ``require a level >= 4 parent``                      INVALID_WORKER_TYPE
+RuntimeError            ``session startup failed ... ImportError`` (or       INVALID_ARGUMENT
+                        ``ModuleNotFoundError``, ``AttributeError``)
+RuntimeError            ``remote L3 endpoint attach failed|session open``    ENDPOINT_FAILURE
+                        ``failed|RemoteL3SocketTransport|health lane``
+                        ``failed|RemoteL3Endpoint progress``
+RuntimeError            ``REGISTER_PARTIAL_FAILURE``                         REGISTER_PARTIAL_FAILURE
+RuntimeError            ``has no eligible dispatch target``                  INVALID_STATE
+ValueError              ``transport must be 'host_tcp'``                     NOT_SUPPORTED
 RuntimeError            ``child failed|sub_worker|task failed|chip.*fail``   TASK_FAILURE
 RuntimeError            ``scope|before init|after init|already init|``       INVALID_STATE
                         ``initialized|is closed|in progress|attached``
@@ -24,20 +34,36 @@ TypeError, ValueError   (any)                                                INV
 NotImplementedError     (any)                                                NOT_SUPPORTED
 MemoryError             (any)                                                RESOURCE_EXHAUSTED
 ======================  ==================================================  ========================
+
+An exception that carries its own ``error_class`` (such as :class:`HwProtocolError`, raised by the
+hw codec adapter for bytes the real frame codec refuses) keeps that class; the table is not asked.
 """
 
 from __future__ import annotations
 
 import re
 
+from sim.errors import ErrorClass
+
 RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((KeyError,), r"does not belong to this worker", "FOREIGN_HANDLE"),
     ((KeyError,), r"not registered|unregistered|unknown callable|not live", "UNKNOWN_CALLABLE"),
+    ((ValueError,), r"duplicate NEXT_LEVEL worker ids", "INVALID_ARGUMENT"),
     ((KeyError, ValueError), r"worker id|unknown worker|no next.level worker|not a registered worker",
      "UNKNOWN_WORKER"),
     ((RuntimeError,), r"CALLABLE_HANDLE_MUTATED", "HANDLE_MUTATED"),
     # An L2/L3 parent takes no Worker children: the seed-000 level rule, in the runtime's words.
     ((RuntimeError,), r"add_worker\(\) requires level", "INVALID_WORKER_TYPE"),
+    ((TypeError,), r"require a level >= 4 parent", "INVALID_WORKER_TYPE"),
+    # A session that cannot import a manifest target fails start-up: the target was a bad argument.
+    ((RuntimeError,), r"session startup failed[\s\S]*(ModuleNotFoundError|ImportError|AttributeError)",
+     "INVALID_ARGUMENT"),
+    ((RuntimeError,), r"remote L3 endpoint attach failed|remote L3 session open failed|RemoteL3SocketTransport|"
+                      r"health lane failed|RemoteL3Endpoint progress", "ENDPOINT_FAILURE"),
+    ((RuntimeError,), r"REGISTER_PARTIAL_FAILURE", "REGISTER_PARTIAL_FAILURE"),
+    ((RuntimeError,), r"has no eligible dispatch target", "INVALID_STATE"),
+    # The TCP daemon's control plane carries host_tcp only: another transport is unsupported, not malformed.
+    ((ValueError,), r"transport must be 'host_tcp'", "NOT_SUPPORTED"),
     ((RuntimeError,), r"child failed|sub_worker|task failed|chip.*fail", "TASK_FAILURE"),
     ((RuntimeError,), r"scope|before init|after init|already init|initialized|is closed|in progress|attached",
      "INVALID_STATE"),
@@ -46,6 +72,17 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((NotImplementedError,), None, "NOT_SUPPORTED"),
     ((MemoryError,), None, "RESOURCE_EXHAUSTED"),
 )
+
+
+class HwProtocolError(ValueError):
+    """Wire bytes the real frame codec refused; the message is the real codec's own text."""
+
+    error_class = ErrorClass.PROTOCOL_ERROR
+
+    def __init__(self, message: str, *, stage: str) -> None:
+        super().__init__(message)
+        #: what was being decoded when the real code refused (``header``, ``TASK payload``, ...)
+        self.stage = stage
 
 
 def _message(exc: BaseException) -> str:

@@ -101,7 +101,7 @@ class SubProbe:
         scalars = tuple(args.scalar(i) for i in range(args.scalar_count()))
         token, scalars = (scalars[-1], scalars[:-1]) if scalars else (None, scalars)
         view = ArgsView(args, scalars)
-        with _observed(token):
+        with observed(token):
             try:
                 self.fn(view)
             finally:
@@ -114,11 +114,11 @@ class SubProbe:
         if len(scalars) < ORCH_TRAILER:
             raise RuntimeError("tierbed hw adapter: a nested orchestration call without its dispatch trailer")
         (run, serial, token), scalars = scalars[-ORCH_TRAILER:], scalars[:-ORCH_TRAILER]
-        with _observed(token) as extra:
+        with observed(token) as extra:
             nested_orchestration(self.fn, orch, OrchArgsView(args, scalars), config, int(run), int(serial), extra)
 
 
-class _observed:
+class observed:
     """Times the body and writes its observation (start, end, error and its class, pid, and whatever
     the body put in ``extra``) under ``token``, also when the body raises."""
 

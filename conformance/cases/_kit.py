@@ -51,11 +51,11 @@ def remote_spec(rt: Any, port: int, **kw: Any) -> Any:
     return rt.RemoteWorkerSpec(f"127.0.0.1:{port}", "a2a3sim", **kw)
 
 
-def remote_l4(rt: Any, n: int = 2, *, local: bool = False, faults: Any = None, register_add: bool = True) -> Any:
+def remote_l4(rt: Any, n: int = 2, *, local: bool = False, faults: Any = None, register_add: bool = False) -> Any:
     """An L4 with ``n`` remote L3s (and optionally one local L3 first); returns (w, local_ids, remote_ids)."""
     rt.require("remote")
     w = rt.Worker(4, num_sub_workers=1, faults=faults)
-    ids = [w.add_worker(rt.Worker(3, device_ids=[0]))] if local else []
+    ids = [w.add_worker(rt.Worker(3, num_sub_workers=1))] if local else []
     rids = [w.add_remote_worker(remote_spec(rt, 9000 + i)) for i in range(n)]
     if register_add:
         w.register(rt.kernel("add"))
@@ -63,4 +63,4 @@ def remote_l4(rt: Any, n: int = 2, *, local: bool = False, faults: Any = None, r
 
 
 def rref(rt: Any, handle: Any, n: int = N, offset: int = 0) -> Any:
-    return rt.RemoteTensorRef(handle, offset=offset, shape=(n,), dtype="float32")
+    return rt.RemoteTensorRef(handle, offset=offset, shape=(n,), dtype=rt.DataType.FLOAT32)

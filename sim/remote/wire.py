@@ -79,6 +79,7 @@ _OWN = [
     "CompletionPayload",
     "Frame",
     "FrameHeader",
+    "HEADER_FIELD_OFFSETS",
     "HealthPayload",
     "HelloPayload",
     "Payload",
@@ -183,6 +184,8 @@ _HEADER_FIELDS = Layout(
     ]
 )
 _FRAME_TYPES = FrameType._value2member_map_
+# Byte offset of each header field inside a frame, for tools that patch one field of raw frame bytes.
+HEADER_FIELD_OFFSETS: dict[str, int] = dict(zip(_HEADER_FIELDS.names, _HEADER_FIELDS.offsets, strict=True))
 
 
 def encode_header(header: FrameHeader, payload_bytes: int) -> bytes:

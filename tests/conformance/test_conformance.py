@@ -16,6 +16,7 @@ from conformance.judge import Verdict
 from conformance.report import write_reports
 from conformance.runner import run_cases, run_catalog
 
+
 @pytest.fixture(scope="module")
 def sim_run():
     return run_catalog("sim", jobs=2, timeout_s=60)
@@ -138,3 +139,35 @@ def test_cli_list_and_conform(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "PASS" in res.output, res.output
     res = runner.invoke(main, ["conform", "--backend", "hw"])
     assert res.exit_code != 0 and "not available yet" in res.output and "Traceback" not in res.output
+
+
+def test_checks_a_backend_cannot_observe_make_the_case_not_supported_never_pass() -> None:
+    from conformance.catalog import Case, Level
+    from conformance.context import CaseContext
+    from conformance.judge import judge
+    from sim.record import Outcome, RunRecord, TaskRecord
+
+    def record(**meta):
+        rec = RunRecord("hw", {"producers": "not observed", **meta})
+        for tid in ("l3:r1:t1", "l3:r1:t2"):
+            rec.tasks[tid] = TaskRecord(tid, "l3", 3, "next_level", "add", Outcome.COMPLETED, None, "", None, None,
+                                        ("w0",), ())
+        return rec
+
+    case = Case("TST-900", "judge", ("tests", "judge"), Level.MUST, ("hw",), lambda rt, ctx: None, None, "m", "q",
+                None)
+    ctx = CaseContext(None, 0)
+    rec = record(unobserved_tasks=["l3:r1:t2"])
+    ctx.expect_producers(rec, "l3:r1:t2", ("l3:r1:t1",))
+    ctx.expect_outcomes(rec, {"l3:r1:t1": "COMPLETED", "l3:r1:t2": "NOT_RUN"})
+    j = judge(case, ctx)
+    assert j.verdict is Verdict.NOT_SUPPORTED
+    assert "not observable on this backend" in j.summary and "l3:r1:t2" in j.summary
+    assert [e["observed"] for e in j.evidence if e["check"] == "producers"] == ["not observable"]
+    # An observable failure still fails the case, whatever else could not be seen.
+    ctx.expect_outcomes(rec, {"l3:r1:t1": "NOT_RUN"})
+    assert judge(case, ctx).verdict is Verdict.FAIL
+    # With producers observed, the same expectation is judged as usual.
+    ctx2 = CaseContext(None, 0)
+    ctx2.expect_producers(record(producers=()), "l3:r1:t2", ("l3:r1:t1",))
+    assert judge(case, ctx2).verdict is Verdict.FAIL

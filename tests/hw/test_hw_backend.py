@@ -103,16 +103,21 @@ def test_foreign_and_unregistered_handles_map_to_error_classes(rt) -> None:
 
 
 def test_missing_features_are_not_supported_never_passed(rt) -> None:
-    with pytest.raises(NotSupportedByBackend):
-        rt.Worker(3, device_ids=[0], num_sub_workers=1)
+    from hw_backend.api import HwAPI
+
     with pytest.raises(NotSupportedByBackend):
         rt.WorkerType  # noqa: B018
     w = rt.Worker(3, num_sub_workers=1)
     with pytest.raises(NotSupportedByBackend):
         w.accepts_worker_type(0)
-    with pytest.raises(NotSupportedByBackend):
-        w.register(rt.kernel("add"))
+    with pytest.raises(NotSupportedByBackend, match="remote target 'chain'"):
+        rt.remote_target("chain")
+    with pytest.raises(NotSupportedByBackend, match="'link_flap'"):
+        rt.fault("link_flap", worker=0)
     w.close()
+    bare = HwAPI(kernels={"mul": object()})  # a user map without 'add'
+    with pytest.raises(NotSupportedByBackend, match="no kernel 'add'"):
+        bare.kernel("add")
 
 
 def test_error_table_names_only_closed_classes() -> None:
@@ -261,3 +266,72 @@ def test_add_worker_under_l3_maps_to_invalid_worker_type(rt) -> None:
     with pytest.raises(Exception) as info:
         rt.Worker(3, num_sub_workers=1).add_worker(rt.Worker(3, num_sub_workers=1))
     assert rt.error_class(info.value) == "INVALID_WORKER_TYPE"
+
+
+# ------------------------------------------------------------------ remote L3 sessions through real daemons
+
+
+def _remote_l4(rt, faults=(), n=1):
+    w = rt.Worker(4, num_sub_workers=1, faults=list(faults))
+    rids = [w.add_remote_worker(rt.RemoteWorkerSpec(f"127.0.0.1:{9000 + i}", "a2a3sim")) for i in range(n)]
+    return w, rids
+
+
+def test_a_remote_task_runs_on_a_real_session_through_the_relay(rt) -> None:
+    w, rids = _remote_l4(rt)
+    h = w.register(rt.RemoteCallable(rt.remote_target("noop")), workers=rids)
+    w.init()
+    w.run(lambda o, _a, _c: o.submit_next_level(h, rt.TaskArgs(), worker=rids[0]))
+    t = w.take_record().tasks["l4:r1:t1"]
+    assert t.outcome.value == "COMPLETED" and t.start is not None  # the target's probe saw it run remotely
+    seen = rt.sessions.frame_counts()
+    assert seen[(0, "command", "TO_SESSION", "TASK")] == 1 and seen[(0, "command", "TO_PARENT", "COMPLETION")] == 1
+    assert sum(n for (i, lane, _d, ft), n in seen.items() if (i, lane, ft) == (0, "health", "HEALTH")) >= 1
+    w.close()
+
+
+def test_a_remote_failure_is_a_failed_task(rt) -> None:
+    w, rids = _remote_l4(rt)
+    h = w.register(rt.RemoteCallable(rt.remote_target("fail")), workers=rids)
+    w.init()
+    with pytest.raises(Exception) as info:
+        w.run(lambda o, _a, _c: o.submit_next_level(h, rt.TaskArgs(), worker=rids[0]))
+    assert "failed on purpose" in str(info.value)  # the remote error reaches the parent
+    t = w.take_record().tasks["l4:r1:t1"]
+    assert (t.outcome.value, t.error_class) == ("FAILED", "TASK_FAILURE")
+    w.close()
+
+
+def test_dropped_task_frame_is_an_endpoint_failure(rt) -> None:
+    w, rids = _remote_l4(rt, [rt.fault("frame_drop", worker=0, frame_type="TASK", ordinal=1)])
+    h = w.register(rt.RemoteCallable(rt.remote_target("noop")), workers=rids)
+    w.init()
+    with pytest.raises(Exception) as info:
+        w.run(lambda o, _a, _c: o.submit_next_level(h, rt.TaskArgs(), worker=rids[0]))
+    assert rt.error_class(info.value) == "ENDPOINT_FAILURE"
+    assert any(e["kind"] == "drop" and e["frame_type"] == "TASK" for e in rt.sessions.events())
+    w.close()
+
+
+def test_failed_prepare_control_is_a_partial_registration_failure(rt) -> None:
+    w, rids = _remote_l4(rt, [rt.fault("control_error", worker=0, control="PREPARE_REGISTER_CALLABLE")])
+    w.init()
+    with pytest.raises(Exception) as info:
+        w.register(rt.RemoteCallable(rt.remote_target("noop")), workers=rids)
+    assert rt.error_class(info.value) == "REGISTER_PARTIAL_FAILURE"
+    w.close()
+
+
+def test_session_crash_at_start_up_fails_init_and_leaves_no_process(rt) -> None:
+    import os
+
+    w, _ = _remote_l4(rt, [rt.fault("session_crash", worker=0, at_us=0.0)])
+    with pytest.raises(Exception) as info:
+        w.init()
+    assert rt.error_class(info.value) == "ENDPOINT_FAILURE"
+    pid = rt.sessions.session_pid(0)
+    assert pid is not None
+    w.close()
+    rt.sessions.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
