@@ -662,7 +662,7 @@ class RelayedSession:
     health: FaultProxy
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int) -> bytes:
     data = bytearray()
     while len(data) < n:
         chunk = sock.recv(n - len(data))
@@ -673,11 +673,11 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def _recv_json(sock: socket.socket) -> tuple[bytes, dict[str, Any]]:
-    head = _recv_exact(sock, 4)
+    head = recv_exact(sock, 4)
     (size,) = struct.unpack("<I", head)
     if size > _MAX_BOOTSTRAP_BYTES:
         raise ValueError(f"bootstrap message of {size} bytes exceeds {_MAX_BOOTSTRAP_BYTES}")
-    body = _recv_exact(sock, size)
+    body = recv_exact(sock, size)
     return head + body, json.loads(body.decode("utf-8"))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hw_backend.proxy import Action, BootstrapRelay, Direction, FaultProxy, ProxyError, Rule
+from hw_backend.proxy import Action, BootstrapRelay, Direction, FaultProxy, ProxyError, Rule, recv_exact
 from sim.errors import ProtocolError
 from sim.remote.wire import (
     FRAME_HEADER_BYTES,
@@ -65,16 +65,6 @@ def health(seq: int) -> bytes:
 
 def completion(seq: int) -> bytes:
     return encode_frame(Frame(FrameHeader(FrameType.COMPLETION, SESSION, WORKER, seq), CompletionPayload(seq)))
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f"peer closed after {len(data)} of {n} bytes")
-        data += chunk
-    return bytes(data)
 
 
 def recv_frame(sock: socket.socket) -> bytes:
