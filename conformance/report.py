@@ -20,7 +20,12 @@ its verdict and reason (it is reported, but it is not a new failure).
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,35 @@ from conformance.runner import RunResult
 SCHEMA = "tierbed.conformance/1"
 
 
+@cache
+def _local_paths() -> tuple[re.Pattern[str], dict[str, str]]:
+    """This machine's own directories as they can appear in evidence (tracebacks, log tails), and
+    the placeholder of each."""
+    names = {os.path.expanduser("~"): "~", tempfile.gettempdir(): "<tmp>", sys.base_prefix: "<python>",
+             sys.prefix: "<python>", str(Path(__file__).resolve().parents[1]): "<tierbed>"}
+    names = {p: n for p, n in names.items() if p and p != "/"}
+    alternatives = "|".join(re.escape(p) for p in sorted(names, key=len, reverse=True))
+    return re.compile(rf"({alternatives})(?=[/\\\s'\":,)]|$)"), names
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with this machine's directories replaced by placeholders, so that a report can be
+    shared or committed without naming the host's layout."""
+    if isinstance(value, str):
+        pattern, names = _local_paths()
+        return pattern.sub(lambda m: names[m.group(1)], value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    return value
+
+
 def to_json(run: RunResult) -> dict[str, Any]:
+    return scrub(_to_json(run))
+
+
+def _to_json(run: RunResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "run": {**run.metadata, "backend": run.backend, "seed": run.seed, "duration_s": round(run.duration_s, 3),
@@ -80,15 +113,15 @@ def to_junit(run: RunResult) -> ET.ElementTree:
         spec = f"{r.case.level.value} {r.case.spec_text()}"
         if r.known:
             ET.SubElement(tc, "skipped", {"message": f"known departure ({r.verdict.value}): "
-                                                     f"{r.expectation['reason']}"}).text = f"{spec}\n{detail}"
+                                                     f"{r.expectation['reason']}"}).text = scrub(f"{spec}\n{detail}")
         elif r.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
-            el = ET.SubElement(tc, "failure", {"type": r.verdict.value, "message": r.summary or r.verdict.value})
-            el.text = f"{spec}\n{detail}"
+            el = ET.SubElement(tc, "failure", {"type": r.verdict.value, "message": scrub(r.summary or r.verdict.value)})
+            el.text = scrub(f"{spec}\n{detail}")
         elif r.verdict in (Verdict.CRASH, Verdict.TIMEOUT):
-            el = ET.SubElement(tc, "error", {"type": r.verdict.value, "message": r.summary or r.verdict.value})
-            el.text = f"{spec}\n{detail}"
+            el = ET.SubElement(tc, "error", {"type": r.verdict.value, "message": scrub(r.summary or r.verdict.value)})
+            el.text = scrub(f"{spec}\n{detail}")
         elif r.verdict in (Verdict.SKIP, Verdict.NOT_SUPPORTED):
-            ET.SubElement(tc, "skipped", {"message": f"{r.verdict.value}: {r.summary}"})
+            ET.SubElement(tc, "skipped", {"message": scrub(f"{r.verdict.value}: {r.summary}")})
         ET.SubElement(tc, "system-out").text = spec
     ET.indent(suite)
     return ET.ElementTree(suite)

@@ -171,3 +171,18 @@ def test_checks_a_backend_cannot_observe_make_the_case_not_supported_never_pass(
     ctx2 = CaseContext(None, 0)
     ctx2.expect_producers(record(producers=()), "l3:r1:t2", ("l3:r1:t1",))
     assert judge(case, ctx2).verdict is Verdict.FAIL
+
+
+def test_reports_name_no_directory_of_this_machine(harness_run) -> None:
+    import sys
+    import tempfile
+
+    from conformance.report import scrub, to_json
+
+    root = str(Path(__file__).resolve().parents[2])
+    text = f'File "{sys.prefix}/lib/x.py", line 3, in {root}/sim/node.py; log {tempfile.gettempdir()}/case.log'
+    assert scrub(text) == 'File "<python>/lib/x.py", line 3, in <tierbed>/sim/node.py; log <tmp>/case.log'
+    assert scrub({"a": [text]}) == {"a": [scrub(text)]} and scrub(7) == 7
+    assert scrub(f"{root}x/other") == f"{root}x/other"  # only whole directory names are replaced
+    data = json.dumps(to_json(harness_run))
+    assert root not in data and sys.prefix not in data
