@@ -7,12 +7,17 @@ Conventions shared by every kernel:
   tensors (``examples/a2a3/tensormap_and_ringbuffer/vector_example``).
 * Floating-point kernels accept float32, float16 and bfloat16 (``ml_dtypes``);
   16-bit values are widened to float32 for the fast path and rounded once on
-  the way out. Integer support (int32, int8) is listed per kernel.
+  the way out. Integer support (int32, int8) is listed per kernel. The fast
+  paths accumulate in float32 (long sums blockwise with compensation, see
+  ``_numerics``); the goldens compute in float64.
 * Outputs are written in place into the arrays passed for OUT/INOUT params.
 * ``tolerance(dtype)`` is the (rtol, atol) at which the fast path, the golden
   and a conforming implementation agree for unit-scale inputs. Kernels whose
   error grows with an accumulation length (matmul, linear, attention, expert
-  FFN) state so in their module docstring.
+  FFN) state so in their module docstring, as do those whose float32 sums of
+  either sign are accurate relative to the terms rather than to a result the
+  terms cancel (LayerNorm, MoE combine, all-reduce, reduce-scatter): their atol
+  is for unit-scale terms.
 * ``cost`` depends on shapes and dtypes only, so a timing-only run and a
   functional run of the same graph are charged the same. Data-dependent
   kernels (paged attention) charge the shape's upper bound.

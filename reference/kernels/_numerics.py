@@ -1,6 +1,6 @@
 """Numeric plumbing shared by the fast (numba) kernels.
 
-Three concerns live here:
+Five concerns live here:
 
 * **16-bit storage.** numba cannot compile ``float16`` or ``bfloat16`` arrays,
   so the fast path of every floating-point kernel computes on ``float32``:
@@ -10,16 +10,27 @@ Three concerns live here:
   generic ``astype`` casts; float16 uses numpy's casts.
 * **A vectorisable exp.** numba lowers ``np.exp`` to a scalar libm call, which
   blocks SIMD and makes softmax/SiLU/GELU several times slower than they need
-  to be. :func:`exp_f32` is a Cody–Waite range reduction plus the classic
-  Cephes ``expf`` polynomial (max relative error about 1e-7 over the normal
-  range) built from plain arithmetic, so LLVM can vectorise loops that call it.
+  to be. :func:`exp_f32` is a Cody–Waite range reduction plus a degree-6
+  minimax polynomial (max relative error about 1e-7 over the normal range)
+  built from plain arithmetic, so LLVM can vectorise loops that call it;
+  :func:`exp_fast_f32` is the same without the edge fix-ups, for hot loops.
 * **A vectorisable row max.** :func:`max_f32` (see there) for the max-subtract
   of every softmax.
+* **Float32 sums.** Reductions accumulate in float32: in blocks of
+  :data:`SUM_BLOCK` that LLVM vectorises, the block sums added with
+  compensation (:func:`add_compensated`), so the error does not grow with the
+  row length.
+* **Prefetch.** :func:`prefetch`, a cache hint for row-by-row kernels.
+
+Fast-math: kernels pass ``fastmath`` explicitly, and so must every helper whose
+arithmetic order matters. numba compiles a helper that sets no ``fastmath``
+(or one it inlines itself) with the *caller's* flags, and reassociation undoes
+compensated sums, two-part constants and shifted differences.
 
 Note on numba's on-disk cache: it is keyed on the source file of the *calling*
 function, so after editing a helper here delete the ``__pycache__`` ``*.nbi`` /
 ``*.nbc`` files of the kernel modules (numba does not track cross-module
-dependencies).
+dependencies; ``reference.kernels`` does this on import for its own cache).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
@@ -139,28 +151,53 @@ def _i32_as_f32(typingctx, x):  # pragma: no cover - compiled
     return types.float32(types.int32), codegen
 
 
+@intrinsic
+def _f32_as_i32(typingctx, x):  # pragma: no cover - compiled
+    """Reinterpret the bits of a float32 as an int32 (LLVM bitcast)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
 _EXP_HI = np.float32(88.72283)     # above: exp overflows float32
 _EXP_LO = np.float32(-87.33654)    # below: result would be subnormal; flushed to 0
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693359375)  # ln2 split so that n * _LN2_HI is exact
 _LN2_LO = np.float32(-2.12194440e-4)
 
+# exp(r) on |r| <= ln2/2 as 1 + r + c2 r^2 + ... + c6 r^6: a minimax fit of the relative error
+# (3e-9, far below float32 rounding) with c0 = c1 = 1 kept exact so that exp(tiny) is exact.
+_C2 = np.float32(0.4999999403953552)
+_C3 = np.float32(0.1666652113199234)
+_C4 = np.float32(0.04166838899254799)
+_C5 = np.float32(0.008368710055947304)
+_C6 = np.float32(0.0013814615085721016)
 
-@numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
+# The helpers below are ordinary (not numba-inlined) functions with their own explicit
+# ``fastmath``: numba's inlining, or a helper that sets no ``fastmath`` at all, takes the
+# *caller's* flags, and reassociation undoes the two-part ln2 reduction (measured: 3e-7
+# instead of 8e-8 relative error) or a compensated sum. LLVM still inlines them into the
+# callers' loops, keeping each instruction's own flags, so they vectorise all the same.
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
 def _exp_reduced(r):  # pragma: no cover - compiled
-    """exp(r) for the reduced argument |r| <= ln2/2: a degree-6 minimax polynomial."""
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    return p * (r * r) + r + np.float32(1.0)
+    """exp(r) for the reduced argument |r| <= ln2/2: a degree-6 polynomial (Horner form)."""
+    p = _C6 * r + _C5
+    p = p * r + _C4
+    p = p * r + _C3
+    p = p * r + _C2
+    p = p * r + np.float32(1.0)
+    return p * r + np.float32(1.0)
 
 
-@numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
 def exp_f32(x):  # pragma: no cover - compiled
-    """float32 exp built from arithmetic only, so loops calling it vectorise.
+    """float32 exp over the whole range, built from arithmetic only so loops calling it vectorise.
 
     exp(x) = 2**n * exp(r) with n = round(x / ln2) and |r| <= ln2 / 2; exp(r)
     by a minimax polynomial. 2**n is assembled from exponent bits in two halves
@@ -187,47 +224,138 @@ def exp_f32(x):  # pragma: no cover - compiled
     return y
 
 
-@numba.njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
-def exp_nonpos_f32(x):  # pragma: no cover - compiled
-    """:func:`exp_f32` for ``x <= 0`` (or NaN), as after a softmax's max-subtract; cheaper.
+_FAST_LO = np.float32(-88.0)  # clamps that keep n = round(x / ln2) in [-127, 128]: exponent bits 0 and 255
+_FAST_HI = np.float32(89.0)
+# Adding 1.5 * 2**23 rounds x / ln2 to an integer held in the low mantissa bits; the extra 127 is
+# the exponent bias, so shifting those bits into place builds 2**n without a float-to-int conversion.
+_ROUND_MAGIC = np.float32(12583039.0)  # 1.5 * 2**23 + 127
+_ROUND_MAGIC_BITS = np.int32(0x4B40007F)
 
-    With no overflow side, 2**n (n >= -126) is one normal float32 built in one step and the
-    upper clamp goes. Results agree bit for bit with :func:`exp_f32` for every x <= 0.
+
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
+def exp_fast_f32(x):  # pragma: no cover - compiled
+    """:func:`exp_f32` without its edge fix-ups, for the hot loops of softmax and the activations.
+
+    Same reduction and polynomial (so the same accuracy, about 1e-7 relative, where the result is a
+    normal float32), but 2**n is built in one step and n is clamped to [-127, 128], whose exponent
+    bits are those of 0 and of inf. So results below ~8.6e-39 (x < -87.68) are exactly 0, results
+    above ~2.4e38 (x > 88.37) are inf (slightly early: float32 reaches 3.4e38), -inf gives 0, +inf
+    gives inf, and NaN passes through the clamps (written to let it) into the polynomial: NaN out.
     """
     x = np.float32(x)
-    xc = max(x, _EXP_LO)
-    n = np.floor(xc * _LOG2E + np.float32(0.5))
+    xc = _FAST_LO if x < _FAST_LO else x  # NaN compares false: it stays
+    xc = _FAST_HI if xc > _FAST_HI else xc
+    j = xc * _LOG2E + _ROUND_MAGIC
+    bits = _f32_as_i32(j)
+    n = np.float32(np.int32(bits - _ROUND_MAGIC_BITS))
     r = xc - n * _LN2_HI
     r = r - n * _LN2_LO
-    y = _exp_reduced(r)
-    y = y * _i32_as_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
-    if x < _EXP_LO:
-        y = np.float32(0.0)
-    if x != x:
-        y = x
-    return y
+    return _exp_reduced(r) * _i32_as_f32(np.int32(bits << np.int32(23)))
 
 
-@numba.njit(nogil=True, error_model="numpy")
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
 def max_f32(row):  # pragma: no cover - compiled
     """Maximum of a contiguous 1-D float32 array (-inf when empty; NaN if it holds a positive NaN).
 
     numba's float ``max`` keeps Python's NaN rules, which stops LLVM from
-    vectorising the reduction (about 8x slower than memory speed). The IEEE
-    bit pattern of a float, with the magnitude bits flipped for negative
-    values, orders like a signed integer — and integer max reductions vectorise.
+    vectorising the reduction (about 8x slower than memory speed). Integer max
+    and min reductions vectorise, and the IEEE bit patterns order like signed
+    integers except that negative floats come out reversed: so the largest
+    float is the largest signed pattern if that one is non-negative (a positive
+    NaN beats +inf, as wanted), and otherwise — every entry negative — the
+    smallest signed pattern. Casts keep the lanes int32 (numba would widen them).
     """
     bits = row.view(np.int32)
-    m = np.int32(-2147483648)
+    hi = np.int32(-2147483648)
+    lo = np.int32(2147483647)
     for j in range(bits.size):
         b = bits[j]
-        m = max(m, b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+        hi = b if b > hi else hi
+        lo = b if b < lo else lo
     if bits.size == 0:
         return np.float32(-np.inf)
-    return _i32_as_f32(np.int32(m ^ ((m >> np.int32(31)) & np.int32(0x7FFFFFFF))))
+    return _i32_as_f32(hi if hi >= 0 else lo)
 
 
-@numba.njit(inline="always", nogil=True, error_model="numpy")
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
 def sigmoid_f32(x):  # pragma: no cover - compiled
-    """1 / (1 + exp(-x)) in float32; saturates cleanly to 0 and 1."""
-    return np.float32(1.0) / (np.float32(1.0) + exp_f32(-x))
+    """1 / (1 + exp(-x)) in float32; exactly 0 (not a subnormal) for x < -88.37; NaN stays NaN."""
+    return np.float32(1.0) / (np.float32(1.0) + exp_fast_f32(-x))
+
+
+# --------------------------------------------------------------------------- float32 sums
+
+# Long float32 sums run in blocks of this many elements: inside a block LLVM splits the sum
+# over its vector lanes (fast, and each partial sum has at most SUM_BLOCK / 8 terms), and the
+# block sums are added with compensation (:func:`add_compensated`), so the rounding error does
+# not grow with the length of the row: at most about (SUM_BLOCK / 8 + 2) * 2**-24 relative for
+# sums of same-sign terms.
+SUM_BLOCK = 512
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)  # reassociation would cancel the compensation
+def add_compensated(total, comp, x):  # pragma: no cover - compiled
+    """Neumaier's compensated step: returns (total + x, updated compensation); the sum is total + comp."""
+    t = total + x
+    if abs(t) < np.inf:  # an infinite sum stays infinite (inf - inf in the compensation would make it NaN)
+        if abs(total) >= abs(x):
+            comp += (total - t) + x
+        else:
+            comp += (x - t) + total
+    return t, comp
+
+
+# No reassociation: LLVM would turn x * (1 / t) back into a (slower) x / t.
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
+def scale_f32(a, s):  # pragma: no cover - compiled
+    """a *= s over a contiguous 1-D float32 array (a multiply per element, never a divide)."""
+    for j in range(a.size):
+        a[j] = a[j] * s
+
+
+# float32 elements per 64-byte cache line: the stride of a prefetch loop over a row.
+LINE_F32 = 16
+
+
+def _prefetch_typer(arr, idx, rw: int):
+    """Signature and codegen of an LLVM prefetch of element ``idx`` (flat) of a C-contiguous array."""
+    if not isinstance(arr, types.Array) or arr.layout != "C" or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        offset = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = builder.gep(ary.data, [offset])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(rw), i32(3), i32(1)])  # keep in all levels, data
+        return context.get_dummy_value()
+
+    return types.none(arr, idx), codegen
+
+
+# Cache hints: start loading element ``idx`` (flat) of a C-contiguous array, to read it or to write
+# it (the latter fetches the line ready to be modified). No effect on results. For kernels that work
+# block by block from L1, where the pass that meets memory has little work to hide the wait behind.
+# Which hint helps was measured per kernel with caches cold: softmax (heavy exp pass) gains from
+# prefetching its next input row, the norms (light passes) from prefetching their next output row
+# for writing, and each loses with the other's; the summing collectives gain from both; streaming
+# elementwise kernels and paged decode gain from neither (the hardware prefetcher already keeps up).
+# (LLVM renames the intrinsic for opaque pointers.)
+@intrinsic
+def prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
+    return _prefetch_typer(arr, idx, 0)
+
+
+@intrinsic
+def prefetch_for_write(typingctx, arr, idx):  # pragma: no cover - compiled
+    return _prefetch_typer(arr, idx, 1)
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def prefetch_row_for_write(row):  # pragma: no cover - compiled
+    """:func:`prefetch_for_write` every cache line of a C-contiguous float32 row."""
+    for j in range(0, row.size, LINE_F32):
+        prefetch_for_write(row, j)

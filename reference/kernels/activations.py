@@ -14,14 +14,22 @@ kernels (``exp_gate_up_act``, ``sh_gate_up_act_q``).
   the same shape, as the two projections produce them.
 
 Limits of float32 evaluation: where ``sigmoid(x)`` drops below float32's
-normal range (x below about -87) it is flushed to 0, so ``silu`` returns 0
+normal range (x below about -88) it is flushed to 0, so ``silu`` returns 0
 for such x (the true value is below 1e-36) — and ``swiglu`` returns 0 even if
 ``up`` is huge enough to make the exact product larger.
 
 The fast path evaluates the logistic function with a vectorisable float32 exp
-(``_numerics.exp_f32``) under reassociation/no-signed-zero fast-math (which lets
-LLVM vectorise its clamps; no NaN/inf assumptions), so these run at SIMD speed
-rather than libm speed.
+(``_numerics.sigmoid_f32`` over ``exp_fast_f32``: about 1e-7 relative error, one
+divide), so these run at SIMD speed rather than libm speed. GELU computes its
+tanh argument as ``2u = x * (2c + 2c * 0.044715 * x^2)`` (c = sqrt(2/pi); two
+multiplies and an FMA) and ``0.5 * (1 + tanh(u))`` as ``sigmoid(2u)``, the same
+function without the cancellation of ``1 + tanh(u)`` in the negative tail.
+Measured against the float64 golden over 3e7 float32 inputs (random bit
+patterns and a dense grid on [-15, 15]): at most 1e-5 relative error where the
+result exceeds 1e-30, from the rounding of ``2u`` (|2u| * 2**-24 relative,
+amplified up to |2u| = 88 in the tail); below 1e-6 where |x| < 3. The loops
+keep IEEE evaluation order (contraction only): reassociation buys no speed
+here and could regroup the products.
 """
 
 from __future__ import annotations
@@ -33,13 +41,13 @@ import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
 from reference.kernels._checks import FLOAT_DTYPES, numel, require_dtype, require_same_dtype, require_shape, shape_of
-from reference.kernels._numerics import FAST, JIT, f32_buffer, sigmoid_f32, store, to_f32
+from reference.kernels._numerics import JIT, f32_buffer, sigmoid_f32, store, to_f32
 from reference.registry import register_kernel
 
 _P = Param
 _IN, _OUT = Direction.IN, Direction.OUT
 
-# float32: a few ulps from exp/divide, amplified by |2u| for GELU's far tail.
+# float32: a few ulps from exp/divide, amplified by |2u| (up to 88) for GELU's far tail.
 _TOL = {"float32": (2e-5, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e-30)}
 
 # Flops per element, counting exp and divide as one each:
@@ -48,27 +56,27 @@ _TOL = {"float32": (2e-5, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e
 _SILU_FLOPS, _GELU_FLOPS, _SWIGLU_FLOPS = 5, 9, 6
 
 _GELU_C = math.sqrt(2.0 / math.pi)
-_GELU_C2 = np.float32(2.0 * _GELU_C)
-_GELU_K = np.float32(0.044715)
+# 2u = x * (2c + 2c * 0.044715 * x^2): one multiply, one FMA and one multiply per element.
+_GELU_A = np.float32(2.0 * _GELU_C)
+_GELU_B = np.float32(2.0 * _GELU_C * 0.044715)
 
 
-@numba.njit(fastmath=FAST, **JIT)
+@numba.njit(fastmath={"contract"}, **JIT)
 def _silu_flat(x, out):  # pragma: no cover - compiled
     for i in range(out.size):
         v = x[i]
         out[i] = v * sigmoid_f32(v)
 
 
-@numba.njit(fastmath=FAST, **JIT)
+@numba.njit(fastmath={"contract"}, **JIT)
 def _gelu_flat(x, out):  # pragma: no cover - compiled
     for i in range(out.size):
         v = x[i]
         # 0.5 * (1 + tanh(u)) == sigmoid(2u): no cancellation in the negative tail.
-        u2 = _GELU_C2 * (v + _GELU_K * v * v * v)
-        out[i] = v * sigmoid_f32(u2)
+        out[i] = v * sigmoid_f32(v * (_GELU_A + _GELU_B * (v * v)))
 
 
-@numba.njit(fastmath=FAST, **JIT)
+@numba.njit(fastmath={"contract"}, **JIT)
 def _swiglu_flat(gate, up, out):  # pragma: no cover - compiled
     for i in range(out.size):
         g = gate[i]

@@ -21,8 +21,11 @@ A sequence with ``context_len == 0`` attends to nothing and gets zeros.
 
 Fast paths: prefill does QKᵀ and PV with float32 BLAS and the masked softmax
 in numba; decode is a numba loop that streams each referenced cache slot once
-(all heads of a token at a time) for QK and once for PV. 16-bit caches are
-widened only for the blocks the tables reference.
+(all heads of a token at a time) for QK and once for PV, four positions at a
+time so that every K/V row and query row loaded from L1 feeds several
+multiply-adds (for QK, up to four query heads of a GQA group share each K row).
+16-bit caches are widened only for the blocks the tables reference. Softmax
+sums are float32 (blocks over the vector lanes, compensated across blocks).
 """
 
 from __future__ import annotations
@@ -42,7 +45,18 @@ from reference.kernels._checks import (
     require_shape,
     shape_of,
 )
-from reference.kernels._numerics import FAST, JIT, exp_f32, f32_buffer, max_f32, store, to_f32
+from reference.kernels._numerics import (
+    FAST,
+    JIT,
+    SUM_BLOCK,
+    add_compensated,
+    exp_fast_f32,
+    f32_buffer,
+    max_f32,
+    scale_f32,
+    store,
+    to_f32,
+)
 from reference.registry import register_kernel
 
 _TOL = {"float32": (1e-4, 1e-4), "float16": (2e-3, 1e-3), "bfloat16": (1e-2, 1e-3)}
@@ -64,6 +78,29 @@ def _require_gqa(kernel: str, hq: int, hkv: int, kv_name: str) -> None:
         fail(kernel, kv_name, f"has {hkv} KV heads; the {hq} query heads must be a whole multiple of it")
 
 
+# --------------------------------------------------------------------------- shared
+
+@numba.njit(fastmath=FAST, inline="always", **JIT)
+def _exp_block(row, m):  # pragma: no cover - compiled
+    part = np.float32(0.0)
+    for j in range(row.size):
+        e = exp_fast_f32(row[j] - m)  # <= 0: exp_fast's flush and early overflow never apply
+        row[j] = e
+        part += e
+    return part
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _softmax_inplace(row):  # pragma: no cover - compiled
+    """Softmax of a 1-D float32 row in place: float32 block sums, compensated across blocks."""
+    m = max_f32(row)
+    total = np.float32(0.0)
+    comp = np.float32(0.0)
+    for j0 in range(0, row.size, SUM_BLOCK):
+        total, comp = add_compensated(total, comp, _exp_block(row[j0 : j0 + SUM_BLOCK], m))
+    scale_f32(row, np.float32(1.0) / (total + comp))
+
+
 # --------------------------------------------------------------------------- prefill
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -72,19 +109,12 @@ def _causal_softmax(scores, scale):  # pragma: no cover - compiled
     g_n, s_n, _ = scores.shape
     for g in range(g_n):
         for i in range(s_n):
+            row = scores[g, i]
             for j in range(i + 1):
-                scores[g, i, j] = scores[g, i, j] * scale
-            m = max_f32(scores[g, i, : i + 1])
-            total = 0.0
-            for j in range(i + 1):
-                e = exp_f32(scores[g, i, j] - m)
-                scores[g, i, j] = e
-                total += e
-            inv = np.float32(1.0 / total)
-            for j in range(i + 1):
-                scores[g, i, j] = scores[g, i, j] * inv
+                row[j] = row[j] * scale
+            _softmax_inplace(row[: i + 1])
             for j in range(i + 1, s_n):
-                scores[g, i, j] = 0.0
+                row[j] = 0.0
 
 
 def _prefill_check(q, k, v, out, scale) -> None:
@@ -160,12 +190,116 @@ ATTENTION_PREFILL = register_kernel(Kernel(
 # --------------------------------------------------------------------------- paged decode
 
 @numba.njit(fastmath=FAST, **JIT)
-def _paged_decode(q, kc, vc, table, lens, out, scale):  # pragma: no cover - compiled
-    b_n, hq, d = q.shape
+def _decode_qk(qb, kc, trow, n, scores, scale):  # pragma: no cover - compiled
+    """scores[h, p] = scale * q[h] . K[p, h // G] for p < n, reading each cached K row once.
+
+    Four positions at a time, and per KV head up to four of the query heads that share it: each
+    K row and q row loaded from L1 then feeds up to four dot products, so the loop is bound by
+    multiply-adds rather than loads.
+    """
+    hq, d = qb.shape
     bs = kc.shape[1]
     hkv = kc.shape[2]
     g_n = hq // hkv
-    max_len = table.shape[1] * bs
+    p = 0
+    while p + 4 <= n:
+        s0, s1 = kc[trow[p // bs], p % bs], kc[trow[(p + 1) // bs], (p + 1) % bs]
+        s2, s3 = kc[trow[(p + 2) // bs], (p + 2) % bs], kc[trow[(p + 3) // bs], (p + 3) % bs]
+        for j in range(hkv):
+            k0, k1, k2, k3 = s0[j], s1[j], s2[j], s3[j]
+            h = j * g_n
+            end = h + g_n
+            while h + 4 <= end:
+                q0, q1, q2, q3 = qb[h], qb[h + 1], qb[h + 2], qb[h + 3]
+                a00 = a01 = a02 = a03 = np.float32(0.0)
+                a10 = a11 = a12 = a13 = np.float32(0.0)
+                a20 = a21 = a22 = a23 = np.float32(0.0)
+                a30 = a31 = a32 = a33 = np.float32(0.0)
+                for e in range(d):
+                    x0, x1, x2, x3 = k0[e], k1[e], k2[e], k3[e]
+                    y0, y1, y2, y3 = q0[e], q1[e], q2[e], q3[e]
+                    a00 += y0 * x0
+                    a01 += y0 * x1
+                    a02 += y0 * x2
+                    a03 += y0 * x3
+                    a10 += y1 * x0
+                    a11 += y1 * x1
+                    a12 += y1 * x2
+                    a13 += y1 * x3
+                    a20 += y2 * x0
+                    a21 += y2 * x1
+                    a22 += y2 * x2
+                    a23 += y2 * x3
+                    a30 += y3 * x0
+                    a31 += y3 * x1
+                    a32 += y3 * x2
+                    a33 += y3 * x3
+                r0, r1, r2, r3 = scores[h], scores[h + 1], scores[h + 2], scores[h + 3]
+                r0[p], r0[p + 1], r0[p + 2], r0[p + 3] = a00 * scale, a01 * scale, a02 * scale, a03 * scale
+                r1[p], r1[p + 1], r1[p + 2], r1[p + 3] = a10 * scale, a11 * scale, a12 * scale, a13 * scale
+                r2[p], r2[p + 1], r2[p + 2], r2[p + 3] = a20 * scale, a21 * scale, a22 * scale, a23 * scale
+                r3[p], r3[p + 1], r3[p + 2], r3[p + 3] = a30 * scale, a31 * scale, a32 * scale, a33 * scale
+                h += 4
+            while h < end:  # the group's last G % 4 heads
+                qr = qb[h]
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                for e in range(d):
+                    y = qr[e]
+                    a0 += y * k0[e]
+                    a1 += y * k1[e]
+                    a2 += y * k2[e]
+                    a3 += y * k3[e]
+                row = scores[h]
+                row[p], row[p + 1], row[p + 2], row[p + 3] = a0 * scale, a1 * scale, a2 * scale, a3 * scale
+                h += 1
+        p += 4
+    while p < n:  # the last n % 4 positions
+        slab = kc[trow[p // bs], p % bs]
+        for h in range(hq):
+            qr = qb[h]
+            kr = slab[h // g_n]
+            a = np.float32(0.0)
+            for e in range(d):
+                a += qr[e] * kr[e]
+            scores[h, p] = a * scale
+        p += 1
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _decode_pv(vc, trow, n, scores, acc):  # pragma: no cover - compiled
+    """acc[h] = sum over p < n of scores[h, p] * V[p, h // G], four positions per pass over acc[h]."""
+    hq, d = acc.shape
+    bs = vc.shape[1]
+    g_n = hq // vc.shape[2]
+    acc[:, :] = 0.0
+    p = 0
+    while p + 4 <= n:
+        s0, s1 = vc[trow[p // bs], p % bs], vc[trow[(p + 1) // bs], (p + 1) % bs]
+        s2, s3 = vc[trow[(p + 2) // bs], (p + 2) % bs], vc[trow[(p + 3) // bs], (p + 3) % bs]
+        for h in range(hq):
+            j = h // g_n
+            sr = scores[h]
+            w0, w1, w2, w3 = sr[p], sr[p + 1], sr[p + 2], sr[p + 3]
+            r0, r1, r2, r3 = s0[j], s1[j], s2[j], s3[j]
+            ar = acc[h]
+            for e in range(d):
+                ar[e] += (w0 * r0[e] + w1 * r1[e]) + (w2 * r2[e] + w3 * r3[e])
+        p += 4
+    while p < n:
+        slab = vc[trow[p // bs], p % bs]
+        for h in range(hq):
+            w = scores[h, p]
+            vr = slab[h // g_n]
+            ar = acc[h]
+            for e in range(d):
+                ar[e] += w * vr[e]
+        p += 1
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _paged_decode(q, kc, vc, table, lens, out, scale):  # pragma: no cover - compiled
+    b_n, hq, d = q.shape
+    max_len = table.shape[1] * kc.shape[1]
     scores = np.empty((hq, max_len), dtype=np.float32)
     acc = np.empty((hq, d), dtype=np.float32)
     for b in range(b_n):
@@ -173,40 +307,11 @@ def _paged_decode(q, kc, vc, table, lens, out, scale):  # pragma: no cover - com
         if n == 0:
             out[b, :, :] = 0.0
             continue
-        # QK. Position-major: a cached token's K rows for all heads are one
-        # contiguous [Hkv, D] slab, so the cache streams through once; 1-D row
-        # slices give LLVM unit strides for the dot products.
-        for p in range(n):
-            slab = kc[table[b, p // bs], p % bs]
-            for h in range(hq):
-                qrow = q[b, h]
-                krow = slab[h // g_n]
-                s = np.float32(0.0)
-                for e in range(d):
-                    s += qrow[e] * krow[e]
-                scores[h, p] = s * scale
-        # Softmax per head.
+        # QK over every cached position, softmax per head, then PV: K and V each stream once.
+        _decode_qk(q[b], kc, table[b], n, scores, scale)
         for h in range(hq):
-            row = scores[h, :n]
-            m = max_f32(row)
-            total = 0.0
-            for p in range(n):
-                w = exp_f32(row[p] - m)
-                row[p] = w
-                total += w
-            inv = np.float32(1.0 / total)
-            for p in range(n):
-                row[p] *= inv
-        # PV, position-major like QK.
-        acc[:, :] = 0.0
-        for p in range(n):
-            slab = vc[table[b, p // bs], p % bs]
-            for h in range(hq):
-                w = scores[h, p]
-                vrow = slab[h // g_n]
-                arow = acc[h]
-                for e in range(d):
-                    arow[e] += w * vrow[e]
+            _softmax_inplace(scores[h, :n])
+        _decode_pv(vc, table[b], n, scores, acc)
         out[b, :, :] = acc
 
 

@@ -3,17 +3,33 @@
 The bfloat16 converters must be bit-identical to ``ml_dtypes``' casts (round to
 nearest, ties to even; NaN stays NaN; overflow rounds to inf), including the
 exact ties that random data almost never hits. ``exp_f32`` must be accurate to
-a few float32 ulps over the whole normal range and keep IEEE edge behaviour.
+a few float32 ulps over the whole normal range and keep IEEE edge behaviour;
+``exp_fast_f32`` likewise over its documented range, with its documented
+saturation. The helpers are called from loops compiled with the kernels'
+fast-math flags, as the kernels call them, so that flags leaking into a helper
+(numba's default for helpers that set none) would show up as lost accuracy.
 """
 
 from __future__ import annotations
+
+import math
 
 import ml_dtypes
 import numba
 import numpy as np
 import pytest
 
-from reference.kernels._numerics import exp_f32, f32_buffer, max_f32, sigmoid_f32, store, to_f32
+from reference.kernels._numerics import (
+    FAST,
+    add_compensated,
+    exp_f32,
+    exp_fast_f32,
+    f32_buffer,
+    max_f32,
+    sigmoid_f32,
+    store,
+    to_f32,
+)
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -73,16 +89,31 @@ def test_store_handles_non_contiguous_16bit_outputs() -> None:
         assert not target[:, 1::2].view(np.uint16).any()
 
 
-@numba.njit(cache=False)
+@numba.njit(cache=False, fastmath=FAST)
 def _apply_exp(x, out):  # pragma: no cover - compiled
     for i in range(x.size):
         out[i] = exp_f32(x[i])
 
 
-@numba.njit(cache=False)
+@numba.njit(cache=False, fastmath=FAST)
+def _apply_exp_fast(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = exp_fast_f32(x[i])
+
+
+@numba.njit(cache=False, fastmath=FAST)
 def _apply_sigmoid(x, out):  # pragma: no cover - compiled
     for i in range(x.size):
         out[i] = sigmoid_f32(x[i])
+
+
+@numba.njit(cache=False, fastmath=FAST)
+def _compensated_sum(parts):  # pragma: no cover - compiled
+    total = np.float32(0.0)
+    comp = np.float32(0.0)
+    for i in range(parts.size):
+        total, comp = add_compensated(total, comp, parts[i])
+    return total + comp
 
 
 def test_exp_is_accurate_over_the_normal_range() -> None:
@@ -145,3 +176,42 @@ def test_row_max_matches_numpy_including_infinities_and_signed_zeros() -> None:
     assert max_f32(all_masked) == -np.inf
     assert max_f32(np.array([-1e-45, -0.0], np.float32)) == 0.0  # -0 ranks above every negative
     assert np.isnan(max_f32(np.array([1.0, np.nan, 3.0], np.float32)))
+
+
+def test_fast_exp_is_accurate_where_its_result_is_a_normal_float() -> None:
+    x = np.linspace(-87.3, 88.3, 2_000_003, dtype=np.float32)
+    got = np.empty_like(x)
+    _apply_exp_fast(x, got)
+    want = np.exp(x.astype(np.float64))
+    assert (np.abs(got.astype(np.float64) - want) / want).max() < 2.5e-7
+
+
+@pytest.mark.parametrize(("x", "want"), [
+    (88.4, np.inf), (np.inf, np.inf), (1e30, np.inf),   # overflows a little early, by design
+    (-87.7, 0.0), (-1e30, 0.0), (-np.inf, 0.0),         # below ~8.6e-39: exactly zero
+])
+def test_fast_exp_saturates(x: float, want: float) -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp_fast(np.array([x], np.float32), got)
+    assert float(got[0]) == want
+
+
+def test_fast_exp_propagates_nan() -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp_fast(np.array([np.nan], np.float32), got)
+    assert np.isnan(got[0])
+
+
+def test_compensated_sum_keeps_what_plain_float32_rounds_away() -> None:
+    # 2**24 followed by ones: a plain float32 running sum never moves (each 1 is half an ulp, rounded to even).
+    parts = np.concatenate([[2.0**24], np.ones(1000)]).astype(np.float32)
+    assert _compensated_sum(parts) == 2.0**24 + 1000
+    rng = np.random.default_rng(2)
+    parts = (rng.standard_normal(100_000) * 10.0 ** rng.integers(-3, 4, 100_000)).astype(np.float32)
+    exact = math.fsum(parts.astype(np.float64))
+    assert abs(float(_compensated_sum(parts)) - exact) <= 2 * 2**-24 * abs(exact) + 1e-30
+
+
+def test_compensated_sum_of_infinities_stays_infinite() -> None:
+    assert _compensated_sum(np.array([1.0, np.inf, 2.0], np.float32)) == np.inf
+    assert _compensated_sum(np.array([np.inf, np.inf], np.float32)) == np.inf
