@@ -116,6 +116,18 @@ _LIVE: dict[int, HwWorker] = {}
 _SERIALS = itertools.count(1)
 
 
+def _child_task(c: dict[str, Any], parent: _Submitted, member: str) -> _Submitted:
+    """A task a nested orchestration reported, named in the parent's tree. A remote target reports
+    scopes relative to its remote L3 (``l3``); they are placed under the worker that ran it
+    (``l4.w0.l3:r1:t1``), as the sim names them."""
+    sub = _Submitted(**{**c, "tokens": list(c["tokens"]), "workers": tuple(c["workers"])})
+    if parent.kind.startswith("next_level") and not sub.scope.startswith(parent.scope + "."):
+        base = f"{parent.scope}.{member}."
+        sub.task_id, sub.scope = base + sub.task_id, base + sub.scope
+        sub.workers = tuple(f"{sub.scope}.{w}" for w in sub.workers)
+    return sub
+
+
 def _host_ptr(host: Any) -> Any:
     """A host numpy array as the address the runtime's copy calls take; anything else unchanged."""
     return host.ctypes.data if isinstance(host, np.ndarray) else host
@@ -225,6 +237,7 @@ class HwWorker:
         self._sessions = sessions  # hw_backend.remote.RemoteSessions of the case
         self._faults = faults  # hw_backend.remote.HwFault, by remote worker index
         self._remote: list[int] = []  # relay index of each remote worker, in attach order
+        self._remote_ids: set[str] = set()  # "w<id>" of each remote worker, as task records name workers
         self._crash_after_submit: list[int] = []
         self.platform = platform
         self._obs_dir = observation_dir()
@@ -329,6 +342,7 @@ class HwWorker:
         relay = self._sessions.attach(spec.endpoint, faults)
         wid = self._real.add_remote_worker(dataclasses.replace(spec, endpoint=self._sessions.endpoint(relay)))
         self._remote.append(relay)
+        self._remote_ids.add(f"w{wid}")
         if any(f.kind == "session_crash" and float(f.params.get("at_us", 0.0)) for f in faults):
             self._crash_after_submit.append(relay)
         return wid
@@ -424,12 +438,12 @@ class HwWorker:
                                     workers, id(handle) in self._chip_handles))
 
     def _tensor_arg(self, tensor: Any) -> Any:
-        from simpler.task_interface import Tensor
+        from simpler.task_interface import RemoteTensorRef, Tensor
 
         from conformance.backends import NotSupportedByBackend
 
-        if isinstance(tensor, Tensor):
-            return tensor  # handed down by a parent: it already names a shared buffer
+        if isinstance(tensor, Tensor | RemoteTensorRef):
+            return tensor  # handed down by a parent, or remote data: the runtime's own reference
         if self._run is not None and self._run.nested:
             raise NotSupportedByBackend("a nested orchestration on hw passes on the tensors it was given; "
                                         "host arrays of its own would need buffers of the child process")
@@ -493,12 +507,14 @@ class HwWorker:
             seen = [o for o in obs if o is not None]
             rec.tasks[t.task_id] = None  # keeps submit order: a task before what it submitted
             child_failed = False
-            for o in seen:
+            for i, o in enumerate(obs):
+                if o is None:
+                    continue
                 if o.get("not_supported"):
                     lacking.append(o["not_supported"])
-                child_failed |= self._record_tasks(rec, [_Submitted(**{**c, "tokens": list(c["tokens"]),
-                                                                        "workers": tuple(c["workers"])})
-                                                         for c in o.get("children", ())], error, lacking)
+                member = t.workers[i] if len(t.workers) == len(t.tokens) else (t.workers[0] if t.workers else "w")
+                children = [_child_task(c, t, member) for c in o.get("children", ())]
+                child_failed |= self._record_tasks(rec, children, error, lacking)
             failed = [o for o in seen if o.get("error")]
             if t.chip:
                 # A chip kernel reports nothing per task: a run that returned normally completed every
@@ -512,6 +528,11 @@ class HwWorker:
                 outcome, cls, msg = Outcome.FAILED, "TASK_FAILURE", "a task it submitted failed"
             elif seen and len(seen) == len(obs):
                 outcome, cls, msg = Outcome.COMPLETED, None, ""
+            elif not seen and error is not None and t.kind.startswith("next_level") \
+                    and error_class(error) == "ENDPOINT_FAILURE" and any(w in self._remote_ids for w in t.workers):
+                # Its session died before the task's probe could report (a crash takes the observation
+                # with it): the endpoint failure is the task's.
+                outcome, cls, msg = Outcome.FAILED, "ENDPOINT_FAILURE", str(error)[:300]
             elif not seen:
                 outcome, cls, msg = Outcome.NOT_RUN, None, ""
             else:

@@ -140,8 +140,8 @@ class HwAPI(RuntimeAPI):
         from hw_backend import remote_targets
 
         if not callable(getattr(remote_targets, name, None)):
-            raise NotSupportedByBackend(f"remote target {name!r} needs chip kernels inside the session; the hw "
-                                        "backend ships only noop and fail")
+            raise NotSupportedByBackend(f"the hw backend has no remote target {name!r} "
+                                        "(hw_backend.remote_targets)")
         return f"hw_backend.remote_targets:{name}"
 
     def close_all(self) -> None:

@@ -24,6 +24,8 @@ RuntimeError            ``remote L3 endpoint attach failed|session open``    END
                         ``failed|RemoteL3Endpoint progress``
 RuntimeError            ``REGISTER_PARTIAL_FAILURE``                         REGISTER_PARTIAL_FAILURE
 RuntimeError            ``has no eligible dispatch target``                  INVALID_STATE
+ValueError              ``requires (write|read|readwrite) access``           ACCESS_DENIED
+RuntimeError            ``RemoteBufferHandle has already been released``     STALE_GENERATION
 ValueError              ``transport must be 'host_tcp'``                     NOT_SUPPORTED
 RuntimeError            ``child failed|sub_worker|task failed|chip.*fail``   TASK_FAILURE
 RuntimeError            ``scope|before init|after init|already init|``       INVALID_STATE
@@ -62,6 +64,9 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
                       r"health lane failed|RemoteL3Endpoint progress", "ENDPOINT_FAILURE"),
     ((RuntimeError,), r"REGISTER_PARTIAL_FAILURE", "REGISTER_PARTIAL_FAILURE"),
     ((RuntimeError,), r"has no eligible dispatch target", "INVALID_STATE"),
+    # A remote handle's access rights and lifetime ("buffers-and-transports.md" handle semantics).
+    ((ValueError,), r"requires (write|read|readwrite) access", "ACCESS_DENIED"),
+    ((RuntimeError,), r"RemoteBufferHandle has already been released", "STALE_GENERATION"),
     # The TCP daemon's control plane carries host_tcp only: another transport is unsupported, not malformed.
     ((ValueError,), r"transport must be 'host_tcp'", "NOT_SUPPORTED"),
     ((RuntimeError,), r"child failed|sub_worker|task failed|chip.*fail", "TASK_FAILURE"),
