@@ -12,7 +12,9 @@ TASK_DONE) and the execution leaves of ``docs/task-flow.md`` §5:
   orchestration function as its own run (§9 "Recursive composition (L4+)").
 
 Each lane is busy from dispatch until its completion is observed by the parent; one SimPy
-event per member carries the completion back, so no process is created per message.
+event per member carries the completion back, so no process is created per message. As a
+lane carries one execution at a time, a leaf lane keeps a single completion event and re-arms
+it for every launch (:class:`LaneCompletion`), so no event is allocated per task either.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from simpy.events import Event, Timeout
+from simpy.events import NORMAL, Event, Timeout
 
 from sim.errors import ErrorClass
 from sim.task_args import TaskArgsView
 from sim.trace import EventKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from simpy import Environment
+
     from sim.node import Node, RunState
     from sim.task import Task
 
@@ -35,11 +41,27 @@ def _describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class LaneCompletion(Event):
+    """The completion event of one leaf lane, re-armed for each execution the lane carries.
+
+    Scheduled with ``env.schedule`` exactly as a ``Timeout`` schedules itself (same priority,
+    same delay arithmetic, one event id per launch), so event order is unchanged. Re-arming is
+    safe because the lane launches again only from within, or after, the previous completion's
+    callback, when SimPy has already taken the event off its queue.
+    """
+
+    def __init__(self, env: Environment, callback: Callable[[Event], None]) -> None:
+        super().__init__(env)
+        self._ok = True  # triggered, successfully, whenever it is scheduled
+        self._value = None
+        self.armed = [callback]  # the callbacks list each launch hands to SimPy
+
+
 class Lane:
     """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
 
-    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "env", "functional", "index", "is_sub",
-                 "jitter", "node", "rng", "scope", "trace")
+    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "completion", "end", "env", "functional",
+                 "index", "is_sub", "jitter", "member", "node", "rng", "scope", "task", "trace", "workers_entry")
 
     def __init__(self, node: Node, scope: str, index: int, is_sub: bool) -> None:
         self.node = node
@@ -57,6 +79,12 @@ class Lane:
         self.functional = node.sim.functional
         self.jitter = node.sim.jitter
         self.c_call = 0.0  # fixed cost of the leaf's own call, on top of the task's duration
+        self.workers_entry = (scope,)  # appended to a dispatched task's ``workers``
+        self.completion = LaneCompletion(self.env, self._done)
+        # The execution in flight: what the completion event reports.
+        self.task: Task | None = None
+        self.member = 0
+        self.end = 0.0
 
     def launch(self, task: Task, member: int, t: float) -> None:
         """Start member ``member`` of ``task``, published on the mailbox at virtual time ``t``.
@@ -75,12 +103,21 @@ class Lane:
         tr = self.trace
         if tr.enabled:
             tr.add(start, EventKind.START, self.scope, task.name)
-        ev = Timeout(self.env, end + self.c_complete - self.env.now, (task, member, end))
-        ev.callbacks.append(self._done)
+        self.task = task
+        self.member = member
+        self.end = end
+        ev = self.completion  # re-armed, see LaneCompletion
+        ev.callbacks = ev.armed
+        self.env.schedule(ev, NORMAL, end + self.c_complete - self.env._now)
 
     def _done(self, ev: Event) -> None:
-        task, member, end = ev._value
-        error, cls = self.execute(task, member) if self.functional else (None, None)
+        task = self.task
+        member = self.member
+        end = self.end
+        if self.functional:
+            error, cls = self.execute(task, member)
+        else:
+            error = cls = None
         if task.end is None or end > task.end:
             task.end = end
         tr = self.trace

@@ -21,11 +21,12 @@ from reference.errors import KernelArgError
 from reference.kernel import Direction, Kernel
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
 from sim.install import check_dispatch
+from sim.registry import CallableHandle
 from sim.remote.buffers import capture_slot_refs
 from sim.remote.endpoint import check_remote_submit, remote_endpoints, track_remote
 from sim.task import TaskKind
 from sim.task_args import TaskArgs
-from sim.tensors import ArgRef, Buffer, normalize_tensor, shape_tuple
+from sim.tensors import Buffer, normalize_tensor, shape_tuple
 from sim.types import CallConfig, as_numpy_dtype
 
 if TYPE_CHECKING:
@@ -35,25 +36,36 @@ if TYPE_CHECKING:
 
 
 _DEFAULT_CONFIG = CallConfig()  # shared, never mutated: the engine only reads a task's config
+_NEXT_LEVEL = TaskKind.NEXT_LEVEL
+_SIG = operator.attrgetter("sig")
 
 
 class Orchestrator:
     """DAG builder handed to an orchestration function; valid only while that function runs."""
 
-    __slots__ = ("_node", "_run", "_worker")
+    __slots__ = ("_fast_ns", "_node", "_run", "_targets", "_worker")
 
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
         self._node: Node | None = None
         self._run: RunState | None = None
+        self._fast_ns: str | None = None
+        self._targets: tuple[tuple[int], ...] = ()
 
     def _bind(self, node: Node, run: RunState) -> None:
         self._node = node
         self._run = run
+        # What the submit hot path needs of the node, fixed since init: the placement of a
+        # single on each NEXT_LEVEL worker id, and the namespace a local timing-only NEXT_LEVEL
+        # submit resolves in (None when the node has remote workers or runs functionally:
+        # those submits take the checked path).
+        self._targets = tuple((w,) for w in range(len(node.nl_lanes)))
+        self._fast_ns = None if node.has_remote or node.sim.functional else self._expected_nl_namespace(node)
 
     def _unbind(self) -> None:
         self._node = None
         self._run = None
+        self._fast_ns = None
 
     def _live(self, api: str) -> Node:
         node = self._node
@@ -91,37 +103,39 @@ class Orchestrator:
 
     def _member(self, node: Node, reg: Registration, args: Any, api: str, index: str) -> tuple[tuple, float]:
         """Validate one member's TaskArgs; return the member tuple and its modeled duration."""
-        if not isinstance(args, TaskArgs):
+        if args.__class__ is not TaskArgs and not isinstance(args, TaskArgs):
             raise InvalidArgument(f"{api}: {index}args must be a TaskArgs, got {type(args).__name__}")
-        refs = list(args._refs)
+        # The task keeps a snapshot: the TaskArgs may change once the submit returns.
+        refs = tuple(args._refs)
         if args._remote and reg.descriptor.namespace.name != "REMOTE_TASK_DISPATCHER":
             raise InvalidArgument(f"{api}: {index}args carry a RemoteTensorRef; remote data is consumed only by a "
                                   f"remote worker (RemoteCallable), local workers reject it")
-        if node.sim.functional:
+        functional = node.sim.functional
+        if functional:
             for i, ref in enumerate(refs):
-                if ref.array is None and type(ref) is ArgRef:
+                if ref.array is None and not ref.remote:
                     raise InvalidArgument(
                         f"{api}: {index}tensor argument {i} ({ref.source!r}) has no data; functional runs "
                         f"need numpy arrays (use data_mode='timing' for shape-only models)")
-        scalars = list(args._scalars)
-        tags = list(args._tags)
+        scalars = tuple(args._scalars)
+        tags = tuple(args._tags)
         target = reg.target
         if type(target) is Kernel:
-            values = _kernel_values(target, refs, scalars, node.sim.functional, api)
-            # The signature check and cost depend only on shapes, dtypes and scalars: memoise them.
-            memo_key = (id(target), tuple([(r.shape, r.dtype) for r in refs]), tuple(scalars))
-            duration = node.kernel_memo.get(memo_key)
-            if duration is None:
-                try:
-                    target.check(values)
-                    cost = target.cost(values)
-                except KernelArgError as exc:
-                    raise KernelArgumentError(f"{api}: {exc}") from None
-                dtype = refs[0].dtype if refs else "float32"
-                prof = node.sim.profile
-                duration = prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
-                node.kernel_memo[memo_key] = duration
-            return (refs, scalars, values, tags), duration
+            # The argument counts, signature check and cost depend only on shapes, dtypes and
+            # scalars: memoise them per registration. A memo hit was counted and checked when
+            # it was stored (a key of signature ids alone never equals a (sigs, scalars) pair).
+            memo_key = tuple(map(_SIG, refs))
+            if scalars:
+                memo_key = (memo_key, tuple(scalars))
+            memo = reg.durations.get(memo_key)
+            if memo is None:
+                values = _kernel_values(target, refs, scalars, functional, api)
+                memo = reg.durations[memo_key] = (_kernel_duration(node, target, refs, values, api),)
+            elif functional or scalars:
+                values = _kernel_values(target, refs, scalars, functional, api)
+            else:
+                values = refs  # timing-only, tensors only: the values are the refs themselves
+            return (refs, scalars, values, tags), memo[0]
         duration = reg.duration_us if reg.duration_us is not None else node.sim.profile.sub["default_task_us"]
         return (refs, scalars, None, tags), duration
 
@@ -132,6 +146,29 @@ class Orchestrator:
 
     def submit_next_level(self, callable_handle: Any, args: Any, config: Any = None, *, worker: Any) -> None:
         """Submit one NEXT_LEVEL task to exactly the worker ``worker``."""
+        ns = self._fast_ns
+        # The hot path: a live, unchanged handle of this Worker, an in-range int worker id, no
+        # config, and a timing-only TaskArgs of local tensors whose signature a submit already
+        # checked (its duration is memoised). Every check passes, so the task goes straight to
+        # the engine with the same member, duration and placement the checked path would give.
+        if (ns is not None and config is None and worker.__class__ is int
+                and callable_handle.__class__ is CallableHandle and args.__class__ is TaskArgs):
+            registry = self._worker._registry
+            reg = registry.by_handle.get(callable_handle)
+            refs = args._refs
+            if (reg is not None and not callable_handle._reassigned and 0 <= worker < len(self._targets)
+                    and not registry.uncertain and not args._remote and not args._scalars
+                    and callable_handle.target_namespace == ns):
+                # Only a kernel's checked signatures are memoised, so a hit means a kernel call.
+                durations = reg.durations.get(tuple(map(_SIG, refs)))
+                if durations is not None:
+                    refs = tuple(refs)  # the task keeps a snapshot, as ``_member`` does
+                    self._node.submit(_NEXT_LEVEL, reg, ((refs, (), refs, tuple(args._tags)),),
+                                      self._targets[worker], False, _DEFAULT_CONFIG, durations, len(refs))
+                    return
+        self._submit_next_level_checked(callable_handle, args, config, worker)
+
+    def _submit_next_level_checked(self, callable_handle: Any, args: Any, config: Any, worker: Any) -> None:
         api = "submit_next_level"
         node = self._live(api)
         wid = self._worker_id(node, worker, "worker", api)
@@ -145,7 +182,7 @@ class Orchestrator:
             check_remote_submit(self._worker, reg, eps, (args,), api)
         cfg = self._config(config, api)
         member, duration = self._member(node, reg, args, api, "")
-        task = node.submit(TaskKind.NEXT_LEVEL, reg, [member], (wid,), False, cfg, [duration], len(member[0]))
+        task = node.submit(TaskKind.NEXT_LEVEL, reg, (member,), (wid,), False, cfg, (duration,), len(member[0]))
         if eps:
             track_remote(eps, task)
             if args._remote:
@@ -197,7 +234,7 @@ class Orchestrator:
         if registry.uncertain:
             check_dispatch(registry, reg, [lane.scope for lane in node.sub_lanes], api)
         member, duration = self._member(node, reg, TaskArgs() if args is None else args, api, "")
-        node.submit(TaskKind.SUB, reg, [member], (), False, None, [duration], len(member[0]))
+        node.submit(TaskKind.SUB, reg, (member,), (), False, None, (duration,), len(member[0]))
 
     def submit_sub_group(self, callable_handle: Any, args_list: Any) -> None:
         """Submit a SUB group: one member per TaskArgs, each on a distinct idle SUB worker."""
@@ -268,7 +305,20 @@ def _kernel_plan(kernel: Kernel) -> tuple[tuple[bool, ...], int, int]:
     return plan
 
 
-def _kernel_values(kernel: Kernel, refs: list, scalars: list, functional: bool, api: str) -> list:
+def _kernel_duration(node: Node, kernel: Kernel, refs: Sequence[Any], values: Sequence[Any], api: str) -> float:
+    """Check one call's arguments against the kernel and model its duration on a chip."""
+    try:
+        kernel.check(values)
+        cost = kernel.cost(values)
+    except KernelArgError as exc:
+        raise KernelArgumentError(f"{api}: {exc}") from None
+    dtype = refs[0].dtype if refs else "float32"
+    prof = node.sim.profile
+    return prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
+
+
+def _kernel_values(kernel: Kernel, refs: Sequence[Any], scalars: Sequence[Any], functional: bool,
+                   api: str) -> Sequence[Any]:
     """Positional kernel arguments: tensors and scalars assigned to params in signature order."""
     flags, n_tensor, n_scalar = _kernel_plan(kernel)
     if len(refs) != n_tensor or len(scalars) != n_scalar:

@@ -13,7 +13,7 @@ Chip callables resolve in ``LOCAL_CHIP``, Python callables in ``LOCAL_PYTHON``.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sim.callable_identity import (
@@ -43,7 +43,7 @@ class CallableHandle:
     equal only to itself; its private binding (owner, serial, digest) cannot be changed or deleted.
     """
 
-    __slots__ = ("_owner", "_serial", "digest", "hashid", "kind", "name", "target_namespace")
+    __slots__ = ("_owner", "_reassigned", "_serial", "digest", "hashid", "kind", "name", "target_namespace")
 
     _PUBLIC = frozenset({"hashid", "kind", "target_namespace"})
 
@@ -59,8 +59,9 @@ class CallableHandle:
             if not isinstance(value, str) or value not in enum.__members__:
                 raise InvalidArgument(f"CallableHandle: {field_name} must be one of {sorted(enum.__members__)}, "
                                       f"got {value!r}")
-        for name, value in (("_owner", None), ("_serial", 0), ("digest", digest), ("hashid", hashid),
-                            ("kind", kind), ("target_namespace", target_namespace), ("name", "<constructed>")):
+        for name, value in (("_owner", None), ("_reassigned", False), ("_serial", 0), ("digest", digest),
+                            ("hashid", hashid), ("kind", kind), ("target_namespace", target_namespace),
+                            ("name", "<constructed>")):
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -73,6 +74,7 @@ class CallableHandle:
               name: str) -> CallableHandle:
         h = object.__new__(cls)
         object.__setattr__(h, "_owner", owner)
+        object.__setattr__(h, "_reassigned", False)
         object.__setattr__(h, "_serial", serial)
         object.__setattr__(h, "digest", digest)
         object.__setattr__(h, "hashid", hashid)
@@ -85,6 +87,8 @@ class CallableHandle:
         if name not in self._PUBLIC:
             raise AttributeError(f"CallableHandle has no writable attribute {name!r}")
         object.__setattr__(self, name, value)
+        # From now on every use compares the fields with the registration (``resolve``).
+        object.__setattr__(self, "_reassigned", True)
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"CallableHandle fields cannot be deleted ({name!r})")
@@ -114,6 +118,10 @@ class Registration:
     target: Any
     name: str
     duration_us: float | None
+    # A kernel call's modeled duration per argument signature, as the one-member durations
+    # tuple a single task carries; filled by the submits that checked it (``sim.orchestrator``).
+    # A handle serves one Worker, so one cost profile.
+    durations: dict[Any, tuple[float]] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -148,6 +156,10 @@ class CallableRegistry:
     def __init__(self, owner: Any) -> None:
         self.owner = owner
         self.live: dict[int, Registration] = {}
+        # The same registrations keyed by their issued handle object: the submit hot path looks a
+        # handle up here in one step. A handle found here whose fields were never reassigned
+        # passes every check of ``resolve`` but the namespace one.
+        self.by_handle: dict[CallableHandle, Registration] = {}
         self._serials = itertools.count(1)
         self.tables: dict[TargetNamespace, dict[bytes, _Slot]] = {ns: {} for ns in TargetNamespace}
         # Per (target, hashid) pair, keyed digest -> target scopes (see sim.install): cleanup-uncertain
@@ -171,11 +183,13 @@ class CallableRegistry:
         handle = CallableHandle._issue(self.owner, next(self._serials), desc, name)
         reg = Registration(handle, desc, target, name, duration_us)
         self.live[handle._serial] = reg
+        self.by_handle[handle] = reg
         return reg
 
     def unregister(self, handle: Any) -> Registration:
         reg = self.resolve(handle, api="unregister")
         del self.live[handle._serial]
+        del self.by_handle[reg.handle]
         table = self.tables[reg.descriptor.namespace]
         slot = table[reg.descriptor.digest]
         slot.refcount -= 1

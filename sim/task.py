@@ -9,6 +9,7 @@ enclosing scope, and its own — is released (§8 "Fanout-release threshold").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -39,32 +40,34 @@ class Task:
     """One DAG node: a single task, a group of members, or an ``alloc`` slot."""
 
     __slots__ = (
-        "admitted", "callable", "config", "consumers", "durations", "end", "error", "error_class", "fanin_count",
-        "fanin_released", "fanout_released", "fanout_total", "group", "heap_bytes", "kind", "members",
-        "members_left", "name", "node", "not_run", "out_keys", "poisoned_by", "producers", "ready_t", "ring",
-        "run", "start", "state", "submit_t", "targets", "workers",
+        "_name", "admitted", "callable", "config", "consumers", "durations", "end", "error", "error_class",
+        "fanin_count", "fanin_released", "fanout_released", "fanout_total", "group", "heap_bytes", "kind", "members",
+        "members_left", "node", "not_run", "out_keys", "poisoned_by", "producers", "ready_t", "ring", "run", "seq",
+        "start", "state", "submit_t", "targets", "workers",
     )
 
-    def __init__(self, name: str, node: Any, run: Any, kind: TaskKind, callable_: Any, members: list,
-                 targets: tuple[int, ...], group: bool) -> None:
-        self.name = name
+    def __init__(self, seq: int, node: Any, run: Any, kind: TaskKind, callable_: Any, members: Sequence[tuple],
+                 targets: tuple[int, ...], group: bool, config: Any = None, durations: Sequence[float] = ()) -> None:
+        self.seq = seq  # the run's submit sequence number
+        self._name: str | None = None
         self.node = node
         self.run = run
         self.kind = kind
         self.callable = callable_
-        self.members = members  # one (arrays/refs, scalars, values) entry per member
+        self.members = members  # one (arrays/refs, scalars, values, tags) entry per member
         self.targets = targets
         self.group = group
-        self.config = None
-        self.state = TaskState.BUILDING
+        self.config = config
+        self.state = BUILDING
         self.admitted = False
         self.fanin_count = 0
         self.fanin_released = 0
         self.fanout_total = 0
         self.fanout_released = 0
+        # Producers and output keys are fixed at submit: tuples (a shared empty one for none).
         self.consumers: list[Task] = []
-        self.producers: list[Task] = []
-        self.out_keys: list = []
+        self.producers: tuple[Task, ...] = ()
+        self.out_keys: tuple = ()
         self.heap_bytes = 0
         self.ring = 0
         self.submit_t = 0.0
@@ -72,12 +75,21 @@ class Task:
         self.start: float | None = None
         self.end: float | None = None
         self.members_left = len(members)
-        self.durations: list[float] = []
-        self.workers: list[str] = []
+        self.durations = durations
+        self.workers: tuple[str, ...] = ()  # the lanes it was dispatched to, in order
         self.error: str | None = None
         self.error_class: str | None = None
         self.not_run = False
         self.poisoned_by: Task | None = None
+
+    @property
+    def name(self) -> str:
+        """``{scope}:r{run}:t{seq}`` (``a{seq}`` for an alloc slot); formatted on first use, as a
+        run without a trace may never need it."""
+        name = self._name
+        if name is None:
+            name = self._name = f"{self.run.prefix}{'a' if self.kind is TaskKind.ALLOC else 't'}{self.seq}"
+        return name
 
     @property
     def terminal(self) -> bool:

@@ -14,20 +14,23 @@ from typing import Any
 import numpy as np
 
 from sim.errors import InvalidArgument
-from sim.tensors import ArgRef, normalize_tensor
+from sim.tensors import ArgRef, TensorSpec, normalize_tensor
 from sim.types import TensorArgType
 
 
 class TaskArgs:
-    """Tensors with tags, and scalars, in the order the callee's signature expects."""
+    """Tensors with tags, and scalars, in the order the callee's signature expects.
 
-    __slots__ = ("_refs", "_remote", "_scalars", "_tags", "_tensors")
+    A submit keeps a snapshot of the arguments (tuples), so a TaskArgs can be changed or reused
+    once its submit returns.
+    """
+
+    __slots__ = ("_refs", "_remote", "_scalars", "_tags")
 
     def __init__(self) -> None:
-        self._tensors: list[Any] = []
-        self._refs: list[ArgRef] = []
+        self._refs: list[ArgRef | TensorSpec] = []  # engine references; ``ref.source`` is what the user passed
         self._tags: list[TensorArgType] = []
-        self._scalars: list[int | float] = []
+        self._scalars: list[int | float] | tuple[()] = ()  # a list from the first scalar on
         self._remote = 0  # how many tensors are RemoteTensorRefs
 
     def add_tensor(self, tensor: Any, tag: TensorArgType = TensorArgType.INPUT) -> None:
@@ -36,16 +39,14 @@ class TaskArgs:
         A ``RemoteTensorRef`` is the one way to pass remote data (upstream
         ``docs/remote-l3-worker-design/buffers-and-transports.md``, "TaskArgs Sidecar Contract").
         """
-        if not isinstance(tag, TensorArgType):
-            try:
-                tag = TensorArgType(tag)
-            except (ValueError, TypeError):
-                raise InvalidArgument(f"tensor argument {len(self._tensors)}: {tag!r} is not a TensorArgType") \
-                    from None
-        ref = normalize_tensor(tensor, len(self._tensors))
-        if ref.__class__ is not ArgRef:
-            self._remote += 1
-        self._tensors.append(tensor)
+        if tag.__class__ is not TensorArgType:
+            tag = _as_tag(tag, len(self._refs))
+        if tensor.__class__ is TensorSpec:  # a spec is its own engine reference
+            ref = tensor
+        else:
+            ref = normalize_tensor(tensor, len(self._refs))
+            if ref.remote:
+                self._remote += 1
         self._refs.append(ref)
         self._tags.append(tag)
 
@@ -56,16 +57,18 @@ class TaskArgs:
         if not isinstance(value, int | float):
             raise InvalidArgument(
                 f"scalar argument {len(self._scalars)} must be an int, float or bool, got {type(value).__name__}")
+        if self._scalars.__class__ is tuple:
+            self._scalars = []
         self._scalars.append(value)
 
     def tensor_count(self) -> int:
-        return len(self._tensors)
+        return len(self._refs)
 
     def scalar_count(self) -> int:
         return len(self._scalars)
 
     def tensor(self, i: int) -> Any:
-        return self._tensors[i]
+        return self._refs[i].source
 
     def tag(self, i: int) -> TensorArgType:
         return self._tags[i]
@@ -74,14 +77,23 @@ class TaskArgs:
         return self._scalars[i]
 
     def clear(self) -> None:
-        self._tensors.clear()
         self._refs.clear()
         self._tags.clear()
-        self._scalars.clear()
+        self._scalars = ()
         self._remote = 0
 
     def __repr__(self) -> str:
-        return f"TaskArgs(tensors={len(self._tensors)}, scalars={len(self._scalars)})"
+        return f"TaskArgs(tensors={len(self._refs)}, scalars={len(self._scalars)})"
+
+
+def _as_tag(tag: Any, index: int) -> TensorArgType:
+    """``tag`` as a TensorArgType, or InvalidArgument naming the tensor argument."""
+    if isinstance(tag, TensorArgType):
+        return tag
+    try:
+        return TensorArgType(tag)
+    except (ValueError, TypeError):
+        raise InvalidArgument(f"tensor argument {index}: {tag!r} is not a TensorArgType") from None
 
 
 class TaskArgsView:

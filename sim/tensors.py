@@ -34,16 +34,30 @@ def shape_tuple(shape: Any, what: str) -> tuple[int, ...]:
 
 
 class TensorSpec:
-    """A tensor's shape and dtype without data (timing-only mode)."""
+    """A tensor's shape and dtype without data (timing-only mode).
 
-    __slots__ = ("_key", "_uid", "dtype", "name", "shape")
+    A spec is its own engine reference (see :class:`ArgRef`): it carries the dependency
+    ``key``, ``shape``, ``dtype`` and ``sig`` and no array, so naming it in a TaskArgs
+    allocates nothing.
+    """
+
+    __slots__ = ("_uid", "dtype", "key", "name", "shape", "sig")
+
+    array = None  # no data: the engine-reference view of a spec
+    remote = False
 
     def __init__(self, shape: Any, dtype: Any, name: str | None = None) -> None:
         self.shape = shape_tuple(shape, "TensorSpec")
         self.dtype = as_numpy_dtype(dtype)
         self.name = name
         self._uid = next(_uids)
-        self._key = ("spec", self._uid)
+        self.key = self._uid  # a spec names no memory: its unique id is its dependency key
+        self.sig = signature_id(self.shape, self.dtype)
+
+    @property
+    def source(self) -> TensorSpec:
+        """What the user passed: the spec itself."""
+        return self
 
     @property
     def nbytes(self) -> int:
@@ -128,9 +142,16 @@ class Tensor:
 
 
 class ArgRef:
-    """One tensor argument normalised for the engine: dependency key, data and shape."""
+    """One tensor argument normalised for the engine: dependency key, data, shape and signature.
 
-    __slots__ = ("array", "dtype", "key", "shape", "source")
+    ``sig`` names the (shape, dtype) pair by a small int, so a per-signature memo key is
+    cheap to build and hash. A :class:`TensorSpec` serves as its own reference; ``remote``
+    marks a reference to remote data (:class:`sim.remote.refs.RemoteArgRef`).
+    """
+
+    __slots__ = ("array", "dtype", "key", "shape", "sig", "source")
+
+    remote = False
 
     def __init__(self, key: Any, array: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype,
                  source: Any) -> None:
@@ -139,23 +160,35 @@ class ArgRef:
         self.shape = shape
         self.dtype = dtype
         self.source = source
+        self.sig = signature_id(shape, dtype)
 
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
+_SIGNATURES: dict[tuple[tuple[int, ...], np.dtype], int] = {}
+
+
+def signature_id(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """A small int naming one (shape, dtype) pair; equal pairs get equal ids."""
+    sig = _SIGNATURES.get((shape, dtype))
+    if sig is None:
+        sig = _SIGNATURES[(shape, dtype)] = len(_SIGNATURES)
+    return sig
+
+
 def _host_ptr(array: np.ndarray) -> int:
     return int(array.__array_interface__["data"][0])
 
 
-def normalize_tensor(tensor: Any, index: int) -> ArgRef:
-    """Turn what a user passed to ``TaskArgs.add_tensor`` into an :class:`ArgRef`.
+def normalize_tensor(tensor: Any, index: int) -> ArgRef | TensorSpec:
+    """Turn what a user passed to ``TaskArgs.add_tensor`` into an engine reference.
 
     Raises InvalidArgument naming the argument index and the type when it is not a tensor.
     """
     if type(tensor) is TensorSpec:  # the timing-only hot path first
-        return ArgRef(tensor._key, None, tensor.shape, tensor.dtype, tensor)
+        return tensor
     if isinstance(tensor, np.ndarray):
         as_numpy_dtype(tensor.dtype)
         # The key is the host address, like upstream's (LOCAL_HOST, ptr) TensorMap key.
@@ -168,7 +201,7 @@ def normalize_tensor(tensor: Any, index: int) -> ArgRef:
             "buf", tensor.buffer._uid, tensor.byte_offset)
         return ArgRef(key, arr, tensor.shape, tensor.dtype, tensor)
     if isinstance(tensor, TensorSpec):
-        return ArgRef(tensor._key, None, tensor.shape, tensor.dtype, tensor)
+        return tensor
     hook = getattr(tensor, "_sim_argref", None)  # a RemoteTensorRef (sim.remote.refs): owner-stable key
     if hook is not None:
         return hook(index)

@@ -208,6 +208,8 @@ class RemoteArgRef(ArgRef):
 
     __slots__ = ()
 
+    remote = True
+
 
 class RemoteTensorRef:
     """A tensor argument that lives on a remote worker (or travels inline): ``TaskArgs.add_tensor(ref, tag)``.
