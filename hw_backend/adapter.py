@@ -39,7 +39,7 @@ _VALUE_BY_DTYPE = {np.dtype(v): k for k, v in DTYPE_BY_VALUE.items()}
 _DEFAULT_TAG = object()
 _UNSEEN = "outcome not observable (a chip task of a failed run)"
 REMOTE_STARTUP_TIMEOUT_S = 10.0
-REMOTE_SESSION_TIMEOUT_S = 5.0
+REMOTE_SESSION_TIMEOUT_S = 12.0
 
 
 def _tensor_arg_type(tag: Any) -> Any:

@@ -379,7 +379,8 @@ def poison_consumers(rt, ctx):
     rec = ctx.run_expecting(w, orch, "TASK_FAILURE")
     ctx.expect_outcomes(rec, {"l3:r1:t1": ("FAILED", "TASK_FAILURE"), "l3:r1:t2": "NOT_RUN", "l3:r1:t3": "NOT_RUN",
                               "l3:r1:t4": "COMPLETED", "l3:r1:t5": "COMPLETED", "l3:r1:t6": "COMPLETED"}, exact=True)
-    ctx.check("a NOT_RUN task has no start stamp", None, rec.tasks["l3:r1:t2"].start)
+    t2 = rec.tasks.get("l3:r1:t2")
+    ctx.check("a NOT_RUN task has no start stamp", None, t2.start if t2 is not None else None)
     w.close()
 
 
