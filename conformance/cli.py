@@ -115,15 +115,14 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
 
     from conformance.backends import BackendUnavailable, get_backend
     from conformance.catalog import load_catalog
-    from conformance.expectations import ExpectationsError, load_expectations
+    from conformance.expectations import ExpectationsError, expectations_for
     from conformance.html import write_html
     from conformance.report import to_json, write_reports
-    from conformance.runner import backend_version, run_cases
+    from conformance.runner import run_cases
 
     try:
         rt = get_backend(backend, seed)
-        expectations = load_expectations(backend, backend_version(rt.describe()), expectation_files,
-                                         builtin=not no_builtin_expectations)
+        expectations = expectations_for(rt, expectation_files, builtin=not no_builtin_expectations)
     except (BackendUnavailable, ExpectationsError) as exc:
         raise click.ClickException(str(exc)) from None
     cases = load_catalog().select(pattern)

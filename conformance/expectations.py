@@ -166,3 +166,13 @@ def load_expectations(backend: str, version: str, files: Sequence[str | Path] | 
                                         f"{d.case} is already listed in {by_case[d.case].file} for this version")
             by_case[d.case] = Departure(d.case, tuple(d.verdicts), d.reason, d.upstream, name)
     return Expectations(backend, version, by_case, tuple(used))
+
+
+def backend_version(meta: dict[str, Any]) -> str:
+    """The version an expectations file is matched against: the runtime's, else tierbed's own."""
+    return str(meta.get("runtime_version") or meta.get("version") or "unknown")
+
+
+def expectations_for(rt: Any, files: Sequence[str | Path] = (), *, builtin: bool = True) -> Expectations:
+    """The departures that apply to backend ``rt`` (a ``RuntimeAPI``) at the version it describes."""
+    return load_expectations(rt.name, backend_version(rt.describe()), files, builtin=builtin)

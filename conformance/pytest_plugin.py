@@ -71,11 +71,10 @@ class TierbedCatalog(pytest.Collector):
     def expectations_for(self, rt: Any) -> Any:
         """The shipped expectations for this backend's version, loaded once per session."""
         if self.expectations is None:
-            from conformance.expectations import load_expectations
-            from conformance.runner import backend_version
+            from conformance.expectations import expectations_for
 
             builtin = not self.config.getoption("tierbed_no_builtin_expectations")
-            self.expectations = load_expectations(self.backend, backend_version(rt.describe()), builtin=builtin)
+            self.expectations = expectations_for(rt, builtin=builtin)
         return self.expectations
 
     def collect(self) -> list[pytest.Item]:

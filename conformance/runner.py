@@ -273,11 +273,6 @@ def _log_tail(path: str) -> str:
         return ""
 
 
-def backend_version(meta: dict[str, Any]) -> str:
-    """The version an expectations file is matched against: the runtime's, else tierbed's own."""
-    return str(meta.get("runtime_version") or meta.get("version") or "unknown")
-
-
 def _from_child(r: _Running) -> CaseResult:
     elapsed = time.monotonic() - r.start
     if r.result is None:

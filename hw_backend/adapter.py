@@ -481,8 +481,8 @@ class HwWorker:
         if error is not None:
             rec.errors.append(f"{type(error).__name__}: {error}"[:500])
         lacking: list[str] = []
-        self._record_tasks(rec, run.tasks, error, lacking)
-        unseen = [tid for tid, t in rec.tasks.items() if t.message == _UNSEEN]
+        unseen: list[str] = []
+        self._record_tasks(rec, run.tasks, error, lacking, unseen)
         if unseen:
             rec.metadata["unobserved_tasks"] = unseen
         if lacking:
@@ -490,7 +490,7 @@ class HwWorker:
         return rec
 
     def _record_tasks(self, rec: Any, tasks: list[_Submitted], error: BaseException | None,
-                      lacking: list[str]) -> bool:
+                      lacking: list[str], unseen: list[str]) -> bool:
         """Add ``tasks`` and, from the observations, the tasks their nested orchestrations submitted;
         True when any of them FAILED.
 
@@ -514,13 +514,15 @@ class HwWorker:
                     lacking.append(o["not_supported"])
                 member = t.workers[i] if len(t.workers) == len(t.tokens) else (t.workers[0] if t.workers else "w")
                 children = [_child_task(c, t, member) for c in o.get("children", ())]
-                child_failed |= self._record_tasks(rec, children, error, lacking)
+                child_failed |= self._record_tasks(rec, children, error, lacking, unseen)
             failed = [o for o in seen if o.get("error")]
             if t.chip:
                 # A chip kernel reports nothing per task: a run that returned normally completed every
                 # accepted task; after a failed run its outcome cannot be seen.
                 outcome, cls, msg = (Outcome.COMPLETED, None, "") if error is None else (Outcome.NOT_RUN, None,
                                                                                           _UNSEEN)
+                if error is not None:
+                    unseen.append(t.task_id)
             elif failed:
                 cls = failed[0].get("error_class") if t.kind.startswith("next_level") else "TASK_FAILURE"
                 outcome, cls, msg = Outcome.FAILED, cls or "TASK_FAILURE", failed[0]["error"]

@@ -74,10 +74,16 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise RuntimeError(f"remote worker daemon did not listen on 127.0.0.1:{port} within {timeout_s}s")
 
 
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal a process group that may already be gone (then there is nothing to do)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 def _kill_announced(_n: int, reply: dict[str, Any]) -> None:
     """A session crash during start-up: the session the daemon just forked dies before its HELLO."""
-    with contextlib.suppress(ProcessLookupError, PermissionError, KeyError, TypeError, ValueError):
-        os.killpg(int(reply["pid"]), signal.SIGKILL)
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        _signal_group(int(reply["pid"]), signal.SIGKILL)
 
 
 def rules_for(faults: Sequence[HwFault]) -> tuple[list[Rule], list[Rule]]:
@@ -158,8 +164,7 @@ class RemoteSessions:
         pid = self.session_pid(index)
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL)
         return True
 
     def _lanes(self) -> list[tuple[int, str, Any]]:
@@ -178,13 +183,11 @@ class RemoteSessions:
 
     @staticmethod
     def _stop(proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
 
     def close(self) -> None:
