@@ -5,7 +5,10 @@ The workload (issue "Executable spec, part 1", Speed): an L3 node with 16 chips 
 ``Timeout`` events with one callback each — the floor any SimPy model pays per event — and
 print the ratio of simulated tasks to raw events per second. Target: >= 0.1.
 
-Run: ``python benchmarks/bench_sim.py [--tasks N] [--chips N] [--repeat N] [--trace]``.
+The same run is also timed with the event trace recorded (``SimConfig``'s default), which the
+target does not cover: that ratio is printed for reference.
+
+Run: ``python benchmarks/bench_sim.py [--tasks N] [--chips N] [--repeat N]``.
 """
 
 from __future__ import annotations
@@ -82,21 +85,24 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--chips", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--trace", action="store_true", help="record the event trace during the run")
     ns = ap.parse_args()
-    best_raw = best_sim = 0.0
+    best_raw = best_off = best_on = 0.0
     vt = 0.0
     for _ in range(ns.repeat):  # interleaved, best of N: the machine is shared and noisy
         best_raw = max(best_raw, raw_simpy_rate(ns.tasks * 2))
-        rate, vt = sim_rate(ns.tasks, ns.chips, ns.trace)
-        best_sim = max(best_sim, rate)
-    ratio = best_sim / best_raw
+        rate, vt = sim_rate(ns.tasks, ns.chips, trace=False)
+        best_off = max(best_off, rate)
+        rate, _ = sim_rate(ns.tasks, ns.chips, trace=True)
+        best_on = max(best_on, rate)
+    ratio = best_off / best_raw
     print(f"raw SimPy Timeout events/s          {best_raw:12,.0f}")
-    print(f"simulated tasks/s (L3, {ns.chips} chips, {ns.tasks:,} tasks, trace={'on' if ns.trace else 'off'})"
-          f" {best_sim:12,.0f}")
+    print(f"simulated tasks/s (L3, {ns.chips} chips, {ns.tasks:,} tasks)")
+    print(f"  trace off                         {best_off:12,.0f}")
+    print(f"  trace on (SimConfig's default)    {best_on:12,.0f}")
     print(f"virtual time simulated              {vt:12.3f} s")
     verdict = "met" if ratio >= 0.1 else "MISSED"
-    print(f"ratio tasks / raw events            {ratio:12.3f}   (target >= 0.100: {verdict})")
+    print(f"ratio tasks / raw events, trace off {ratio:12.3f}   (target >= 0.100: {verdict})")
+    print(f"ratio tasks / raw events, trace on  {best_on / best_raw:12.3f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ so in its own process with its timeout). Verdicts map to pytest outcomes:
 - NON_STRICT (a SHOULD missed) -> xfailed, with the summary;
 - FAIL, CRASH, TIMEOUT -> failed, with the spec section and the failing evidence;
 - a failure the shipped expectations list for this backend version (a known departure) -> xfailed,
-  with its reason (``--tierbed-no-builtin-expectations`` turns that off).
+  with its reason (``--tierbed-no-builtin-expectations`` turns that off; ``--tierbed-expectations
+  FILE`` adds a file of your own, as ``tierbed conform --expectations`` does);
+- a listed case that passes now (a stale entry) -> passed, with a warning naming the file to edit.
 
 Without ``--tierbed-backend`` the plugin collects nothing and changes nothing. It is registered
 through the ``pytest11`` entry point of the package.
@@ -32,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Comma-separated case ID globs or prefixes (e.g. 'ORCH,RBUF-00*').")
     group.addoption("--tierbed-seed", type=int, default=0, help="Run seed (default 0).")
     group.addoption("--tierbed-timeout", type=float, default=30.0, help="Per-case timeout in seconds (default 30).")
+    group.addoption("--tierbed-expectations", action="append", default=[], metavar="FILE",
+                    help="An extra expectations file of known departures (repeatable); see "
+                         "conformance/expectations/.")
     group.addoption("--tierbed-no-builtin-expectations", action="store_true", default=False,
                     help="Ignore the shipped expectations files: a known departure fails like any other.")
 
@@ -62,20 +67,11 @@ def _describe(result: Any) -> str:
 class TierbedCatalog(pytest.Collector):
     """The selected cases of the project's catalog."""
 
-    def __init__(self, *, backend: str, pattern: str | None, **kwargs: Any) -> None:
+    def __init__(self, *, backend: str, pattern: str | None, expectations: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backend = backend
         self.pattern = pattern
-        self.expectations: Any = None
-
-    def expectations_for(self, rt: Any) -> Any:
-        """The shipped expectations for this backend's version, loaded once per session."""
-        if self.expectations is None:
-            from conformance.expectations import expectations_for
-
-            builtin = not self.config.getoption("tierbed_no_builtin_expectations")
-            self.expectations = expectations_for(rt, builtin=builtin)
-        return self.expectations
+        self.expectations = expectations  # the known departures for this backend's version
 
     def collect(self) -> list[pytest.Item]:
         from conformance.catalog import load_catalog
@@ -95,18 +91,19 @@ class TierbedCaseItem(pytest.Item):
         self.user_properties.append(("spec", case.spec_text()))
 
     def runtest(self) -> None:
-        from conformance.backends import get_backend
         from conformance.judge import Verdict
         from conformance.runner import run_cases
 
         opt = self.config.getoption
         catalog = self.parent
-        expectations = catalog.expectations_for(get_backend(catalog.backend, opt("tierbed_seed")))
         run = run_cases([self.case], catalog.backend, seed=opt("tierbed_seed"), jobs=1,
-                        timeout_s=opt("tierbed_timeout"), expectations=expectations)
+                        timeout_s=opt("tierbed_timeout"), expectations=catalog.expectations)
         result = run.results[0]
         self.user_properties.append(("verdict", result.verdict.value))
         if result.verdict is Verdict.PASS:
+            if result.expectation is not None:  # stale: listed as a departure, but it passes now
+                self.warn(pytest.PytestWarning(f"{self.case.id} passes now: remove it from "
+                                               f"{result.expectation['file']}"))
             return
         if result.known:
             pytest.xfail(f"known departure ({result.verdict.value}, {result.expectation['file']}): "
@@ -146,14 +143,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from _pytest.runner import collect_one_node
 
     from conformance.backends import BackendUnavailable, get_backend
+    from conformance.expectations import ExpectationsError, expectations_for
 
     try:
-        get_backend(backend, config.getoption("tierbed_seed"))
+        rt = get_backend(backend, config.getoption("tierbed_seed"))
     except BackendUnavailable as exc:
         raise pytest.UsageError(f"--tierbed-backend={backend}: {exc}") from None
+    try:
+        expectations = expectations_for(rt, config.getoption("tierbed_expectations"),
+                                        builtin=not config.getoption("tierbed_no_builtin_expectations"))
+    except ExpectationsError as exc:
+        raise pytest.UsageError(f"--tierbed-expectations: {exc}") from None
     name = f"tierbed-{backend}"
     catalog = TierbedCatalog.from_parent(session, name=name, nodeid=name, backend=backend,
-                                         pattern=config.getoption("tierbed_cases"))
+                                         pattern=config.getoption("tierbed_cases"), expectations=expectations)
     # Collected like any other node, so that the counts, --collect-only and the collect hooks see it.
     rep = collect_one_node(catalog)
     session.ihook.pytest_collectreport(report=rep)
