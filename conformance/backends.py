@@ -29,7 +29,11 @@ replays on every backend:
   ``rt.supports(feature)`` / ``rt.require(feature)``
       probes (``FEATURES``); ``require`` makes the case NOT_SUPPORTED when the feature is missing;
   ``rt.codec``
-      the backend's remote-L3 wire codec (``decode_frame``, ``encode_frame``, frame records).
+      the backend's remote-L3 wire codec (``decode_frame``, ``encode_frame``, frame records);
+  ``rt.buffer_state(handle)``
+      a remote buffer handle's lifecycle state (``LIVE``, ``RELEASED``, ``FREED``, ...), or an
+      :class:`Unobservable` where the backend's handle does not show it: a ``ctx.check`` of that is
+      judged *not observable*, so the case cannot PASS on that backend but its other checks still count.
 
 The ``hw`` backend drives the real runtime (``hw_backend``); where the ``simpler`` package cannot be
 imported, :func:`get_backend` raises :class:`BackendUnavailable` with an install hint.
@@ -76,6 +80,18 @@ class BackendUnavailable(BackendError):
 
 class NotSupportedByBackend(BackendError):
     """A case asked for a feature the backend does not have: the verdict is NOT_SUPPORTED."""
+
+
+class Unobservable:
+    """Something a backend cannot observe, and why; ``ctx.check`` judges it *not observable*."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"Unobservable({self.why!r})"
 
 
 class RuntimeAPI:
@@ -160,6 +176,10 @@ class RuntimeAPI:
     @property
     def codec(self) -> ModuleType:
         raise NotSupportedByBackend(f"backend {self.name} has no remote-L3 wire codec")
+
+    def buffer_state(self, handle: Any) -> str | Unobservable:
+        """A remote buffer handle's lifecycle state, as its ``state`` attribute names it."""
+        return handle.state
 
     def Worker(self, level: int, **config: Any) -> Any:
         raise NotImplementedError

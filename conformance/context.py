@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends import NotSupportedByBackend
+from conformance.backends import NotSupportedByBackend, Unobservable
 
 
 @dataclass
@@ -147,7 +147,12 @@ class CaseContext:
     # ---------------------------------------------------------------- values and outputs
 
     def check(self, label: str, expected: Any, observed: Any, *, should: bool = False) -> bool:
-        """Any other observable: equal or not."""
+        """Any other observable: equal or not (an :class:`Unobservable` is judged not observable)."""
+        if isinstance(observed, Unobservable):
+            exp = Expectation("value", label, expected, "not observable", should)
+            exp.extra["unobservable"] = observed.why
+            self.expectations.append(exp)
+            return False
         self.expectations.append(Expectation("value", label, expected, observed, should))
         return _equal(expected, observed)
 

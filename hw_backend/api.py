@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conformance.backends import NotSupportedByBackend, RuntimeAPI
+from conformance.backends import NotSupportedByBackend, RuntimeAPI, Unobservable
 from hw_backend import errors as hw_errors
 from hw_backend.adapter import HwTaskArgs, HwWorker
 from hw_backend.kernels import KernelBuildError, kernel_map
@@ -102,6 +102,10 @@ class HwAPI(RuntimeAPI):
             raise NotSupportedByBackend(f"the hw adapter does not provide {name} (absent from the real package "
                                         "or not adapted yet)")
         raise AttributeError(name)
+
+    def buffer_state(self, handle: Any) -> Unobservable:
+        # The real RemoteBufferHandle keeps only a private released flag (python/simpler/task_interface.py).
+        return Unobservable("the real RemoteBufferHandle has no public lifecycle state")
 
     def describe(self) -> dict[str, Any]:
         import importlib.metadata

@@ -26,6 +26,7 @@ RuntimeError            ``REGISTER_PARTIAL_FAILURE``                         REG
 RuntimeError            ``has no eligible dispatch target``                  INVALID_STATE
 ValueError              ``requires (write|read|readwrite) access``           ACCESS_DENIED
 RuntimeError            ``RemoteBufferHandle has already been released``     STALE_GENERATION
+RuntimeError            ``remote buffer cleanup\(s\) failed``                CONTROL_FAILURE
 ValueError              ``transport must be 'host_tcp'``                     NOT_SUPPORTED
 RuntimeError            ``child failed|sub_worker|task failed|chip.*fail``   TASK_FAILURE
 RuntimeError            ``scope|before init|after init|already init|``       INVALID_STATE
@@ -67,6 +68,8 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     # A remote handle's access rights and lifetime ("buffers-and-transports.md" handle semantics).
     ((ValueError,), r"requires (write|read|readwrite) access", "ACCESS_DENIED"),
     ((RuntimeError,), r"RemoteBufferHandle has already been released", "STALE_GENERATION"),
+    # A FREE_REMOTE_BUFFER control the remote side answered with an error; the free stays owed.
+    ((RuntimeError,), r"remote buffer cleanup\(s\) failed", "CONTROL_FAILURE"),
     # The TCP daemon's control plane carries host_tcp only: another transport is unsupported, not malformed.
     ((ValueError,), r"transport must be 'host_tcp'", "NOT_SUPPORTED"),
     ((RuntimeError,), r"child failed|sub_worker|task failed|chip.*fail", "TASK_FAILURE"),

@@ -187,3 +187,25 @@ def test_reports_name_no_directory_of_this_machine(harness_run) -> None:
     assert scrub(f"{tmp}x/other") == f"{tmp}x/other"  # only whole directory names are replaced
     data = json.dumps(to_json(harness_run))
     assert root not in data and sys.prefix not in data
+
+
+def test_a_value_the_backend_reports_unobservable_is_judged_not_observable() -> None:
+    from conformance.backends import Unobservable
+    from conformance.catalog import Case, Level
+    from conformance.context import CaseContext
+    from conformance.judge import judge
+
+    case = Case("TST-901", "judge", ("tests", "judge"), Level.MUST, ("hw",), lambda rt, ctx: None, None, "m", "q",
+                None)
+    ctx = CaseContext(None, 0)
+    assert ctx.check("one equals one", 1, 1)
+    assert not ctx.check("handle state", "FREED", Unobservable("the handle shows no state"))
+    j = judge(case, ctx)
+    assert j.verdict is Verdict.NOT_SUPPORTED
+    assert j.summary == "not observable on this backend: handle state (the handle shows no state)"
+    [state] = [e for e in j.evidence if e["label"] == "handle state"]
+    assert (state["expected"], state["observed"], state["message"]) == ("FREED", "not observable",
+                                                                        "the handle shows no state")
+    # Seen values still decide: one that differs fails the case.
+    ctx.check("two equals three", 2, 3)
+    assert judge(case, ctx).verdict is Verdict.FAIL
