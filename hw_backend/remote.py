@@ -80,6 +80,14 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def _kill_announced(_n: int, reply: dict[str, Any]) -> None:
     """A session crash during start-up: the session the daemon just forked dies before its HELLO."""
     with contextlib.suppress(KeyError, TypeError, ValueError):
@@ -190,9 +198,17 @@ class RemoteSessions:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
 
-    def close(self) -> None:
-        """Stop every relay, every session still alive, then every daemon this object started."""
+    def close(self, grace_s: float = 5.0) -> None:
+        """Stop every relay, every session still alive, then every daemon this object started.
+
+        A session its Worker closed is still unlinking its shared memory as it exits; it gets
+        ``grace_s`` to finish before it is killed, or its segments would outlive it.
+        """
+        deadline = time.monotonic() + grace_s
         for i in range(len(self.relays)):
+            pid = self.session_pid(i)
+            while pid is not None and _group_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
             self.kill_session(i)  # a session whose parent already closed it is gone: nothing to kill
         for relay in self.relays:
             relay.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -323,8 +325,6 @@ def test_failed_prepare_control_is_a_partial_registration_failure(rt) -> None:
 
 
 def test_session_crash_at_start_up_fails_init_and_leaves_no_process(rt) -> None:
-    import os
-
     w, _ = _remote_l4(rt, [rt.fault("session_crash", worker=0, at_us=0.0)])
     with pytest.raises(Exception) as info:
         w.init()
@@ -335,3 +335,30 @@ def test_session_crash_at_start_up_fails_init_and_leaves_no_process(rt) -> None:
     rt.sessions.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _shm_segments() -> set[str]:
+    from pathlib import Path
+
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.iterdir()} if shm.is_dir() else set()
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="shared-memory segments are listed in /dev/shm on Linux only")
+def test_closing_a_remote_bed_leaves_no_shared_memory_behind(rt) -> None:
+    """The sessions get to finish their own teardown; killed early, their segments would outlive them."""
+    before = _shm_segments()
+    w = rt.Worker(4, num_sub_workers=1)
+    # Sessions with a chip child take a while to tear down.
+    rids = [w.add_remote_worker(rt.RemoteWorkerSpec(f"127.0.0.1:{9000 + i}", "a2a3sim", device_ids=(0,)))
+            for i in range(2)]
+    w.register(rt.kernel("add"))
+    h = w.register(rt.RemoteCallable(rt.remote_target("noop")), workers=rids)
+    w.init()
+    buf = w.remote_malloc(worker=rids[0], nbytes=4096)  # a remote allocation the close must reclaim
+    w.run(lambda o, _a, _c: o.submit_next_level(h, rt.TaskArgs(), worker=rids[0]))
+    assert _shm_segments() - before, "a live remote session holds shared memory"
+    del buf
+    w.close()
+    rt.sessions.close()
+    assert _shm_segments() - before == set()
