@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hw_backend.proxy import Action, BootstrapRelay, Direction, Rule
@@ -88,10 +89,59 @@ def _group_alive(pid: int) -> bool:
     return True
 
 
+def _mapped_shm(pid: int) -> set[str]:
+    """The POSIX shared-memory files process ``pid`` has mapped (none where /proc cannot tell)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {line[line.index("/dev/shm/"):] for line in maps.splitlines()
+            if "/dev/shm/" in line and not line.endswith("(deleted)")}
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()]
+    except OSError:
+        return []
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for pid in _pids():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[2]) == pgid:  # field 5, pgrp; comm may hold ") "
+            members.append(pid)
+    return members
+
+
+def _crash_group(pgid: int) -> None:
+    """SIGKILL a session's process group, then unlink the shared memory only it had mapped.
+
+    The crash is the fault under test; the segments a killed process can no longer unlink are
+    not, and would outlive every run on the host. A segment another live process still maps is
+    left alone.
+    """
+    members = _group_members(pgid)
+    segments = set().union(*map(_mapped_shm, members))
+    _signal_group(pgid, signal.SIGKILL)
+    if not segments:
+        return
+    deadline = time.monotonic() + 5.0  # a killed process's mappings go before it becomes a zombie
+    while any(map(_mapped_shm, members)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for path in sorted(segments - set().union(*map(_mapped_shm, _pids()))):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def _kill_announced(_n: int, reply: dict[str, Any]) -> None:
     """A session crash during start-up: the session the daemon just forked dies before its HELLO."""
     with contextlib.suppress(KeyError, TypeError, ValueError):
-        _signal_group(int(reply["pid"]), signal.SIGKILL)
+        _crash_group(int(reply["pid"]))
 
 
 def rules_for(faults: Sequence[HwFault]) -> tuple[list[Rule], list[Rule]]:
@@ -168,11 +218,12 @@ class RemoteSessions:
         return int(pid) if pid else None
 
     def kill_session(self, index: int) -> bool:
-        """SIGKILL the process group of the ``index``-th session; False when it has no pid yet."""
+        """SIGKILL the process group of the ``index``-th session (see :func:`_crash_group`); False when
+        it has no pid yet."""
         pid = self.session_pid(index)
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGKILL)
+        _crash_group(pid)
         return True
 
     def _lanes(self) -> list[tuple[int, str, Any]]:

@@ -362,3 +362,21 @@ def test_closing_a_remote_bed_leaves_no_shared_memory_behind(rt) -> None:
     w.close()
     rt.sessions.close()
     assert _shm_segments() - before == set()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="which process maps a segment is read from /proc")
+@pytest.mark.parametrize("at_us", [0.0, 1.0], ids=["at-start-up", "with-a-task-in-flight"])
+def test_a_crashed_session_leaves_no_shared_memory_behind(rt, at_us) -> None:
+    """The crash is the fault; the segments the killed session can no longer unlink are reclaimed."""
+    before = _shm_segments()
+    w = rt.Worker(4, num_sub_workers=1, faults=[rt.fault("session_crash", worker=0, at_us=at_us)])
+    rids = [w.add_remote_worker(rt.RemoteWorkerSpec("127.0.0.1:9000", "a2a3sim", device_ids=(0,)))]
+    w.register(rt.kernel("add"))
+    h = w.register(rt.RemoteCallable(rt.remote_target("noop")), workers=rids)
+    with pytest.raises(Exception) as info:
+        w.init()
+        w.run(lambda o, _a, _c: o.submit_next_level(h, rt.TaskArgs(), worker=rids[0]))
+    assert rt.error_class(info.value) == "ENDPOINT_FAILURE"
+    w.close()
+    rt.sessions.close()
+    assert _shm_segments() - before == set()
