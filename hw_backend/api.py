@@ -26,7 +26,12 @@ from hw_backend.remote import HwFault, RemoteSessions
 DEFAULT_PLATFORM = "a2a3sim"
 
 #: Names a case may use that the adapter does not provide on hw (yet).
-_ABSENT = ("WorkerType", "TensorSpec")
+#: Names of ``rt`` the real package has no counterpart for, and why (a case using one is NOT_SUPPORTED).
+_ABSENT = {
+    "WorkerType": "the real Worker has no accepts_worker_type, and its WorkerType names NEXT_LEVEL and SUB, "
+                  "not seed 000's CHIP / SUB / DIST",
+    "TensorSpec": "TensorSpec is the simulator's shape-only tensor for timing runs; the real runtime runs on data",
+}
 #: Fault kinds the hw backend injects for real (:mod:`hw_backend.remote`).
 _HW_FAULTS = ("session_crash", "link_cut", "link_delay", "frame_drop", "control_error")
 
@@ -99,8 +104,7 @@ class HwAPI(RuntimeAPI):
 
     def __getattr__(self, name: str) -> Any:
         if name in _ABSENT:
-            raise NotSupportedByBackend(f"the hw adapter does not provide {name} (absent from the real package "
-                                        "or not adapted yet)")
+            raise NotSupportedByBackend(f"no {name} on the hw backend: {_ABSENT[name]}")
         raise AttributeError(name)
 
     def buffer_state(self, handle: Any) -> Unobservable:
