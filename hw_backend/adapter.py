@@ -8,7 +8,8 @@
   Worker's life so dependencies key on it), the host data is copied in once per run and copied back
   after the run; a dispatch token is appended as the last scalar for the SUB probe.
 - :class:`HwOrchestrator` wraps the runtime's Orchestrator and names each accepted task in submit
-  order following the sim's naming (``l3:r<run>:t<n>``, ``l4.w0:r<run>:t<n>`` for a child's).
+  order following the sim's naming (``l3:r<run>:t<n>``, ``l4.w0:r<run>:t<n>`` for a child's);
+  ``alloc`` is the runtime's own (``orchestrator.md`` §8b) and, as there, takes a slot number.
 - Composition (``hierarchical-level-runtime.md`` §4): ``add_worker`` composes the runtime's own
   Workers; a Python callable registered at L4 or above runs, when a parent submits it to a child, as
   that child's orchestration function inside the runtime's child process. The probe hands it the
@@ -107,6 +108,7 @@ class _Run:
     nested: bool = False  # a nested orchestration, inside a child process of the runtime
     tasks: list[_Submitted] = field(default_factory=list)
     copied_in: set[int] = field(default_factory=set)
+    slots: int = 0  # task slots taken so far: submits and allocs, as the runtime numbers them
 
 
 #: Every HwWorker of this process by serial. A nested orchestration runs in a forked child of the
@@ -220,10 +222,33 @@ class HwOrchestrator:
     def scope(self) -> Any:
         return self._o.scope()
 
-    def alloc(self, shape: Any, dtype: Any) -> Any:
-        from conformance.backends import NotSupportedByBackend
+    def alloc(self, shape: Any, dtype: Any) -> AllocBuffer:
+        """The runtime's own ``Orchestrator.alloc``: a runtime-owned slab, named through ``.tensor``."""
+        buf = AllocBuffer(self._o.alloc(tuple(int(s) for s in shape), _data_type(dtype)))
+        self._w._current_run().slots += 1  # its synthetic producer slot (named ``a<n>``, never recorded)
+        return buf
 
-        raise NotSupportedByBackend("the hw adapter does not map Orchestrator.alloc buffers to host tensors yet")
+
+class AllocBuffer:
+    """The runtime's alloc ``Buffer``, taking a dtype as the cases give it (a name, numpy or DataType)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def tensor(self, shape: Any, dtype: Any) -> Any:
+        return self.real.tensor(shapes=tuple(int(s) for s in shape), dtype=_data_type(dtype))
+
+
+def _data_type(dtype: Any) -> Any:
+    """A dtype as the runtime's ``DataType``: one already, or anything numpy names (``"float32"``)."""
+    from simpler.task_interface import DataType
+
+    if isinstance(dtype, DataType):
+        return dtype
+    try:
+        return DataType(_VALUE_BY_DTYPE[np.dtype(dtype)])
+    except (KeyError, TypeError) as exc:
+        raise TypeError(f"no DataType for dtype {dtype!r}") from exc
 
 
 class HwWorker:
@@ -433,7 +458,8 @@ class HwWorker:
 
     def _accept(self, kind: str, handle: Any, tokens: list[int], workers: tuple[str, ...]) -> None:
         run = self._current_run()
-        tid = f"{self.prefix}:r{run.number}:t{len(run.tasks) + 1}"
+        run.slots += 1
+        tid = f"{self.prefix}:r{run.number}:t{run.slots}"
         run.tasks.append(_Submitted(tid, self.prefix, self.level, kind, self._names.get(id(handle), "?"), tokens,
                                     workers, id(handle) in self._chip_handles))
 

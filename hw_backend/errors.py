@@ -31,7 +31,8 @@ ValueError              ``transport must be 'host_tcp'``                     NOT
 RuntimeError            ``child failed|sub_worker|task failed|chip.*fail``   TASK_FAILURE
 RuntimeError            ``scope|before init|after init|already init|``       INVALID_STATE
                         ``initialized|is closed|in progress|attached``
-RuntimeError            ``exhaust|out of memory|capacity``                   RESOURCE_EXHAUSTED
+RuntimeError            ``exhaust|out of memory|capacity|exceeds per-ring``  RESOURCE_EXHAUSTED
+                        ``heap size``
 TypeError               ``worker id``                                        INVALID_ARGUMENT
 TypeError, ValueError   (any)                                                INVALID_ARGUMENT
 NotImplementedError     (any)                                                NOT_SUPPORTED
@@ -75,7 +76,7 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((RuntimeError,), r"child failed|sub_worker|task failed|chip.*fail", "TASK_FAILURE"),
     ((RuntimeError,), r"scope|before init|after init|already init|initialized|is closed|in progress|attached",
      "INVALID_STATE"),
-    ((RuntimeError,), r"exhaust|out of memory|capacity", "RESOURCE_EXHAUSTED"),
+    ((RuntimeError,), r"exhaust|out of memory|capacity|exceeds per-ring heap size", "RESOURCE_EXHAUSTED"),
     ((TypeError, ValueError), None, "INVALID_ARGUMENT"),
     ((NotImplementedError,), None, "NOT_SUPPORTED"),
     ((MemoryError,), None, "RESOURCE_EXHAUSTED"),

@@ -72,6 +72,39 @@ def test_sub_only_run_records_completed_tasks_with_wall_stamps(rt) -> None:
     w.close()
 
 
+def copy_in(args):
+    args.tensor(1)[...] = args.tensor(0)
+
+
+def test_orchestrator_alloc_is_the_runtimes_own_slab_and_takes_a_slot(rt) -> None:
+    """``o.alloc`` goes to the real runtime: its buffer carries data between tasks, and its synthetic
+    producer slot is numbered as the sim numbers it (``a1``, then ``t2``, ``t3``)."""
+    w = rt.Worker(3, num_sub_workers=2, heap_ring_size=4096)
+    h_fill, h_copy = w.register(fill), w.register(copy_in)
+    w.init()
+    out = rt.tensor(4)
+    T = rt.TensorArgType
+
+    def orch(o, _a, _c):
+        t = o.alloc((4,), "float32").tensor((4,), "float32")
+        ta = rt.TaskArgs()
+        ta.add_tensor(t, T.OUTPUT)
+        ta.add_scalar(7)
+        o.submit_sub(h_fill, ta)
+        tb = rt.TaskArgs()
+        tb.add_tensor(t, T.INPUT)
+        tb.add_tensor(out, T.OUTPUT)
+        o.submit_sub(h_copy, tb)
+
+    w.run(orch)
+    assert list(w.take_record().tasks) == ["l3:r1:t2", "l3:r1:t3"]
+    assert np.array_equal(out, np.full(4, 7.0, dtype=np.float32))
+    with pytest.raises(Exception) as info:
+        w.run(lambda o, _a, _c: o.alloc((2048,), "float32"))  # twice the ring
+    assert rt.error_class(info.value) == "RESOURCE_EXHAUSTED"
+    w.close()
+
+
 def test_raising_sub_is_failed_task_failure_and_the_run_error(rt) -> None:
     w, (h_boom, h_noop) = _l3(rt, boom, noop)
     with pytest.raises(Exception) as info:
