@@ -400,64 +400,72 @@ def group_member_fails(rt, ctx):
 
 
 def _l4_pair(rt):
+    """An L4 over two L3s: ``hf`` runs add then a raising SUB on L3 0, ``hc`` add then a SUB on L3 1.
+
+    Each nested function takes (x IN, out OUT) from its parent and writes ``out = x + x``: it passes
+    on the tensors it was given, so the parent reads the result on every backend (on the real
+    runtime a nested orchestration runs in a child process, where host arrays of its own would
+    stay).
+    """
     l4 = rt.Worker(4, num_sub_workers=1)
     kids = [rt.Worker(3, device_ids=[0], num_sub_workers=1) for _ in range(2)]
     adds = [k.register(rt.kernel("add")) for k in kids]
     bad, good = kids[0].register(boom), kids[1].register(noop)
-    inner = [rt.tensor(N), rt.tensor(N)]
     IN = rt.TensorArgType.INPUT
 
     def l3_failing(o, args, cfg):
-        o.submit_next_level(adds[0], add_args(rt, args.tensor(0), args.tensor(0), inner[0]), worker=0)
-        o.submit_sub(bad, targs(rt, (inner[0], IN)))
+        o.submit_next_level(adds[0], add_args(rt, args.tensor(0), args.tensor(0), args.tensor(1)), worker=0)
+        o.submit_sub(bad, targs(rt, (args.tensor(1), IN)))
 
     def l3_consumer(o, args, cfg):
-        o.submit_next_level(adds[1], add_args(rt, args.tensor(0), args.tensor(0), inner[1]), worker=0)
-        o.submit_sub(good, targs(rt, (inner[1], IN)))
+        o.submit_next_level(adds[1], add_args(rt, args.tensor(0), args.tensor(0), args.tensor(1)), worker=0)
+        o.submit_sub(good, targs(rt, (args.tensor(1), IN)))
 
     hf, hc = l4.register(l3_failing), l4.register(l3_consumer)
     l4.add_worker(kids[0])
     l4.add_worker(kids[1])
     l4.init()
-    return l4, hf, hc, inner
+    return l4, hf, hc
 
 
 @case("ORCH-025", "Poison crosses levels: an L4 consumer of a failed L3 task is NOT_RUN", spec=RELEASE)
 def poison_across_levels(rt, ctx):
     IN, OUT, *_ = _T(rt)
-    l4, hf, hc, inner = _l4_pair(rt)
-    x, y = rt.tensor(N, fill=1.0), rt.tensor(N)
+    l4, hf, hc = _l4_pair(rt)
+    x, y, z = rt.tensor(N, fill=1.0), rt.tensor(N), rt.tensor(N)
 
     def orch(o, _a, _c):
         o.submit_next_level(hf, targs(rt, (x, IN), (y, OUT)), worker=0)
-        o.submit_next_level(hc, targs(rt, (y, IN)), worker=1)
+        o.submit_next_level(hc, targs(rt, (y, IN), (z, OUT)), worker=1)
 
     rec = ctx.run_expecting(l4, orch, "TASK_FAILURE")
     ctx.expect_outcomes(rec, {"l4:r1:t1": ("FAILED", "TASK_FAILURE"), "l4:r1:t2": "NOT_RUN",
                               "l4.w0:r1:t1": "COMPLETED", "l4.w0:r1:t2": ("FAILED", "TASK_FAILURE")}, exact=True)
-    rt.record_output(rec, "untouched", inner[1])
+    rt.record_output(rec, "untouched", z)
     ctx.expect_output(rec, "untouched", rt.tensor(N))
     l4.close()
 
 
 @case("ORCH-026", "L4 keeps running independent L3 work after a failure, and the tree stays usable", spec=RELEASE)
 def independent_after_failure(rt, ctx):
-    IN, *_ = _T(rt)
-    l4, hf, hc, inner = _l4_pair(rt)
-    x = rt.tensor(N, fill=1.0)
+    IN, OUT, *_ = _T(rt)
+    l4, hf, hc = _l4_pair(rt)
+    x, a, b, b2 = rt.tensor(N, fill=1.0), rt.tensor(N), rt.tensor(N), rt.tensor(N)
 
     def orch(o, _a, _c):
-        o.submit_next_level(hf, targs(rt, (x, IN)), worker=0)
-        o.submit_next_level(hc, targs(rt, (x, IN)), worker=1)
+        o.submit_next_level(hf, targs(rt, (x, IN), (a, OUT)), worker=0)
+        o.submit_next_level(hc, targs(rt, (x, IN), (b, OUT)), worker=1)
 
     rec = ctx.run_expecting(l4, orch, "TASK_FAILURE")
     ctx.expect_outcomes(rec, {"l4:r1:t1": ("FAILED", "TASK_FAILURE"), "l4:r1:t2": "COMPLETED",
                               "l4.w1:r1:t1": "COMPLETED", "l4.w1:r1:t2": "COMPLETED"})
-    rt.record_output(rec, "inner1", inner[1])
+    rt.record_output(rec, "inner1", b)
     ctx.expect_output(rec, "inner1", rt.tensor(N, fill=2.0), kernel="add")
-    rec2 = ctx.run_expecting(l4, lambda o, _a, _c: o.submit_next_level(hc, targs(rt, (x, IN)), worker=1), None,
-                             label="next run")
+    rec2 = ctx.run_expecting(l4, lambda o, _a, _c: o.submit_next_level(hc, targs(rt, (x, IN), (b2, OUT)),
+                                                                        worker=1), None, label="next run")
     ctx.expect_outcomes(rec2, {"l4:r2:t1": "COMPLETED"})
+    rt.record_output(rec2, "next run's inner1", b2)
+    ctx.expect_output(rec2, "next run's inner1", rt.tensor(N, fill=2.0), kernel="add")
     l4.close()
 
 
