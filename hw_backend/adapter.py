@@ -139,8 +139,7 @@ def _live_worker(serial: int) -> HwWorker:
     return _LIVE[serial]
 
 
-def nested_orchestration(fn: Any, orch: Any, args: Any, config: Any, run: int, serial: int,
-                         extra: dict[str, Any]) -> None:
+def nested_orchestration(fn: Any, orch: Any, args: Any, config: Any, serial: int, extra: dict[str, Any]) -> None:
     """Run ``fn`` as the orchestration function of child Worker ``serial`` (in the runtime's child
     process), with the adapter's orchestrator in front of the real one; what it submitted goes into
     ``extra`` for the parent's record (``children``), and a feature the adapter lacks into
@@ -148,7 +147,10 @@ def nested_orchestration(fn: Any, orch: Any, args: Any, config: Any, run: int, s
     from conformance.backends import NotSupportedByBackend
 
     w = _LIVE[serial]
-    w._run = _Run(run, nested=True)
+    # This child process serves every task of child Worker ``serial``: its runs are numbered here, in
+    # the order they begin, as the sim numbers a child node's runs.
+    w._runs += 1
+    w._run = _Run(w._runs, nested=True)
     try:
         fn(HwOrchestrator(orch, w), args, config)
     except NotSupportedByBackend as exc:
@@ -168,7 +170,7 @@ class HwOrchestrator:
 
     def _convert(self, args: Any, worker: Any = None) -> tuple[Any, int]:
         """The runtime's TaskArgs for ``args``, with the dispatch token last; a next-level submit at L4
-        and above (``worker`` given) also carries the run and the child's serial before it."""
+        and above (``worker`` given) also carries the child's serial before it."""
         from simpler.task_interface import TaskArgs
 
         ta = TaskArgs()
@@ -182,7 +184,6 @@ class HwOrchestrator:
         token = self._w._next_token()
         if worker is not None and self._w.level >= 4:
             child = self._w._child(worker)
-            ta.add_scalar(self._w._current_run().number)
             ta.add_scalar(child.serial if child is not None else 0)
         ta.add_scalar(token)
         return ta, token
@@ -533,6 +534,7 @@ class HwWorker:
             seen = [o for o in obs if o is not None]
             rec.tasks[t.task_id] = None  # keeps submit order: a task before what it submitted
             child_failed = False
+            child_ids: list[str] = []
             for i, o in enumerate(obs):
                 if o is None:
                     continue
@@ -541,6 +543,7 @@ class HwWorker:
                 member = t.workers[i] if len(t.workers) == len(t.tokens) else (t.workers[0] if t.workers else "w")
                 children = [_child_task(c, t, member) for c in o.get("children", ())]
                 child_failed |= self._record_tasks(rec, children, error, lacking, unseen)
+                child_ids += [c.task_id for c in children]
             failed = [o for o in seen if o.get("error")]
             if t.chip:
                 # A chip kernel reports nothing per task: a run that returned normally completed every
@@ -568,7 +571,10 @@ class HwWorker:
                 msg = "some group members never started"
             any_failed |= outcome is Outcome.FAILED
             start = min((o["start"] for o in seen), default=None)
-            end = max((o["end"] for o in seen), default=None)
+            # A nested orchestration's probe times the function, which returns once it has submitted;
+            # its run goes on until the tasks it submitted end, so the task ends no earlier than they do.
+            end = max([o["end"] for o in seen] + [e for c in child_ids if (e := rec.tasks[c].end) is not None],
+                      default=None)
             rec.tasks[t.task_id] = TaskRecord(t.task_id, t.scope, t.level, t.kind, t.callable, outcome, cls, msg,
                                               start, end, t.workers, ())
         return any_failed

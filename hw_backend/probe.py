@@ -74,9 +74,9 @@ class OrchArgsView(ArgsView):
         return self._mapped.tensor(i) if i < self._mapped.tensor_count() else None
 
 
-#: Scalars the adapter appends to a next-level submit at L4 and above: the root run's number, the
-#: serial of the child Worker it targets, and the dispatch token (last).
-ORCH_TRAILER = 3
+#: Scalars the adapter appends to a next-level submit at L4 and above: the serial of the child
+#: Worker it targets, and the dispatch token (last).
+ORCH_TRAILER = 2
 
 
 class SubProbe:
@@ -86,7 +86,7 @@ class SubProbe:
 
     Called with one argument it is a SUB callable: the last scalar is the dispatch token. Called with
     ``(orch, args, config)`` it is an orchestration function a parent at L4 or above handed to a child
-    Worker: the trailer (:data:`ORCH_TRAILER`) names the run, the child Worker and the token, and the
+    Worker: the trailer (:data:`ORCH_TRAILER`) names the child Worker and the token, and the
     callable gets the adapter's orchestrator for that child, so the tasks it submits are named and
     observed too (:mod:`hw_backend.adapter`, ``nested_orchestration``).
     """
@@ -113,9 +113,9 @@ class SubProbe:
         scalars = tuple(args.scalar(i) for i in range(args.scalar_count()))
         if len(scalars) < ORCH_TRAILER:
             raise RuntimeError("tierbed hw adapter: a nested orchestration call without its dispatch trailer")
-        (run, serial, token), scalars = scalars[-ORCH_TRAILER:], scalars[:-ORCH_TRAILER]
+        (serial, token), scalars = scalars[-ORCH_TRAILER:], scalars[:-ORCH_TRAILER]
         with observed(token) as extra:
-            nested_orchestration(self.fn, orch, OrchArgsView(args, scalars), config, int(run), int(serial), extra)
+            nested_orchestration(self.fn, orch, OrchArgsView(args, scalars), config, int(serial), extra)
 
 
 class observed:

@@ -4,7 +4,7 @@ A ``RemoteCallable("module:qualname")`` is imported by the session (``docs/remot
 "Worker Identity and Callable Routing"), so these live in an importable module. They mirror the sim's
 standard targets (``sim.remote.examples``) and report each invocation to the adapter's observation
 directory (its path travels in the environment to the daemon and its sessions), so the parent's record
-sees the remote task start, end and fail. The adapter appends ``(run, worker serial, token)`` as the
+sees the remote task start, end and fail. The adapter appends ``(worker serial, token)`` as the
 last scalars of every next-level submit at L4 and above (:data:`hw_backend.probe.ORCH_TRAILER`).
 
 Chip kernels inside the session (``chain``, ``add_buffers``): a chip callable the parent registered
@@ -17,13 +17,16 @@ built-in kernels of ``TIERBED_HW_PLATFORM`` / the default platform), hashed by t
 identity functions with that platform and the kernels' runtime, exactly as ``Worker.register`` does.
 
 The chip tasks a target submits are reported in its observation (``children``) with a scope relative
-to the remote L3 (``l3``); the parent's adapter places them under the remote worker that ran it.
+to the remote L3 (``l3``); the parent's adapter places them under the remote worker that ran it. They
+are named as the sim names them: the session's runs in the order they begin (one session process
+serves them all), and slot numbers counting its allocs too.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -40,11 +43,6 @@ _N = 64  # elements of the chain's accumulator, as in the sim's ``chain``
 def _token(args: Any) -> int | None:
     n = args.scalar_count() if args is not None else 0
     return int(args.scalar(n - 1)) if n >= ORCH_TRAILER else None
-
-
-def _run_number(args: Any) -> int:
-    n = args.scalar_count() if args is not None else 0
-    return int(args.scalar(n - ORCH_TRAILER)) if n >= ORCH_TRAILER else 0
 
 
 def _user_scalars(args: Any) -> int:
@@ -86,15 +84,24 @@ def _inner_kernel(name: str) -> Any:
                            "before init() (and give the remote spec device_ids)") from None
 
 
-class _Children:
-    """The chip tasks a target submitted, shaped as the adapter's submitted-task entries."""
+#: This session's runs, numbered in the order they begin.
+_RUNS = itertools.count(1)
 
-    def __init__(self, extra: dict[str, Any], run: int) -> None:
-        self.run = run
+
+class _Children:
+    """The chip tasks one run of a target submitted, shaped as the adapter's submitted-task entries."""
+
+    def __init__(self, extra: dict[str, Any]) -> None:
+        self.run = next(_RUNS)
+        self.slots = 0  # task slots taken: submits and allocs
         self.items: list[dict[str, Any]] = extra.setdefault("children", [])
 
+    def alloc(self) -> None:
+        self.slots += 1  # an alloc's synthetic producer slot, never reported
+
     def add(self, name: str, chip: int) -> None:
-        self.items.append({"task_id": f"{_INNER_SCOPE}:r{self.run}:t{len(self.items) + 1}", "scope": _INNER_SCOPE,
+        self.slots += 1
+        self.items.append({"task_id": f"{_INNER_SCOPE}:r{self.run}:t{self.slots}", "scope": _INNER_SCOPE,
                            "level": 3, "kind": "next_level", "callable": name, "tokens": [],
                            "workers": [f"chip{chip}"], "chip": True})
 
@@ -120,11 +127,13 @@ def chain(orch: Any, args: Any, config: Any) -> None:
     from simpler.task_interface import DataType, TaskArgs, TensorArgType
 
     with observed(_token(args)) as extra:
-        children = _Children(extra, _run_number(args))
+        children = _Children(extra)
         add = _inner_kernel("add")
         n = int(args.scalar(0)) if _user_scalars(args) > 0 else 1
         acc = orch.alloc((_N,), DataType.FLOAT32).tensor((_N,), DataType.FLOAT32)
         one = orch.alloc((_N,), DataType.FLOAT32).tensor((_N,), DataType.FLOAT32)
+        children.alloc()
+        children.alloc()
         for _ in range(n):
             ta = TaskArgs()
             ta.add_tensor(acc, TensorArgType.INPUT)
@@ -144,7 +153,7 @@ def add_buffers(orch: Any, args: Any, config: Any) -> None:
     from simpler.task_interface import TaskArgs, TensorArgType
 
     with observed(_token(args)) as extra:
-        children = _Children(extra, _run_number(args))
+        children = _Children(extra)
         add = _inner_kernel("add")
         ta = TaskArgs()
         ta.add_tensor(args.tensor(0), TensorArgType.INPUT)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import conformance.cases
 from conformance.catalog import ID_RE, load_catalog
 from conformance.cli import main
 from conformance.judge import Verdict
@@ -30,10 +31,11 @@ def ref_run():
 def test_catalog_ids_metadata_and_size() -> None:
     cases = list(load_catalog())
     assert len(cases) >= 60
+    areas = {m.upper() for m in conformance.cases.__all__}  # one module per area
     for c in cases:
         assert ID_RE.fullmatch(c.id) and c.title and c.spec[0] and c.spec[1]
-        assert c.area in {"LVL", "ORCH", "REG", "RSESS", "RBUF", "WIRE"}
-    assert {c.area for c in cases} == {"LVL", "ORCH", "REG", "RSESS", "RBUF", "WIRE"}
+        assert c.area in areas and c.module == f"conformance.cases.{c.area.lower()}"
+    assert {c.area for c in cases} == areas == {"LVL", "ORCH", "REG", "RSESS", "RBUF", "SCHED", "WIRE"}
 
 
 def test_every_must_case_passes_on_sim(sim_run) -> None:
@@ -46,9 +48,10 @@ def test_reference_verdicts(ref_run) -> None:
     unexpected = {r.case.id: (r.verdict.value, r.summary) for r in ref_run.results
                   if r.verdict not in (Verdict.PASS, Verdict.NOT_SUPPORTED)}
     assert unexpected == {}
-    # The reference has no remote workers and no codec: those areas are NOT_SUPPORTED, never PASS.
+    # The reference has no remote workers, no codec and no concurrency: those areas are NOT_SUPPORTED,
+    # never PASS.
     for r in ref_run.results:
-        if r.case.area in ("RSESS", "RBUF", "WIRE"):
+        if r.case.area in ("RSESS", "RBUF", "SCHED", "WIRE"):
             assert r.verdict is Verdict.NOT_SUPPORTED, r.case.id
 
 

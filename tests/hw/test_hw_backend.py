@@ -260,6 +260,38 @@ def test_composed_levels_name_and_observe_every_nested_task(rt) -> None:
     l5.close()
 
 
+def _two_runs_on_one_child(api):
+    """Two nested tasks on one L3 child in one L4 run, then one more run: task names and spans."""
+    l4, l3 = api.Worker(4), api.Worker(3, num_sub_workers=1)
+    h_noop = l3.register(noop)
+
+    def l3_fn(o, args, cfg):
+        o.submit_sub(h_noop)
+        o.submit_sub(h_noop)
+
+    h = l4.register(l3_fn)
+    l4.add_worker(l3)
+    l4.init()
+    l4.run(lambda o, _a, _c: [o.submit_next_level(h, api.TaskArgs(), worker=0) for _ in range(2)])
+    first = l4.take_record()
+    l4.run(lambda o, _a, _c: o.submit_next_level(h, api.TaskArgs(), worker=0))
+    second = l4.take_record()
+    l4.close()
+    return first, second
+
+
+def test_a_childs_runs_are_numbered_as_the_sim_numbers_them(rt) -> None:
+    """A child's nested runs count in the order they begin, across the parent's runs, as the sim's do;
+    a nested task ends no earlier than the tasks its orchestration submitted."""
+    hw_recs = _two_runs_on_one_child(rt)
+    sim_recs = _two_runs_on_one_child(get_backend("sim", 0))
+    assert [sorted(r.tasks) for r in hw_recs] == [sorted(r.tasks) for r in sim_recs] == [
+        ["l4.w0:r1:t1", "l4.w0:r1:t2", "l4.w0:r2:t1", "l4.w0:r2:t2", "l4:r1:t1", "l4:r1:t2"],
+        ["l4.w0:r3:t1", "l4.w0:r3:t2", "l4:r2:t1"]]
+    first = hw_recs[0].tasks
+    assert first["l4:r1:t1"].end >= max(first["l4.w0:r1:t1"].end, first["l4.w0:r1:t2"].end)
+
+
 def test_a_raising_nested_orchestration_fails_its_task_with_the_mapped_class(rt) -> None:
     l4, l3 = rt.Worker(4), rt.Worker(3, num_sub_workers=1)
     l3.register(noop)

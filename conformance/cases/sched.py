@@ -1,0 +1,181 @@
+"""SCHED: the directed NEXT_LEVEL placement contract, seen in the order tasks start and end.
+
+Spec: upstream ``docs/directed-next-level-scheduling.md`` ("Queue and dispatch model": one FIFO per
+worker id for singles, one group FIFO whose head launches every member together or reserves all its
+targets, and only the head reserves) and ``docs/scheduler.md`` ("1. Queue topology").
+
+The bed is an L4 over four L3s with one SUB worker each. Every NEXT_LEVEL task runs a nested
+orchestration that holds its L3 with one SUB task, long (400 ms) or short (60 ms): the SUB sleeps
+that long for real and is modeled as taking that long, so the stamps of the L4 tasks say the same
+on every backend that observes time and concurrency (on the others these cases are NOT_SUPPORTED).
+
+Which of a single and a group, both READY at once, the Scheduler takes first is not specified (it
+checks the group FIFO head first in each iteration). So a case makes a group or a single READY only
+once the situation it tests is in place: it consumes the output of a short "gate" task on worker 3,
+and gates there run one after another, 60 ms apart.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from conformance.cases._kit import targs
+from conformance.catalog import case
+from sim import modeled_duration
+
+DIRECTED = "docs/directed-next-level-scheduling.md"
+QUEUES = (DIRECTED, "Queue and dispatch model")
+LONG_S, SHORT_S = 0.4, 0.06
+GATE = 3  # the worker the gates run on
+LONG, SHORT = 0, 1  # which hold a task's nested run submits
+
+
+@modeled_duration(LONG_S * 1e6)
+def hold_long(args: Any) -> None:
+    time.sleep(LONG_S)
+
+
+@modeled_duration(SHORT_S * 1e6)
+def hold_short(args: Any) -> None:
+    time.sleep(SHORT_S)
+
+
+def _bed(rt: Any) -> tuple[Any, Any]:
+    """(the L4, its callable ``hold``): ``hold`` with scalars (worker id, LONG or SHORT) holds that L3."""
+    rt.require("timing", "concurrency")
+    l4 = rt.Worker(4, num_sub_workers=1)
+    kids = [rt.Worker(3, num_sub_workers=1) for _ in range(4)]
+    holds = [(k.register(hold_long), k.register(hold_short)) for k in kids]
+
+    def hold(o: Any, args: Any, cfg: Any) -> None:
+        o.submit_sub(holds[args.scalar(0)][args.scalar(1)])
+
+    h = l4.register(hold)
+    for k in kids:
+        l4.add_worker(k)
+    l4.init()
+    return l4, h
+
+
+def _on(rt: Any, worker: int, kind: int, *pairs: tuple[Any, Any]) -> Any:
+    return targs(rt, *pairs, scalars=(worker, kind))
+
+
+def _single(o: Any, rt: Any, h: Any, worker: int, kind: int, after: Any = None) -> None:
+    """A single on ``worker``; READY once the gate that wrote ``after`` has ended."""
+    pairs = ((after, rt.TensorArgType.INPUT),) if after is not None else ()
+    o.submit_next_level(h, _on(rt, worker, kind, *pairs), worker=worker)
+
+
+def _group(o: Any, rt: Any, h: Any, workers: list[int], kind: int, after: Any = None) -> None:
+    pairs = ((after, rt.TensorArgType.INPUT),) if after is not None else ()
+    o.submit_next_level_group(h, [_on(rt, w, kind, *(pairs if i == 0 else ())) for i, w in enumerate(workers)],
+                              workers=workers)
+
+
+def _gate(o: Any, rt: Any, h: Any, out: Any) -> None:
+    """A short task on the gate worker that writes ``out``: what it gates is READY when it ends."""
+    o.submit_next_level(h, _on(rt, GATE, SHORT, (out, rt.TensorArgType.OUTPUT)), worker=GATE)
+
+
+def _stamps(rec: Any, n: int) -> list[Any]:
+    return [rec.tasks.get(f"l4:r1:t{i}") for i in range(1, n + 1)]
+
+
+def _starts_after(a: Any, b: Any) -> Any:
+    """``a`` starts no earlier than ``b`` ends (``"no stamp"`` when either was not seen)."""
+    if a is None or b is None or a.start is None or b.end is None:
+        return "no stamp"
+    return a.start >= b.end
+
+
+def _starts_while(a: Any, b: Any) -> Any:
+    """``a`` starts before ``b`` ends."""
+    if a is None or b is None or a.start is None or b.end is None:
+        return "no stamp"
+    return a.start < b.end
+
+
+def _starts_not_before(a: Any, b: Any) -> Any:
+    """``a`` starts no earlier than ``b`` starts."""
+    if a is None or b is None or a.start is None or b.start is None:
+        return "no stamp"
+    return a.start >= b.start
+
+
+@case("SCHED-001", "Singles to one worker run one at a time in submit order; other workers go on", spec=QUEUES)
+def fifo_per_worker(rt, ctx):
+    l4, h = _bed(rt)
+
+    def orch(o, _a, _c):
+        _single(o, rt, h, 0, LONG)
+        _single(o, rt, h, 0, SHORT)
+        _single(o, rt, h, 0, SHORT)
+        _single(o, rt, h, 1, SHORT)
+
+    rec = ctx.run_expecting(l4, orch, None)
+    t1, t2, t3, t4 = _stamps(rec, 4)
+    ctx.check("t2 starts after t1 ends, t3 after t2 (worker 0's FIFO)", [True, True],
+              [_starts_after(t2, t1), _starts_after(t3, t2)])
+    ctx.check("t4 on worker 1 starts while t1 holds worker 0", True, _starts_while(t4, t1))
+    l4.close()
+
+
+@case("SCHED-002", "A group launches once every one of its workers is idle", spec=QUEUES)
+def group_waits_for_all(rt, ctx):
+    l4, h = _bed(rt)
+    g = rt.tensor(4)
+
+    def orch(o, _a, _c):
+        _single(o, rt, h, 0, LONG)  # t1
+        _gate(o, rt, h, g)  # t2
+        _group(o, rt, h, [0, 1], SHORT, after=g)  # t3: READY while t1 holds worker 0; worker 1 is idle
+
+    rec = ctx.run_expecting(l4, orch, None)
+    t1, _t2, t3 = _stamps(rec, 3)
+    # A task's start is its first member's: the member on idle worker 1 waits for worker 0 too.
+    ctx.check("the group on workers 0 and 1 starts after t1 leaves worker 0", True, _starts_after(t3, t1))
+    l4.close()
+
+
+@case("SCHED-003", "The waiting group head reserves its workers: a later single there does not overtake it",
+      spec=QUEUES)
+def head_reserves(rt, ctx):
+    l4, h = _bed(rt)
+    g1, g2 = rt.tensor(4), rt.tensor(4)
+
+    def orch(o, _a, _c):
+        _single(o, rt, h, 0, LONG)  # t1
+        _gate(o, rt, h, g1)  # t2
+        _group(o, rt, h, [0, 1], SHORT, after=g1)  # t3: waits for worker 0, reserves 0 and 1
+        _gate(o, rt, h, g2)  # t4
+        _single(o, rt, h, 1, SHORT, after=g2)  # t5: READY while the group waits; worker 1 is idle
+
+    rec = ctx.run_expecting(l4, orch, None)
+    t1, _t2, t3, t4, t5 = _stamps(rec, 5)
+    ctx.check("t5 on reserved worker 1 starts no earlier than the group", True, _starts_not_before(t5, t3))
+    ctx.check("the gates on worker 3, outside the group, ran while t1 held worker 0", True, _starts_while(t4, t1))
+    l4.close()
+
+
+@case("SCHED-004", "Only the group FIFO head reserves: a later group's idle worker keeps running singles",
+      spec=QUEUES)
+def only_head_reserves(rt, ctx):
+    l4, h = _bed(rt)
+    g1, g2, g3 = rt.tensor(4), rt.tensor(4), rt.tensor(4)
+
+    def orch(o, _a, _c):
+        _single(o, rt, h, 0, LONG)  # t1
+        _gate(o, rt, h, g1)  # t2
+        _group(o, rt, h, [0, 1], SHORT, after=g1)  # t3: the head; waits for worker 0, reserves 0 and 1
+        _gate(o, rt, h, g2)  # t4
+        _group(o, rt, h, [1, 2], SHORT, after=g2)  # t5: behind the head; reserves nothing
+        _gate(o, rt, h, g3)  # t6
+        _single(o, rt, h, 2, SHORT, after=g3)  # t7: worker 2 is idle and not reserved
+
+    rec = ctx.run_expecting(l4, orch, None)
+    t1, _t2, t3, _t4, t5, _t6, t7 = _stamps(rec, 7)
+    ctx.check("t7 on worker 2 starts while t1 holds worker 0", True, _starts_while(t7, t1))
+    ctx.check("the second group starts no earlier than the head", True, _starts_not_before(t5, t3))
+    l4.close()
