@@ -463,17 +463,25 @@ class Node:
                 self._dispatch_single(w)
 
     def _dispatch_subs(self) -> None:
+        """Place READY SUB work on idle SUB workers (``docs/scheduler.md`` §4 "SUB dispatch").
+
+        A task that cannot get enough idle SUB workers (a group) goes back to the queue and ends that
+        drain pass, but the Scheduler passes again at once while any lane is busy (§1), and one is
+        whenever a group waits: so the work behind a waiting group is placed now, in FIFO order, and
+        the group waits until enough SUB workers are idle together.
+        """
         fifo = self.sub_fifo
         idle = self.idle_subs
-        while fifo:
-            task = fifo[0]
-            if task.state is not READY:
-                fifo.popleft()
+        for _ in range(len(fifo)):
+            if not idle:
+                return
+            task = fifo.popleft()
+            if task.state is not READY:  # a cancelled slot loses its claim
                 continue
             n = len(task.members)
             if len(idle) < n:
-                return
-            fifo.popleft()
+                fifo.append(task)
+                continue
             for i in range(n):
                 self._launch(task, self.sub_lanes[heapq.heappop(idle)], i)
 

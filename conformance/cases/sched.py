@@ -2,7 +2,9 @@
 
 Spec: upstream ``docs/directed-next-level-scheduling.md`` ("Queue and dispatch model": one FIFO per
 worker id for singles, one group FIFO whose head launches every member together or reserves all its
-targets, and only the head reserves) and ``docs/scheduler.md`` ("1. Queue topology").
+targets, and only the head reserves) and ``docs/scheduler.md`` ("1. Queue topology", "4. SUB
+dispatch": a SUB group short of idle SUB workers goes back to the queue, and the Scheduler keeps
+passing while a lane is busy).
 
 The bed is an L4 over four L3s with one SUB worker each. Every NEXT_LEVEL task runs a nested
 orchestration that holds its L3 with one SUB task, long (400 ms) or short (60 ms): the SUB sleeps
@@ -26,6 +28,7 @@ from sim import modeled_duration
 
 DIRECTED = "docs/directed-next-level-scheduling.md"
 QUEUES = (DIRECTED, "Queue and dispatch model")
+SUB_DISPATCH = ("docs/scheduler.md", "4. SUB dispatch")
 LONG_S, SHORT_S = 0.4, 0.06
 GATE = 3  # the worker the gates run on
 LONG, SHORT = 0, 1  # which hold a task's nested run submits
@@ -179,3 +182,24 @@ def only_head_reserves(rt, ctx):
     ctx.check("t7 on worker 2 starts while t1 holds worker 0", True, _starts_while(t7, t1))
     ctx.check("the second group starts no earlier than the head", True, _starts_not_before(t5, t3))
     l4.close()
+
+
+@case("SCHED-005", "A SUB group short of idle SUB workers waits for enough; SUB work behind it goes ahead",
+      spec=SUB_DISPATCH)
+def sub_group_waits(rt, ctx):
+    rt.require("timing", "concurrency")
+    w = rt.Worker(3, num_sub_workers=3)
+    h_long, h_short = w.register(hold_long), w.register(hold_short)
+    w.init()
+
+    def orch(o, _a, _c):
+        o.submit_sub(h_long)  # t1: one of the three SUB workers
+        o.submit_sub_group(h_short, [rt.TaskArgs() for _ in range(3)])  # t2: needs all three at once
+        o.submit_sub(h_short)  # t3
+
+    rec = ctx.run_expecting(w, orch, None)
+    t1, t2, t3 = (rec.tasks.get(f"l3:r1:t{i}") for i in (1, 2, 3))
+    ctx.check("t3, behind the group, starts while t1 runs", True, _starts_while(t3, t1))
+    ctx.check("the group starts after t1 and t3 have ended", [True, True], [_starts_after(t2, t1),
+                                                                            _starts_after(t2, t3)])
+    w.close()
