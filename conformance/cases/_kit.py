@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from sim import modeled_duration
+
 N = 16  # default vector length of functional cases
+#: How long the hold SUB callables take: they sleep that long for real and are modeled as taking it,
+#: so cases about order in time read the same on every backend that observes time.
+LONG_S, SHORT_S = 0.4, 0.06
 
 
 class Boom(Exception):
@@ -64,3 +70,34 @@ def remote_l4(rt: Any, n: int = 2, *, local: bool = False, faults: Any = None, r
 
 def rref(rt: Any, handle: Any, n: int = N, offset: int = 0) -> Any:
     return rt.RemoteTensorRef(handle, offset=offset, shape=(n,), dtype=rt.DataType.FLOAT32)
+
+
+@modeled_duration(LONG_S * 1e6)
+def hold_long(args: Any) -> None:
+    time.sleep(LONG_S)
+
+
+@modeled_duration(SHORT_S * 1e6)
+def hold_short(args: Any) -> None:
+    time.sleep(SHORT_S)
+
+
+def starts_after(a: Any, b: Any) -> Any:
+    """Task record ``a`` starts no earlier than ``b`` ends (``"no stamp"`` when either was not seen)."""
+    if a is None or b is None or a.start is None or b.end is None:
+        return "no stamp"
+    return a.start >= b.end
+
+
+def starts_while(a: Any, b: Any) -> Any:
+    """``a`` starts before ``b`` ends."""
+    if a is None or b is None or a.start is None or b.end is None:
+        return "no stamp"
+    return a.start < b.end
+
+
+def starts_not_before(a: Any, b: Any) -> Any:
+    """``a`` starts no earlier than ``b`` starts."""
+    if a is None or b is None or a.start is None or b.start is None:
+        return "no stamp"
+    return a.start >= b.start

@@ -9,7 +9,20 @@ Spec: upstream ``docs/orchestrator.md`` ("2. submit_next_level -- the 7-step flo
 
 from __future__ import annotations
 
-from conformance.cases._kit import Boom, N, add_args, boom, fail_if_one, fill_from_scalar, noop, targs
+from conformance.cases._kit import (
+    Boom,
+    N,
+    add_args,
+    boom,
+    fail_if_one,
+    fill_from_scalar,
+    hold_long,
+    hold_short,
+    noop,
+    starts_after,
+    starts_while,
+    targs,
+)
 from conformance.catalog import case
 
 ORCH = "docs/orchestrator.md"
@@ -595,4 +608,103 @@ def numpy_worker_id(rt, ctx):
     rec = ctx.run_expecting(w, lambda o, _a, _c: o.submit_next_level(h["add"], add_args(rt, a, a, out),
                                                                      worker=np.int64(0)), None)
     ctx.expect_outcomes(rec, {"l3:r1:t1": "COMPLETED"}, exact=True)
+    w.close()
+
+
+# ---------------------------------------------------------------- dependencies seen in time
+# The TensorMap rules once more, judged by when SUB tasks start and end instead of by the producer
+# sets a record lists (which not every backend can observe): three SUB workers, so only a dependency
+# can hold a task back.
+
+
+def _held(rt):
+    rt.require("timing", "concurrency")
+    w = rt.Worker(3, num_sub_workers=3)
+    hl, hs = w.register(hold_long), w.register(hold_short)
+    w.init()
+    return w, hl, hs
+
+
+def _times(rec, n):
+    return [rec.tasks.get(f"l3:r1:t{i}") for i in range(1, n + 1)]
+
+
+@case("ORCH-037", "RAW in time: a reader starts after its writer ends", spec=TMAP)
+def raw_in_time(rt, ctx):
+    IN, OUT, *_ = _T(rt)
+    w, hl, hs = _held(rt)
+    x = rt.tensor(N)
+
+    def orch(o, _a, _c):
+        o.submit_sub(hl, targs(rt, (x, OUT)))
+        o.submit_sub(hs, targs(rt, (x, IN)))
+
+    t1, t2 = _times(ctx.run_expecting(w, orch, None), 2)
+    ctx.check("the reader starts after the writer ends", True, starts_after(t2, t1))
+    w.close()
+
+
+@case("ORCH-038", "WAW in time: a second writer does not wait for the first; a reader waits for the last only",
+      spec=TMAP)
+def waw_in_time(rt, ctx):
+    IN, OUT, *_ = _T(rt)
+    w, hl, hs = _held(rt)
+    x = rt.tensor(N)
+
+    def orch(o, _a, _c):
+        o.submit_sub(hl, targs(rt, (x, OUT)))
+        o.submit_sub(hs, targs(rt, (x, OUT)))
+        o.submit_sub(hs, targs(rt, (x, IN)))
+
+    t1, t2, t3 = _times(ctx.run_expecting(w, orch, None), 3)
+    ctx.check("the second writer starts while the first runs", True, starts_while(t2, t1))
+    ctx.check("the reader starts after the second writer ends, while the first still runs", [True, True],
+              [starts_after(t3, t2), starts_while(t3, t1)])
+    w.close()
+
+
+@case("ORCH-039", "WAR in time: a writer after a reader starts while the reader runs", spec=TMAP)
+def war_in_time(rt, ctx):
+    IN, OUT, *_ = _T(rt)
+    w, hl, hs = _held(rt)
+    x = rt.tensor(N)
+
+    def orch(o, _a, _c):
+        o.submit_sub(hl, targs(rt, (x, IN)))
+        o.submit_sub(hs, targs(rt, (x, OUT)))
+
+    t1, t2 = _times(ctx.run_expecting(w, orch, None), 2)
+    ctx.check("the writer starts while the reader runs", True, starts_while(t2, t1))
+    w.close()
+
+
+@case("ORCH-040", "NO_DEP in time: a NO_DEP tensor never holds a task back", spec=TMAP)
+def no_dep_in_time(rt, ctx):
+    OUT, NO_DEP = rt.TensorArgType.OUTPUT, rt.TensorArgType.NO_DEP
+    w, hl, hs = _held(rt)
+    x = rt.tensor(N)
+
+    def orch(o, _a, _c):
+        o.submit_sub(hl, targs(rt, (x, OUT)))
+        o.submit_sub(hs, targs(rt, (x, NO_DEP)))
+
+    t1, t2 = _times(ctx.run_expecting(w, orch, None), 2)
+    ctx.check("the NO_DEP task starts while the writer runs", True, starts_while(t2, t1))
+    w.close()
+
+
+@case("ORCH-041", "INOUT in time: writer, INOUT and reader run one after another", spec=TMAP)
+def inout_in_time(rt, ctx):
+    IN, OUT, INOUT, *_ = _T(rt)
+    w, hl, hs = _held(rt)
+    x = rt.tensor(N)
+
+    def orch(o, _a, _c):
+        o.submit_sub(hl, targs(rt, (x, OUT)))
+        o.submit_sub(hs, targs(rt, (x, INOUT)))
+        o.submit_sub(hs, targs(rt, (x, IN)))
+
+    t1, t2, t3 = _times(ctx.run_expecting(w, orch, None), 3)
+    ctx.check("the INOUT task starts after the writer ends, the reader after the INOUT task", [True, True],
+              [starts_after(t2, t1), starts_after(t3, t2)])
     w.close()

@@ -19,29 +19,16 @@ and gates there run one after another, 60 ms apart.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from conformance.cases._kit import targs
+from conformance.cases._kit import hold_long, hold_short, starts_after, starts_not_before, starts_while, targs
 from conformance.catalog import case
-from sim import modeled_duration
 
 DIRECTED = "docs/directed-next-level-scheduling.md"
 QUEUES = (DIRECTED, "Queue and dispatch model")
 SUB_DISPATCH = ("docs/scheduler.md", "4. SUB dispatch")
-LONG_S, SHORT_S = 0.4, 0.06
 GATE = 3  # the worker the gates run on
 LONG, SHORT = 0, 1  # which hold a task's nested run submits
-
-
-@modeled_duration(LONG_S * 1e6)
-def hold_long(args: Any) -> None:
-    time.sleep(LONG_S)
-
-
-@modeled_duration(SHORT_S * 1e6)
-def hold_short(args: Any) -> None:
-    time.sleep(SHORT_S)
 
 
 def _bed(rt: Any) -> tuple[Any, Any]:
@@ -86,27 +73,6 @@ def _stamps(rec: Any, n: int) -> list[Any]:
     return [rec.tasks.get(f"l4:r1:t{i}") for i in range(1, n + 1)]
 
 
-def _starts_after(a: Any, b: Any) -> Any:
-    """``a`` starts no earlier than ``b`` ends (``"no stamp"`` when either was not seen)."""
-    if a is None or b is None or a.start is None or b.end is None:
-        return "no stamp"
-    return a.start >= b.end
-
-
-def _starts_while(a: Any, b: Any) -> Any:
-    """``a`` starts before ``b`` ends."""
-    if a is None or b is None or a.start is None or b.end is None:
-        return "no stamp"
-    return a.start < b.end
-
-
-def _starts_not_before(a: Any, b: Any) -> Any:
-    """``a`` starts no earlier than ``b`` starts."""
-    if a is None or b is None or a.start is None or b.start is None:
-        return "no stamp"
-    return a.start >= b.start
-
-
 @case("SCHED-001", "Singles to one worker run one at a time in submit order; other workers go on", spec=QUEUES)
 def fifo_per_worker(rt, ctx):
     l4, h = _bed(rt)
@@ -120,8 +86,8 @@ def fifo_per_worker(rt, ctx):
     rec = ctx.run_expecting(l4, orch, None)
     t1, t2, t3, t4 = _stamps(rec, 4)
     ctx.check("t2 starts after t1 ends, t3 after t2 (worker 0's FIFO)", [True, True],
-              [_starts_after(t2, t1), _starts_after(t3, t2)])
-    ctx.check("t4 on worker 1 starts while t1 holds worker 0", True, _starts_while(t4, t1))
+              [starts_after(t2, t1), starts_after(t3, t2)])
+    ctx.check("t4 on worker 1 starts while t1 holds worker 0", True, starts_while(t4, t1))
     l4.close()
 
 
@@ -138,7 +104,7 @@ def group_waits_for_all(rt, ctx):
     rec = ctx.run_expecting(l4, orch, None)
     t1, _t2, t3 = _stamps(rec, 3)
     # A task's start is its first member's: the member on idle worker 1 waits for worker 0 too.
-    ctx.check("the group on workers 0 and 1 starts after t1 leaves worker 0", True, _starts_after(t3, t1))
+    ctx.check("the group on workers 0 and 1 starts after t1 leaves worker 0", True, starts_after(t3, t1))
     l4.close()
 
 
@@ -157,8 +123,8 @@ def head_reserves(rt, ctx):
 
     rec = ctx.run_expecting(l4, orch, None)
     t1, _t2, t3, t4, t5 = _stamps(rec, 5)
-    ctx.check("t5 on reserved worker 1 starts no earlier than the group", True, _starts_not_before(t5, t3))
-    ctx.check("the gates on worker 3, outside the group, ran while t1 held worker 0", True, _starts_while(t4, t1))
+    ctx.check("t5 on reserved worker 1 starts no earlier than the group", True, starts_not_before(t5, t3))
+    ctx.check("the gates on worker 3, outside the group, ran while t1 held worker 0", True, starts_while(t4, t1))
     l4.close()
 
 
@@ -179,8 +145,8 @@ def only_head_reserves(rt, ctx):
 
     rec = ctx.run_expecting(l4, orch, None)
     t1, _t2, t3, _t4, t5, _t6, t7 = _stamps(rec, 7)
-    ctx.check("t7 on worker 2 starts while t1 holds worker 0", True, _starts_while(t7, t1))
-    ctx.check("the second group starts no earlier than the head", True, _starts_not_before(t5, t3))
+    ctx.check("t7 on worker 2 starts while t1 holds worker 0", True, starts_while(t7, t1))
+    ctx.check("the second group starts no earlier than the head", True, starts_not_before(t5, t3))
     l4.close()
 
 
@@ -199,7 +165,7 @@ def sub_group_waits(rt, ctx):
 
     rec = ctx.run_expecting(w, orch, None)
     t1, t2, t3 = (rec.tasks.get(f"l3:r1:t{i}") for i in (1, 2, 3))
-    ctx.check("t3, behind the group, starts while t1 runs", True, _starts_while(t3, t1))
-    ctx.check("the group starts after t1 and t3 have ended", [True, True], [_starts_after(t2, t1),
-                                                                            _starts_after(t2, t3)])
+    ctx.check("t3, behind the group, starts while t1 runs", True, starts_while(t3, t1))
+    ctx.check("the group starts after t1 and t3 have ended", [True, True], [starts_after(t2, t1),
+                                                                            starts_after(t2, t3)])
     w.close()
