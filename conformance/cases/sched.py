@@ -21,12 +21,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.cases._kit import hold_long, hold_short, starts_after, starts_not_before, starts_while, targs
+from conformance.cases._kit import (
+    hold_long,
+    hold_short,
+    starts_after,
+    starts_not_before,
+    starts_while,
+    targs,
+)
 from conformance.catalog import case
 
 DIRECTED = "docs/directed-next-level-scheduling.md"
 QUEUES = (DIRECTED, "Queue and dispatch model")
 SUB_DISPATCH = ("docs/scheduler.md", "4. SUB dispatch")
+COMPLETION = ("docs/scheduler.md", "6. Completion and group aggregation")
 GATE = 3  # the worker the gates run on
 LONG, SHORT = 0, 1  # which hold a task's nested run submits
 
@@ -58,10 +66,15 @@ def _single(o: Any, rt: Any, h: Any, worker: int, kind: int, after: Any = None) 
     o.submit_next_level(h, _on(rt, worker, kind, *pairs), worker=worker)
 
 
-def _group(o: Any, rt: Any, h: Any, workers: list[int], kind: int, after: Any = None) -> None:
+def _group(o: Any, rt: Any, h: Any, workers: list[int], kind: int | list[int], after: Any = None,
+           writes: Any = None) -> None:
+    """A group over ``workers`` (member i holds for ``kind[i]``, or all for ``kind``); member 0 reads
+    ``after`` and writes ``writes`` when given."""
+    kinds = kind if isinstance(kind, list) else [kind] * len(workers)
     pairs = ((after, rt.TensorArgType.INPUT),) if after is not None else ()
-    o.submit_next_level_group(h, [_on(rt, w, kind, *(pairs if i == 0 else ())) for i, w in enumerate(workers)],
-                              workers=workers)
+    pairs += ((writes, rt.TensorArgType.OUTPUT),) if writes is not None else ()
+    o.submit_next_level_group(h, [_on(rt, w, k, *(pairs if i == 0 else ()))
+                                  for i, (w, k) in enumerate(zip(workers, kinds, strict=True))], workers=workers)
 
 
 def _gate(o: Any, rt: Any, h: Any, out: Any) -> None:
@@ -169,3 +182,20 @@ def sub_group_waits(rt, ctx):
     ctx.check("the group starts after t1 and t3 have ended", [True, True], [starts_after(t2, t1),
                                                                             starts_after(t2, t3)])
     w.close()
+
+
+@case("SCHED-006", "A consumer of a group starts only after the group's last member ends", spec=COMPLETION)
+def group_completes_as_one(rt, ctx):
+    l4, h = _bed(rt)
+    g = rt.tensor(4)
+
+    def orch(o, _a, _c):
+        _group(o, rt, h, [0, 1], [SHORT, LONG], writes=g)  # t1: member 0 writes g, member 1 runs longer
+        _single(o, rt, h, 2, SHORT, after=g)  # t2
+
+    rec = ctx.run_expecting(l4, orch, None)
+    _t1, t2 = _stamps(rec, 2)
+    # The long member's own work is the SUB task of worker 1's first run; it wrote nothing t2 reads.
+    ctx.check("the consumer starts after the long member's work ends", True,
+              starts_after(t2, rec.tasks.get("l4.w1:r1:t1")))
+    l4.close()
