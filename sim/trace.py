@@ -65,8 +65,9 @@ class Trace:
     """An append-only record of :class:`TraceEvent` s; disabled traces record nothing.
 
     Recording is on the simulator's hot path, so :meth:`add` keeps each event as a plain
-    tuple (building a NamedTuple costs several times more); the ``TraceEvent`` views are
-    made when the trace is read.
+    tuple (building a NamedTuple costs several times more) and a task's events keep the task
+    itself as their subject (its name is formatted once, when it is first needed); the
+    ``TraceEvent`` views, subjects as names, are made when the trace is read.
     """
 
     __slots__ = ("_raw", "enabled", "record")
@@ -75,7 +76,8 @@ class Trace:
         self.enabled = enabled
         self._raw: list[tuple[float, EventKind, str, str, str]] = []
         # The hot path's form of :meth:`add`, for callers that checked ``enabled``: it takes one
-        # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent.
+        # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent, where the
+        # subject may be an object with a ``name`` (a task) instead of the name itself.
         self.record = self._raw.append
 
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
@@ -171,7 +173,15 @@ class Trace:
         return p
 
 
-_as_event = partial(tuple.__new__, TraceEvent)  # a recorded tuple as its TraceEvent, built in C
+def _as_event(raw: tuple) -> TraceEvent:
+    """A recorded tuple as its TraceEvent; a subject recorded as an object (a task) is named now."""
+    subject = raw[3]
+    if subject.__class__ is str:
+        return _make_event(raw)
+    return _make_event((raw[0], raw[1], raw[2], subject.name, raw[4]))
+
+
+_make_event = partial(tuple.__new__, TraceEvent)
 
 
 def _in_time_order(raw: list[tuple]) -> list[TraceEvent]:
