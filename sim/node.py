@@ -55,11 +55,11 @@ _INPUT, _OUTPUT = TensorArgType.INPUT, TensorArgType.OUTPUT
 # Heap ring per 0-based scope depth; scopes nest at most MAX_SCOPE_DEPTH below the run's own.
 _RING_FOR_DEPTH = tuple(ring_for_depth(d) for d in range(MAX_SCOPE_DEPTH + 1))
 _NL = TaskKind.NEXT_LEVEL
+_SUB = TaskKind.SUB
+_ALLOC = TaskKind.ALLOC
 # The per-task trace kinds, bound once: an enum class attribute lookup costs ~60 ns.
 _SUBMIT, _READY, _DISPATCH = EventKind.SUBMIT, EventKind.READY, EventKind.DISPATCH
 _COMPLETE, _CONSUMED = EventKind.COMPLETE, EventKind.CONSUMED
-_SUB = TaskKind.SUB
-_ALLOC = TaskKind.ALLOC
 
 
 class RunState:

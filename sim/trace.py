@@ -16,7 +16,7 @@ from enum import StrEnum
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class EventKind(StrEnum):
@@ -74,7 +74,7 @@ class Trace:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._raw: list[tuple[float, EventKind, str, str, str]] = []
+        self._raw: list[tuple[float, EventKind, str, Any, str]] = []
         # The hot path's form of :meth:`add`, for callers that checked ``enabled``: it takes one
         # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent, where the
         # subject may be an object with a ``name`` (a task) instead of the name itself.
