@@ -81,9 +81,12 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def _group_alive(pid: int) -> bool:
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie its parent has not reaped does not)."""
+    if Path("/proc/self").is_dir():
+        return bool(_group_members(pgid))
     try:
-        os.killpg(pid, 0)
+        os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     return True
@@ -107,13 +110,15 @@ def _pids() -> list[int]:
 
 
 def _group_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that have not exited (zombies left out), read from /proc."""
     members = []
     for pid in _pids():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
-        if int(stat[stat.rindex(")") + 2:].split()[2]) == pgid:  # field 5, pgrp; comm may hold ") "
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]  # fields 3-5; comm may hold ") "
+        if int(pgrp) == pgid and state != "Z":
             members.append(pid)
     return members
 
