@@ -617,94 +617,57 @@ def numpy_worker_id(rt, ctx):
 # can hold a task back.
 
 
-def _held(rt):
+def _in_time(rt, ctx, *tags):
+    """One SUB task per tag on one tensor, the first long and the others short; their records."""
     rt.require("timing", "concurrency")
     w = rt.Worker(3, num_sub_workers=3)
-    hl, hs = w.register(hold_long), w.register(hold_short)
+    h_long, h_short = w.register(hold_long), w.register(hold_short)
     w.init()
-    return w, hl, hs
+    x = rt.tensor(N)
 
+    def orch(o, _a, _c):
+        for i, tag in enumerate(tags):
+            o.submit_sub(h_short if i else h_long, targs(rt, (x, tag)))
 
-def _times(rec, n):
-    return [rec.tasks.get(f"l3:r1:t{i}") for i in range(1, n + 1)]
+    rec = ctx.run_expecting(w, orch, None)
+    w.close()
+    return [rec.tasks.get(f"l3:r1:t{i}") for i in range(1, len(tags) + 1)]
 
 
 @case("ORCH-037", "RAW in time: a reader starts after its writer ends", spec=TMAP)
 def raw_in_time(rt, ctx):
     IN, OUT, *_ = _T(rt)
-    w, hl, hs = _held(rt)
-    x = rt.tensor(N)
-
-    def orch(o, _a, _c):
-        o.submit_sub(hl, targs(rt, (x, OUT)))
-        o.submit_sub(hs, targs(rt, (x, IN)))
-
-    t1, t2 = _times(ctx.run_expecting(w, orch, None), 2)
+    t1, t2 = _in_time(rt, ctx, OUT, IN)
     ctx.check("the reader starts after the writer ends", True, starts_after(t2, t1))
-    w.close()
 
 
 @case("ORCH-038", "WAW in time: a second writer does not wait for the first; a reader waits for the last only",
       spec=TMAP)
 def waw_in_time(rt, ctx):
     IN, OUT, *_ = _T(rt)
-    w, hl, hs = _held(rt)
-    x = rt.tensor(N)
-
-    def orch(o, _a, _c):
-        o.submit_sub(hl, targs(rt, (x, OUT)))
-        o.submit_sub(hs, targs(rt, (x, OUT)))
-        o.submit_sub(hs, targs(rt, (x, IN)))
-
-    t1, t2, t3 = _times(ctx.run_expecting(w, orch, None), 3)
+    t1, t2, t3 = _in_time(rt, ctx, OUT, OUT, IN)
     ctx.check("the second writer starts while the first runs", True, starts_while(t2, t1))
     ctx.check("the reader starts after the second writer ends, while the first still runs", [True, True],
               [starts_after(t3, t2), starts_while(t3, t1)])
-    w.close()
 
 
 @case("ORCH-039", "WAR in time: a writer after a reader starts while the reader runs", spec=TMAP)
 def war_in_time(rt, ctx):
     IN, OUT, *_ = _T(rt)
-    w, hl, hs = _held(rt)
-    x = rt.tensor(N)
-
-    def orch(o, _a, _c):
-        o.submit_sub(hl, targs(rt, (x, IN)))
-        o.submit_sub(hs, targs(rt, (x, OUT)))
-
-    t1, t2 = _times(ctx.run_expecting(w, orch, None), 2)
+    t1, t2 = _in_time(rt, ctx, IN, OUT)
     ctx.check("the writer starts while the reader runs", True, starts_while(t2, t1))
-    w.close()
 
 
 @case("ORCH-040", "NO_DEP in time: a NO_DEP tensor never holds a task back", spec=TMAP)
 def no_dep_in_time(rt, ctx):
-    OUT, NO_DEP = rt.TensorArgType.OUTPUT, rt.TensorArgType.NO_DEP
-    w, hl, hs = _held(rt)
-    x = rt.tensor(N)
-
-    def orch(o, _a, _c):
-        o.submit_sub(hl, targs(rt, (x, OUT)))
-        o.submit_sub(hs, targs(rt, (x, NO_DEP)))
-
-    t1, t2 = _times(ctx.run_expecting(w, orch, None), 2)
+    _IN, OUT, _INOUT, _OE, NO_DEP = _T(rt)
+    t1, t2 = _in_time(rt, ctx, OUT, NO_DEP)
     ctx.check("the NO_DEP task starts while the writer runs", True, starts_while(t2, t1))
-    w.close()
 
 
 @case("ORCH-041", "INOUT in time: writer, INOUT and reader run one after another", spec=TMAP)
 def inout_in_time(rt, ctx):
     IN, OUT, INOUT, *_ = _T(rt)
-    w, hl, hs = _held(rt)
-    x = rt.tensor(N)
-
-    def orch(o, _a, _c):
-        o.submit_sub(hl, targs(rt, (x, OUT)))
-        o.submit_sub(hs, targs(rt, (x, INOUT)))
-        o.submit_sub(hs, targs(rt, (x, IN)))
-
-    t1, t2, t3 = _times(ctx.run_expecting(w, orch, None), 3)
+    t1, t2, t3 = _in_time(rt, ctx, OUT, INOUT, IN)
     ctx.check("the INOUT task starts after the writer ends, the reader after the INOUT task", [True, True],
               [starts_after(t2, t1), starts_after(t3, t2)])
-    w.close()
