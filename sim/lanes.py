@@ -106,7 +106,7 @@ class Lane:
             task.start = start
         tr = self.trace
         if tr.enabled:
-            tr.record((start, _START, self.scope, task, ""))
+            tr.record((start, _START, self.scope, task._name or task.name, ""))
         self.task = task
         self.member = member
         self.end = end
@@ -128,7 +128,7 @@ class Lane:
             task.end = end
         tr = self.trace
         if tr.enabled:
-            tr.record((end, _END, self.scope, task, "ok" if error is None else "error"))
+            tr.record((end, _END, self.scope, task._name or task.name, "ok" if error is None else "error"))
         self.node.member_done(task, self, error, cls)
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:

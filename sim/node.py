@@ -338,7 +338,7 @@ class Node:
             self._maybe_consume(task)
             return
         if trace.enabled:
-            trace.record((t, _SUBMIT, self.scope, task, task.callable.name))
+            trace.record((t, _SUBMIT, self.scope, task.name, task.callable.name))
         if task.poisoned_by is not None:
             self._poison_from(task.poisoned_by, [task])
             return
@@ -346,7 +346,7 @@ class Node:
             task.state = READY
             task.ready_t = t
             if trace.enabled:
-                trace.record((t, _READY, self.scope, task, ""))
+                trace.record((t, _READY, self.scope, task._name or task.name, ""))
             self._route(task)
         else:
             task.state = PENDING
@@ -498,7 +498,7 @@ class Node:
         if task.state is READY:
             task.state = RUNNING
         if self.trace.enabled:
-            self.trace.record((t, _DISPATCH, self.scope, task, lane.scope))
+            self.trace.record((t, _DISPATCH, self.scope, task._name or task.name, lane.scope))
         lane.busy = True
         task.workers += lane.workers_entry  # no new tuple for a task's first worker
         lane.launch(task, member, t)
@@ -543,7 +543,7 @@ class Node:
         if task.error is None:
             task.state = COMPLETED
             if trace.enabled:
-                trace.record((now, _COMPLETE, self.scope, task, ""))
+                trace.record((now, _COMPLETE, self.scope, task._name or task.name, ""))
             self._release_consumers(task, c)
         else:
             task.state = FAILED
@@ -569,7 +569,7 @@ class Node:
                 k.state = READY
                 k.ready_t = t
                 if trace.enabled:
-                    trace.record((t, _READY, self.scope, k, ""))
+                    trace.record((t, _READY, self.scope, k._name or k.name, ""))
                 if k.kind is _NL and not k.group:  # ``_route`` of a single, inlined: once per task
                     w = k.targets[0]
                     lane = self.nl_lanes[w]
@@ -648,7 +648,8 @@ class Node:
                     del tm[key]
         if self.trace.enabled:
             now = self.env._now
-            self.trace.record((now if now > task.submit_t else task.submit_t, _CONSUMED, self.scope, task, ""))
+            t = now if now > task.submit_t else task.submit_t
+            self.trace.record((t, _CONSUMED, self.scope, task._name or task.name, ""))
         ring = self.rings[task.ring]
         # Only a slot at the ring's head can let the tail advance: every earlier consume reclaimed.
         if ring.fifo[0] is task and ring.reclaim() and self.admission:

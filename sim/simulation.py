@@ -8,10 +8,7 @@ seed, split per component by the component's scope name, so one seed gives one t
 
 from __future__ import annotations
 
-import gc
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+from sim.collector import collector_paused
 from sim.cost import Profile, load_profile, profile_for_platform
 from sim.errors import ErrorClass, InvalidArgument
 from sim.record import CallRecord, Outcome, RunRecord, TaskRecord
@@ -76,32 +74,6 @@ class SimConfig:
                 raise InvalidArgument(f"SimConfig.faults must be a FaultPlan, got {type(self.faults).__name__}")
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one run, and promote what the run left alive.
-
-    A run allocates a slot object per task that lives until the record is taken. With the
-    collector on, its passes rescan them over and over (measured: half of a 100k-task run);
-    merely paused, the first allocation after the run starts one pass over all of them (~8%).
-    So the run's survivors go straight to the oldest generation instead: ``gc.freeze()`` then
-    ``gc.unfreeze()`` is the documented way to move every tracked object there. Full
-    collections still see them, so cycles are reclaimed as usual. Nothing changes when the
-    collector was already off, and the promotion is skipped when the process keeps frozen
-    objects of its own (unfreezing would release them).
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
-
-
 class Simulation:
     """The shared state of one simulated hierarchy."""
 
@@ -132,33 +104,34 @@ class Simulation:
         """Build the RunRecord of everything since the last one, and start afresh."""
         from sim.task import TaskKind
 
-        rec = RunRecord(backend="sim", metadata=dict(metadata))
-        for t in self._tasks:
-            if t.kind is TaskKind.ALLOC:
-                continue
-            if not t.terminal:
-                # Only work a parent abandoned can still be running when its run has ended: a
-                # remote session's task behind a failed endpoint. Its end is unknown to the user.
-                t.error_class = ErrorClass.UNCERTAIN_STATE.value
-                t.error = "still running on an abandoned endpoint when the record was taken"
-                outcome = Outcome.FAILED
-            elif t.not_run:
-                outcome = Outcome.NOT_RUN
-            elif t.error is not None:
-                outcome = Outcome.FAILED
-            else:
-                outcome = Outcome.COMPLETED
-            rec.tasks[t.name] = TaskRecord(
-                task_id=t.name, node=t.node.scope, level=t.node.level,
-                kind=("group" if t.group else "single") + ("/sub" if t.kind.name == "SUB" else "/next_level"),
-                callable=getattr(t.callable, "name", ""), outcome=outcome, error_class=t.error_class,
-                message=t.error or "", start=t.start if not t.not_run else None,
-                end=t.end if not t.not_run else None, workers=tuple(t.workers),
-                producers=tuple(p.name for p in t.producers if p.kind is not TaskKind.ALLOC))
-            if t.error_class and outcome is Outcome.FAILED:
-                rec.errors.append(t.error_class)
-        rec.calls = list(calls)
-        rec.events = self.trace.since(self._trace_mark)
-        self._trace_mark = len(self.trace)
-        self._tasks = []
-        return rec
+        with collector_paused():  # one record per task and one event per trace entry, all kept
+            rec = RunRecord(backend="sim", metadata=dict(metadata))
+            for t in self._tasks:
+                if t.kind is TaskKind.ALLOC:
+                    continue
+                if not t.terminal:
+                    # Only work a parent abandoned can still be running when its run has ended: a
+                    # remote session's task behind a failed endpoint. Its end is unknown to the user.
+                    t.error_class = ErrorClass.UNCERTAIN_STATE.value
+                    t.error = "still running on an abandoned endpoint when the record was taken"
+                    outcome = Outcome.FAILED
+                elif t.not_run:
+                    outcome = Outcome.NOT_RUN
+                elif t.error is not None:
+                    outcome = Outcome.FAILED
+                else:
+                    outcome = Outcome.COMPLETED
+                rec.tasks[t.name] = TaskRecord(
+                    task_id=t.name, node=t.node.scope, level=t.node.level,
+                    kind=("group" if t.group else "single") + ("/sub" if t.kind.name == "SUB" else "/next_level"),
+                    callable=getattr(t.callable, "name", ""), outcome=outcome, error_class=t.error_class,
+                    message=t.error or "", start=t.start if not t.not_run else None,
+                    end=t.end if not t.not_run else None, workers=tuple(t.workers),
+                    producers=tuple(p.name for p in t.producers if p.kind is not TaskKind.ALLOC))
+                if t.error_class and outcome is Outcome.FAILED:
+                    rec.errors.append(t.error_class)
+            rec.calls = list(calls)
+            rec.events = self.trace.since(self._trace_mark)
+            self._trace_mark = len(self.trace)
+            self._tasks = []
+            return rec

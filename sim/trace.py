@@ -16,7 +16,9 @@ from enum import StrEnum
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from sim.collector import collector_paused
 
 
 class EventKind(StrEnum):
@@ -65,19 +67,17 @@ class Trace:
     """An append-only record of :class:`TraceEvent` s; disabled traces record nothing.
 
     Recording is on the simulator's hot path, so :meth:`add` keeps each event as a plain
-    tuple (building a NamedTuple costs several times more) and a task's events keep the task
-    itself as their subject (its name is formatted once, when it is first needed); the
-    ``TraceEvent`` views, subjects as names, are made when the trace is read.
+    tuple (building a NamedTuple costs several times more); the ``TraceEvent`` views are made,
+    in C, when the trace is read.
     """
 
     __slots__ = ("_raw", "enabled", "record")
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._raw: list[tuple[float, EventKind, str, Any, str]] = []
+        self._raw: list[tuple[float, EventKind, str, str, str]] = []
         # The hot path's form of :meth:`add`, for callers that checked ``enabled``: it takes one
-        # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent, where the
-        # subject may be an object with a ``name`` (a task) instead of the name itself.
+        # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent.
         self.record = self._raw.append
 
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
@@ -87,7 +87,8 @@ class Trace:
     @property
     def events(self) -> list[TraceEvent]:
         """Every event in recording order."""
-        return list(map(_as_event, self._raw))
+        with collector_paused():
+            return list(map(_as_event, self._raw))
 
     def since(self, mark: int) -> list[TraceEvent]:
         """The events recorded after the first ``mark`` (a previous ``len(trace)``), in virtual-time order."""
@@ -173,19 +174,12 @@ class Trace:
         return p
 
 
-def _as_event(raw: tuple) -> TraceEvent:
-    """A recorded tuple as its TraceEvent; a subject recorded as an object (a task) is named now."""
-    subject = raw[3]
-    if subject.__class__ is str:
-        return _make_event(raw)
-    return _make_event((raw[0], raw[1], raw[2], subject.name, raw[4]))
-
-
-_make_event = partial(tuple.__new__, TraceEvent)
+_as_event = partial(tuple.__new__, TraceEvent)  # a recorded tuple as its TraceEvent, built in C
 
 
 def _in_time_order(raw: list[tuple]) -> list[TraceEvent]:
-    return list(map(_as_event, sorted(raw, key=itemgetter(0))))  # sorted() is stable
+    with collector_paused():  # one new object per event, all kept
+        return list(map(_as_event, sorted(raw, key=itemgetter(0))))  # sorted() is stable
 
 
 def first_difference(a: Trace, b: Trace) -> tuple[int, str, str] | None:

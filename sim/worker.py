@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from simpy.events import Event
 
+from sim.collector import collector_paused
 from sim.cost import DURATION_ATTR
 from sim.errors import (
     InvalidArgument,
@@ -36,7 +37,7 @@ from sim.node import Node
 from sim.orchestrator import Orchestrator
 from sim.record import CallRecord, RunRecord
 from sim.registry import CallableHandle, CallableRegistry, describe_target
-from sim.simulation import SimConfig, Simulation, collector_paused
+from sim.simulation import SimConfig, Simulation
 from sim.tensors import Buffer, Tensor
 from sim.trace import EventKind
 from sim.types import CallConfig, WorkerType, as_numpy_dtype

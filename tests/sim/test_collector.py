@@ -1,4 +1,4 @@
-"""A run pauses Python's cyclic collector and leaves it as it found it (``sim.simulation.collector_paused``)."""
+"""A run pauses Python's cyclic collector and leaves it as it found it (``sim.collector.collector_paused``)."""
 
 from __future__ import annotations
 
