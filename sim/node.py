@@ -525,13 +525,8 @@ class Node:
             if self.group_fifo and w in self.reserved:
                 self._dispatch_groups()
                 return
-            fifo = self.single_fifos[w]
-            if fifo and w not in self.reserved:  # ``_dispatch_single``, inlined: once per task
-                while fifo:
-                    nxt = fifo.popleft()
-                    if nxt.state is READY:  # a cancelled slot loses its claim
-                        self._launch(nxt, lane, 0)
-                        return
+            if self.single_fifos[w] and w not in self.reserved:
+                self._dispatch_single(w)
 
     def _complete(self, task: Task) -> None:
         now = self.env._now
@@ -570,18 +565,7 @@ class Node:
                 k.ready_t = t
                 if trace.enabled:
                     trace.record((t, _READY, self.scope, k._name or k.name, ""))
-                if k.kind is _NL and not k.group:  # ``_route`` of a single, inlined: once per task
-                    w = k.targets[0]
-                    lane = self.nl_lanes[w]
-                    fifo = self.single_fifos[w]
-                    if lane.busy or w in self.reserved or fifo:
-                        fifo.append(k)
-                        if not lane.busy and w not in self.reserved:
-                            self._dispatch_single(w)
-                    else:
-                        self._launch(k, lane, 0)
-                else:
-                    self._route(k)
+                self._route(k)
 
     def _retire_unstarted(self, task: Task) -> None:
         """Make the releases a task that never ran owes: one per producer, and its own."""
