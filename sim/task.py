@@ -85,7 +85,9 @@ class Task:
     @property
     def name(self) -> str:
         """``{scope}:r{run}:t{seq}`` (``a{seq}`` for an alloc slot); formatted on first use, as a
-        run without a trace may never need it."""
+        run without a trace may never need it. The engine's per-task trace sites read
+        ``task._name or task.name``: the slot once set (the SUBMIT record sets it), without a
+        property call per event."""
         name = self._name
         if name is None:
             name = self._name = f"{self.run.prefix}{'a' if self.kind is TaskKind.ALLOC else 't'}{self.seq}"
