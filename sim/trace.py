@@ -84,12 +84,6 @@ class Trace:
         if self.enabled:
             self._raw.append((t, kind, scope, subject, detail))
 
-    @property
-    def events(self) -> list[TraceEvent]:
-        """Every event in recording order."""
-        with collector_paused():
-            return list(map(_as_event, self._raw))
-
     def since(self, mark: int) -> list[TraceEvent]:
         """The events recorded after the first ``mark`` (a previous ``len(trace)``), in virtual-time order."""
         return _in_time_order(self._raw[mark:])
