@@ -139,6 +139,16 @@ class Orchestrator:
         duration = reg.duration_us if reg.duration_us is not None else node.sim.profile.sub["default_task_us"]
         return (refs, scalars, None, tags), duration
 
+    def _members(self, node: Node, reg: Registration, args_list: Sequence[Any], api: str
+                 ) -> tuple[list[tuple], list[float], int]:
+        """A group's members (see :meth:`_member`), their durations, and their tensor count."""
+        members, durations = [], []
+        for i, a in enumerate(args_list):
+            m, d = self._member(node, reg, a, api, f"member {i} ")
+            members.append(m)
+            durations.append(d)
+        return members, durations, sum(len(m[0]) for m in members)
+
     def _expected_nl_namespace(self, node: Node) -> str:
         return "LOCAL_CHIP" if node.level <= 3 else "LOCAL_PYTHON"
 
@@ -211,12 +221,7 @@ class Orchestrator:
         if eps:
             check_remote_submit(self._worker, reg, eps, args_list, api)
         cfg = self._config(config, api)
-        members, durations = [], []
-        for i, a in enumerate(args_list):
-            m, d = self._member(node, reg, a, api, f"member {i} ")
-            members.append(m)
-            durations.append(d)
-        ntensors = sum(len(m[0]) for m in members)
+        members, durations, ntensors = self._members(node, reg, args_list, api)
         task = node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
         if eps:
             track_remote(eps, task)
@@ -249,12 +254,8 @@ class Orchestrator:
         reg = registry.resolve(callable_handle, api=api, namespace="LOCAL_PYTHON")
         if registry.uncertain:
             check_dispatch(registry, reg, [lane.scope for lane in node.sub_lanes], api)
-        members, durations = [], []
-        for i, a in enumerate(args_list):
-            m, d = self._member(node, reg, a, api, f"member {i} ")
-            members.append(m)
-            durations.append(d)
-        node.submit(TaskKind.SUB, reg, members, (), True, None, durations, sum(len(m[0]) for m in members))
+        members, durations, ntensors = self._members(node, reg, args_list, api)
+        node.submit(TaskKind.SUB, reg, members, (), True, None, durations, ntensors)
 
     def alloc(self, shape: Sequence[int], dtype: Any) -> Buffer:
         """A runtime-owned intermediate buffer from the heap ring (``docs/orchestrator.md`` §8b).
