@@ -46,6 +46,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from conformance.yamlfile import Loc, YamlFileError, compose, locate, read_text, validate
+from sim.faultpoints import FAULT_POINTS
 
 SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
 
@@ -253,8 +254,20 @@ class LocalControlFaultF(_Fault):
     outcome: Literal["error", "timeout"] = "error"
 
 
+class FaultPointF(_Fault):
+    """A named fault point inside the model (``sim.faultpoints``); ``target``: a topology node name."""
+
+    type: Literal["FaultPoint"]
+    name: Literal[tuple(FAULT_POINTS)]  # type: ignore[valid-type]
+    probability: float = Field(default=1.0, gt=0, le=1)
+    factor: float = Field(default=10.0, ge=1)
+    delay_us: float = Field(default=1000.0, gt=0)
+    target: Name | None = Field(default=None, description="a topology node the point is limited to "
+                                                          "(default: anywhere)")
+
+
 FaultDef = Annotated[LinkCutF | LinkDelayF | LinkClogF | SessionCrashF | FrameFaultF | ControlFaultF
-                     | LocalControlFaultF, Field(discriminator="type")]
+                     | LocalControlFaultF | FaultPointF, Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------------------------------- expectations
@@ -528,6 +541,9 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
         if isinstance(ref, str) and ref not in remote_kids:
             out.append((("faults", i, "worker"), f"{ref!r} is not a remote worker; remote workers: "
                                                  f"{', '.join(remote_kids) or 'none'}"))
+        if isinstance(f, FaultPointF) and f.target is not None and f.target not in workers:
+            out.append((("faults", i, "target"), f"{f.target!r} is not a worker of the topology; workers: "
+                                                 f"{', '.join(workers)}"))
     if isinstance(scn.expect.run, ErrorExpect):
         for c in scn.expect.run.classes():
             if c not in classes:

@@ -99,10 +99,15 @@ def _sub_from_kernel(kernel: Any) -> Any:
     return sub
 
 
-def _fault(f: Any, remote_ids: dict[str, int]) -> Any:
+def _fault(f: Any, remote_ids: dict[str, int], scopes: dict[str, str] | None = None) -> Any:
+    """The backend fault of a scenario fault; ``scopes`` (:func:`_scopes`) maps a FaultPoint's target."""
     from sim.remote import faults as sf
 
     d = f.model_dump(exclude={"type"})
+    if f.type == "FaultPoint" and d.get("target") is not None:
+        if scopes is None or d["target"] not in scopes:
+            raise ValueError(f"FaultPoint target {d['target']!r} names no worker of the topology")
+        d["target"] = scopes[d["target"]]
     if "worker" in d and isinstance(d["worker"], str):
         d["worker"] = remote_ids[d["worker"]]
     if f.type == "ControlFault":
@@ -126,10 +131,28 @@ def _remote_ids(node: WorkerNode) -> dict[str, int]:
     return out
 
 
+def _scopes(node: WorkerNode) -> dict[str, str]:
+    """Every topology node's scope name in the simulator (``l4``, ``l4.w1``, ``l4.w0.chip2``), by node name.
+
+    A child's NEXT_LEVEL worker id follows its parent's chips and the children added before it; an L2
+    child is a chip lane, a remote child the lane its session sits behind.
+    """
+    out: dict[str, str] = {}
+
+    def walk(n: WorkerNode, scope: str) -> None:
+        out.setdefault(n.name, scope)
+        base = len(n.device_ids or ())
+        for i, c in enumerate(n.children):
+            walk(c, f"{scope}.{'chip' if c.level == 2 else 'w'}{base + i}")
+
+    walk(node, f"l{node.level}")
+    return out
+
+
 def build(rt: RuntimeAPI, scn: Scenario) -> Built:
     """Create the Workers, register the callables and programs, and ``init()`` the root."""
     tensors = {t.name: _init_tensor(rt, t) for t in scn.tensors}
-    faults = [_fault(f, _remote_ids(scn.topology)) for f in scn.faults]
+    faults = [_fault(f, _remote_ids(scn.topology), _scopes(scn.topology)) for f in scn.faults]
     if faults:
         rt.require("faults")
     programs = scn.programs()

@@ -185,6 +185,7 @@ class ScopeInstall:
         fault = target.faults.hit(control) if target.faults.faults else None
         if fault is not None:
             tr.add(now, EventKind.FAULT, target.key, name, describe(fault))
+            self.sim.hit("LocalControlFault")
             if fault.outcome == ERROR:
                 tr.add(now, EventKind.CONTROL, target.key, name, "error: injected")
                 return ERROR

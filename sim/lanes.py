@@ -65,7 +65,8 @@ class Lane:
     """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
 
     __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "completion", "end", "env", "functional",
-                 "index", "is_sub", "jitter", "member", "node", "rng", "scope", "task", "trace", "workers_entry")
+                 "index", "is_sub", "jitter", "member", "node", "points", "rng", "scope", "task", "trace",
+                 "workers_entry")
 
     def __init__(self, node: Node, scope: str, index: int, is_sub: bool) -> None:
         self.node = node
@@ -85,6 +86,10 @@ class Lane:
         self.c_call = 0.0  # fixed cost of the leaf's own call, on top of the task's duration
         self.workers_entry = (scope,)  # appended to a dispatched task's ``workers``
         self.completion = LaneCompletion(self.env, self._done)
+        # The fault points that may fire in this lane (sim.faultpoints); bound by the leaf lanes.
+        self.points = None
+        if node.sim.points is not None:
+            node.sim.points.scopes.add(scope)
         # The execution in flight: what the completion event reports.
         self.task: Task | None = None
         self.member = 0
@@ -101,6 +106,8 @@ class Lane:
         dur = self.c_call + task.durations[member]
         if self.jitter:
             dur *= 1.0 + self.jitter * (2.0 * self.rng.random() - 1.0)
+        if self.points is not None:
+            start, dur = self._fault_points(task, start, dur)
         end = start + dur
         if task.start is None or start < task.start:
             task.start = start
@@ -115,6 +122,19 @@ class Lane:
         env = self.env  # ``env.schedule(ev, NORMAL, delay)``, inlined with its arithmetic: once per task
         now = env._now
         heappush(env._queue, (now + (end + self.c_complete - now), NORMAL, next(env._eid), ev))
+
+    def _fault_points(self, task: Task, start: float, dur: float) -> tuple[float, float]:
+        """``dispatch_late`` and ``slow_sub`` / ``slow_chip`` (:mod:`sim.faultpoints`) on one launch."""
+        points = self.points
+        assert points is not None
+        name = task._name or task.name
+        p = points.fires("dispatch_late", self.scope, name)
+        if p is not None:
+            start += p.delay_us
+        p = points.fires("slow_sub" if self.is_sub else "slow_chip", self.scope, name)
+        if p is not None:
+            dur *= p.factor
+        return start, dur
 
     def _done(self, ev: Event) -> None:
         task = self.task
@@ -143,6 +163,8 @@ class ChipLane(Lane):
 
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, False)
+        if node.sim.points is not None:
+            self.points = node.sim.points.bind(scope, "slow_chip", "dispatch_late")
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
         try:
@@ -160,6 +182,8 @@ class SubLane(Lane):
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, True)
         self.c_call = node.sim.profile.sub["call_overhead_us"]
+        if node.sim.points is not None:
+            self.points = node.sim.points.bind(scope, "slow_sub", "dispatch_late")
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
         m = task.members[member]

@@ -90,9 +90,9 @@ class Node:
     # fast attribute path (measured: ~4% of a 100k-task run).
     __slots__ = ("admission", "backpressure_timeout", "blocked_since", "c_complete", "c_dispatch", "c_release",
                  "c_run_begin", "c_run_end", "c_submit", "c_submit_tensor", "env", "group_fifo", "has_remote",
-                 "idle_subs", "level", "nl_lanes", "orch_cursor", "reserved", "ring_capacity", "rings", "run",
-                 "run_count", "sched_cursor", "scope", "scopes", "sim", "single_fifos", "sub_fifo", "sub_lanes",
-                 "tensormap", "trace")
+                 "idle_subs", "level", "nl_lanes", "orch_cursor", "points", "reserved", "ring_capacity", "ring_hold",
+                 "ring_waited", "rings", "run", "run_count", "sched_cursor", "scope", "scopes", "sim", "single_fifos",
+                 "sub_fifo", "sub_lanes", "tensormap", "trace")
 
     def __init__(self, sim: Simulation, scope: str, level: int, heap_ring_size: int | None) -> None:
         self.sim = sim
@@ -127,6 +127,11 @@ class Node:
         self.blocked_since: float | None = None
         self.run: RunState | None = None
         self.run_count = 0
+        # The ``ring_full`` fault point (sim.faultpoints), None unless it may fire here; the task a
+        # firing holds at the head of the admission queue until its wait is over.
+        self.points = sim.points.bind(scope, "ring_full") if sim.points is not None else None
+        self.ring_hold: Task | None = None
+        self.ring_waited: Task | None = None  # the last one held: it does not pass the point again
 
     # ------------------------------------------------------------------ elaboration
 
@@ -248,7 +253,7 @@ class Node:
         ring = self.rings[task.ring]
         if self.admission or ring.top - ring.tail + task.heap_bytes > ring.capacity:  # not ``ring.fits``
             self._orch_step(task, cost)  # waits behind the blocked step
-        else:
+        elif self.points is None or not self._ring_full(task, cost):
             self._admit(task, cost)
         return task
 
@@ -312,7 +317,40 @@ class Node:
             if self.blocked_since is None:
                 self._start_backpressure(task)
             return
-        self._admit(task, cost)
+        if self.points is None or not self._ring_full(task, cost):
+            self._admit(task, cost)
+
+    def _ring_full(self, task: Task, cost: float, queued: bool = False) -> bool:
+        """Fault point ``ring_full``: the allocation finds its ring full and blocks for ``delay_us``.
+
+        Every allocation passes the point once, when the Orchestrator thread gets to it (a step that
+        waited behind another passes it when it reaches the head with room in its ring). A firing
+        blocks the thread exactly as real back-pressure does (``docs/orchestrator.md`` §5,
+        "Back-pressure rationale"): later steps queue behind it, and a wait longer than the
+        back-pressure timeout fails the run with RESOURCE_EXHAUSTED. True if the point fired.
+        """
+        assert self.points is not None
+        if task is self.ring_waited:
+            return False
+        p = self.points.fires("ring_full", self.scope, task.name)
+        if p is None:
+            return False
+        if not queued:
+            self.admission.append((task, cost))
+        self.ring_hold = task
+        # Scheduled before the back-pressure timer: a wait equal to the timeout still ends in time.
+        ev = Timeout(self.env, p.delay_us, task)
+        ev.callbacks.append(self._ring_hold_over)
+        self._start_backpressure(task)
+        return True
+
+    def _ring_hold_over(self, ev: Event) -> None:
+        task: Task = ev._value
+        if self.ring_hold is task:
+            self.ring_hold = None
+            self.ring_waited = task
+            if self._blocked_head() is task:
+                self._drain_admission()
 
     def _admit(self, task: Task, cost: float) -> None:
         now = self.env._now
@@ -360,7 +398,9 @@ class Node:
                 self._release_scope(head)
                 continue
             task, cost = head
-            if not self.rings[task.ring].fits(task.heap_bytes):
+            if task is self.ring_hold or not self.rings[task.ring].fits(task.heap_bytes):
+                return
+            if self.points is not None and self._ring_full(task, cost, True):
                 return
             adm.popleft()
             self.blocked_since = None

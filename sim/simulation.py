@@ -19,6 +19,7 @@ import simpy
 from sim.collector import collector_paused
 from sim.cost import Profile, load_profile, profile_for_platform
 from sim.errors import ErrorClass, InvalidArgument
+from sim.faultpoints import FaultPoints
 from sim.record import CallRecord, Outcome, RunRecord, TaskRecord
 from sim.trace import Trace
 
@@ -41,7 +42,8 @@ class SimConfig:
     - ``trace``: record the event trace (records and stamps are kept either way);
     - ``backpressure_timeout_us``: how long a blocked ring allocation waits before the
       run fails (upstream's allocator timeout, 10 s);
-    - ``faults``: a :class:`sim.remote.faults.FaultPlan` of link and session faults, or None;
+    - ``faults``: a :class:`sim.remote.faults.FaultPlan` of link and session faults and named fault
+      points (:mod:`sim.faultpoints`), or None;
     - ``mode``: ``conformance`` (default: only what upstream ships -- the RoCE / HCCS / UB transport
       profiles and Remote CommDomain controls are rejected as NotSupported) or ``experiment``
       (those transports become what-if links timed from ``profile.transports[name]``).
@@ -88,6 +90,14 @@ class Simulation:
         self.trace = Trace(config.trace)
         self._tasks: list[Task] = []
         self._trace_mark = 0
+        # Named fault points of the plan (sim.faultpoints); None when it enables none, so each site
+        # costs one ``is None`` test.
+        self.points: FaultPoints | None = FaultPoints.from_plan(self, config.faults)
+        # Which faults took effect since the last record: fault kind (``LinkCut``, ``point:slow_sub``)
+        # -> times. Faults that take effect at a set instant (``SessionCrash``) wait in
+        # ``_timed_hits`` and count once virtual time has reached them.
+        self._hits: dict[str, int] = {}
+        self._timed_hits: list[tuple[float, str]] = []
 
     @property
     def now(self) -> float:
@@ -96,6 +106,29 @@ class Simulation:
     def stream(self, component: str) -> np.random.Generator:
         """The random stream of one component: seeded by (seed, crc32 of its scope name)."""
         return np.random.default_rng([self.config.seed, zlib.crc32(component.encode())])
+
+    def hit(self, kind: str) -> None:
+        """Count one effect of a fault of ``kind`` (a frame it lost or delayed, a control it failed, ...)."""
+        hits = self._hits
+        hits[kind] = hits.get(kind, 0) + 1
+
+    def hit_at(self, at_us: float, kind: str) -> None:
+        """Count one effect of ``kind`` once virtual time reaches ``at_us`` (a crash while the run goes on)."""
+        self._timed_hits.append((at_us, kind))
+
+    @property
+    def fault_hits(self) -> dict[str, int]:
+        """Which faults took effect since the last record: kind -> count (kinds as the plan names them,
+        ``point:<name>`` for fault points)."""
+        timed = self._timed_hits
+        if timed:
+            now = self.env.now
+            due = [k for at, k in timed if at <= now]
+            if due:
+                self._timed_hits = [(at, k) for at, k in timed if at > now]
+                for k in due:
+                    self.hit(k)
+        return self._hits
 
     def log_task(self, task: Task) -> None:
         self._tasks.append(task)
@@ -106,6 +139,8 @@ class Simulation:
 
         with collector_paused():  # one record per task and one event per trace entry, all kept
             rec = RunRecord(backend="sim", metadata=dict(metadata))
+            rec.metadata["faults_hit"] = {k: v for k, v in sorted(self.fault_hits.items()) if v}
+            self._hits = {}
             for t in self._tasks:
                 if t.kind is TaskKind.ALLOC:
                     continue

@@ -276,6 +276,8 @@ class Worker:
             check_local_faults(self)
 
             start_remote(self, sim)
+            if sim.points is not None:
+                sim.points.check_targets()  # after the remote sessions have elaborated their scopes
         except BaseException:
             self._close_remote()
             self._set_tree_state(_Lifecycle.FAILED)

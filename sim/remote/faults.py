@@ -28,6 +28,9 @@ Fault kinds (the failure modes of upstream ``docs/remote-l3-worker-design/protoc
   ``outcome="timeout"`` the session applies the control but withholds the reply, so the parent's
   command timeout fails the endpoint ("Ordering"). ``control`` also takes the short names
   ``prepare`` / ``commit`` / ``abort`` / ``unregister`` of the register-family controls.
+- :class:`~sim.faultpoints.FaultPoint` -- a named fault point inside the model (slow SUB or chip
+  task, full heap ring, lost CONTROL reply, late HEALTH or COMPLETION, ...), see
+  :mod:`sim.faultpoints`; its ``target`` is a scope-name prefix, checked against the tree at ``init()``.
 
 No wall clock and no global random state are involved: the same plan and seed give the same trace.
 """
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import InvalidArgument
+from sim.faultpoints import FaultPoint, describe_point
 from sim.remote.wire_base import FrameType
 
 LANES = ("both", "health")
@@ -264,8 +268,8 @@ class LocalControlFault:
             raise InvalidArgument(f"LocalControlFault.probability must be in (0, 1], got {self.probability!r}")
 
 
-Fault = LinkCut | LinkDelay | LinkClog | SessionCrash | FrameFault | ControlFault | LocalControlFault
-_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, FrameFault, ControlFault, LocalControlFault)
+Fault = LinkCut | LinkDelay | LinkClog | SessionCrash | FrameFault | ControlFault | LocalControlFault | FaultPoint
+_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, FrameFault, ControlFault, LocalControlFault, FaultPoint)
 
 
 @dataclass(frozen=True)
@@ -291,8 +295,8 @@ class FaultPlan:
     def check_workers(self, remote_ids: list[int]) -> None:
         """Reject a fault naming a worker id that is not a remote worker of the topology."""
         for f in self.faults:
-            if isinstance(f, LocalControlFault):
-                continue  # checked against the local children by sim.install.check_local_faults
+            if isinstance(f, LocalControlFault | FaultPoint):
+                continue  # checked against the tree's scopes (sim.install.check_local_faults, FaultPoints)
             if f.worker not in remote_ids:
                 raise InvalidArgument(f"fault plan: {f!r} names worker {f.worker}, but the remote workers are "
                                       f"{sorted(remote_ids) or 'none'}")
@@ -300,6 +304,8 @@ class FaultPlan:
 
 def describe(f: Fault) -> str:
     """A one-line description of a fault for the trace."""
+    if isinstance(f, FaultPoint):
+        return describe_point(f)
     if isinstance(f, LinkCut):
         return f"link cut ({f.lanes})"
     if isinstance(f, LinkDelay):
@@ -319,7 +325,7 @@ def describe(f: Fault) -> str:
 
 
 def injected_at(f: Fault) -> float:
-    """When a fault takes effect (frame faults: from the start)."""
+    """When a fault takes effect (frame faults and fault points: from the start)."""
     if isinstance(f, LinkCut | SessionCrash):
         return f.at_us
     if isinstance(f, LinkDelay | LinkClog):

@@ -208,6 +208,8 @@ class RemoteSet:
         try:
             for wid, ep in self.endpoints.items():
                 crashes = [f.at_us for f in (plan.for_worker(wid) if plan else ()) if isinstance(f, SessionCrash)]
+                if crashes:  # counted in Simulation.fault_hits once virtual time reaches it
+                    sim.hit_at(min(crashes), "SessionCrash")
                 ep.open(self._manifest(sim, wid, ep), min(crashes) if crashes else None, self._timeout_us(),
                         resolved)
             sim.env.run(until=done)

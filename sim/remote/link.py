@@ -65,17 +65,24 @@ class LinkModel:
         tr = self.trace
         tr.add(now, EventKind.FRAME, self.scope, label, f"{direction} {lane} {len(data)}B")
         depart = now
+        sim = self.sim
         for c in self.clogs:
             if c.start_us <= now < c.end_us and c.end_us > depart:
                 depart = c.end_us
                 tr.add(now, EventKind.FAULT, self.scope, label, f"clogged until {c.end_us:g}")
-        extra = sum(d.extra_us for d in self.delays if d.start_us <= now < d.end_us)
+                sim.hit("LinkClog")
+        extra = 0.0
+        for d in self.delays:
+            if d.start_us <= now < d.end_us:
+                extra += d.extra_us
+                sim.hit("LinkDelay")
         for f in self.frame_faults:
             if f.type is not ftype:
                 continue
             hit = f.ordinal == n if f.ordinal is not None else self.rng.random() < f.probability
             if not hit:
                 continue
+            sim.hit("FrameFault")
             if f.action == "drop":
                 tr.add(now, EventKind.FAULT, self.scope, label, f"dropped ({describe(f)})")
                 return
@@ -86,6 +93,7 @@ class LinkModel:
         cut = self._cut_at(lane)
         if cut is not None and cut <= arrive:
             tr.add(now, EventKind.FAULT, self.scope, label, f"lost: link cut at {cut:g}")
+            sim.hit("LinkCut")
             return
         self.last_arrival[key] = arrive
         ev = Timeout(self.env, arrive - now, data)

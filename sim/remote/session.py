@@ -215,6 +215,8 @@ class RemoteSession:
         self.queue: deque[Frame] = deque()
         self.staged: dict[bytes, Callable[..., Any]] = {}
         self.control_faults = ControlFaults.for_session(sim, scope, self.worker_id)
+        self.points = (sim.points.bind(scope, "control_reply_lost", "health_late", "task_reply_late")
+                       if sim.points is not None else None)  # sim.faultpoints
         self.inner_handles: dict[str, CallableHandle] = {}
         # Prestart: resolve every dispatcher target, build and bring up the inner L3 Worker.
         self.registry: dict[bytes, Callable[..., Any]] = {
@@ -276,8 +278,12 @@ class RemoteSession:
 
     def send_health(self) -> None:
         self.health_seq += 1
-        self._send(HEALTH, Frame(self._header(FrameType.HEALTH, self.health_seq), HealthPayload()),
-                   f"HEALTH#{self.health_seq}")
+        frame = Frame(self._header(FrameType.HEALTH, self.health_seq), HealthPayload())
+        label = f"HEALTH#{self.health_seq}"
+        if self.points is not None and (p := self.points.fires("health_late", self.scope, label)) is not None:
+            fire_at(self.env, p.delay_us, lambda: self._send(HEALTH, frame, label))  # leaves late
+            return
+        self._send(HEALTH, frame, label)
 
     # ------------------------------------------------------------------ receiving
 
@@ -349,9 +355,17 @@ class RemoteSession:
         _ACTIVE.append(self)
         try:
             self.node.begin_run(fn, Orchestrator(self.inner), view, cfg,
-                                lambda run: self._task_done(seq, digest, run))
+                                lambda run: self._task_ended(seq, digest, run))
         finally:
             _ACTIVE.pop()
+
+    def _task_ended(self, seq: int, digest: bytes, run: Any) -> None:
+        """Fault point ``task_reply_late``: the COMPLETION leaves ``delay_us`` late; the session stays busy."""
+        if self.points is not None and (p := self.points.fires("task_reply_late", self.scope,
+                                                               f"COMPLETION#{seq}")) is not None:
+            fire_at(self.env, p.delay_us, lambda: self._task_done(seq, digest, run))
+            return
+        self._task_done(seq, digest, run)
 
     def _task_done(self, seq: int, digest: bytes, run: Any) -> None:
         self.busy = False
@@ -382,6 +396,7 @@ class RemoteSession:
         try:
             if fault is not None:
                 self.trace.add(self.env.now, EventKind.FAULT, self.scope, f"{name.name}#{seq}", describe(fault))
+                self.sim.hit("ControlFault")
                 if fault.outcome == "error":
                     raise RuntimeError(f"injected control fault ({describe(fault)})")
             reply = ControlReplyPayload(seq, name, result=self._apply(name, p.command))
@@ -390,6 +405,9 @@ class RemoteSession:
                 f"remote worker {self.worker_id} ({self.host}) {name.name} seq {seq}: {exc}"))
         if fault is not None and fault.outcome == "timeout":
             return  # applied, but the reply is withheld: the parent's command timeout decides
+        if self.points is not None and self.points.fires("control_reply_lost", self.scope,
+                                                         f"{name.name}#{seq}") is not None:
+            return  # the same, from fault point ``control_reply_lost``
         self.trace.add(self.env.now, EventKind.CONTROL, self.scope, f"{name.name}#{seq}",
                        "ok" if reply.error_code == 0 else reply.error_message)
         self._send(CMD, Frame(self._header(FrameType.CONTROL_REPLY, seq), reply), f"CONTROL_REPLY#{seq}")
