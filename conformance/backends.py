@@ -61,6 +61,7 @@ FEATURES = ("remote", "faults", "wire_codec", "timing", "concurrency", "backpres
 #: Fault kinds a case may ask for, and their parameters.
 FAULT_KINDS = {
     "session_crash": ("worker", "at_us"),
+    "session_hang": ("worker", "at_us"),
     "link_cut": ("worker", "at_us", "lanes"),
     "link_delay": ("worker", "start_us", "end_us", "extra_us"),
     "frame_drop": ("worker", "frame_type", "ordinal"),
@@ -240,6 +241,8 @@ class SimAPI(RuntimeAPI):
             raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
         if kind == "session_crash":
             return f.SessionCrash(params["worker"], params.get("at_us", 0.0))
+        if kind == "session_hang":
+            return f.SessionHang(params["worker"], params.get("at_us", 0.0))
         if kind == "link_cut":
             return f.LinkCut(params["worker"], at_us=params.get("at_us", 0.0), lanes=params.get("lanes", "both"))
         if kind == "link_delay":

@@ -221,7 +221,17 @@ class LinkClogF(_Fault):
 
 
 class SessionCrashF(_Fault):
+    """The session process dies at ``at_us``: its sockets close, the parent fails the endpoint at once."""
+
     type: Literal["SessionCrash"]
+    worker: WorkerRef
+    at_us: float = Field(ge=0)
+
+
+class SessionHangF(_Fault):
+    """The session process stops at ``at_us`` (alive, silent): only health expiry fails the endpoint."""
+
+    type: Literal["SessionHang"]
     worker: WorkerRef
     at_us: float = Field(ge=0)
 
@@ -266,7 +276,7 @@ class FaultPointF(_Fault):
                                                           "(default: anywhere)")
 
 
-FaultDef = Annotated[LinkCutF | LinkDelayF | LinkClogF | SessionCrashF | FrameFaultF | ControlFaultF
+FaultDef = Annotated[LinkCutF | LinkDelayF | LinkClogF | SessionCrashF | SessionHangF | FrameFaultF | ControlFaultF
                      | LocalControlFaultF | FaultPointF, Field(discriminator="type")]
 
 

@@ -265,6 +265,7 @@ class HwWorker:
         self._remote: list[int] = []  # relay index of each remote worker, in attach order
         self._remote_ids: set[str] = set()  # "w<id>" of each remote worker, as task records name workers
         self._crash_after_submit: list[int] = []
+        self._hang_after_submit: list[int] = []
         self.platform = platform
         self._obs_dir = observation_dir()
         # Chip workers need a runtime variant; the sim's default one, as upstream's examples use.
@@ -371,6 +372,8 @@ class HwWorker:
         self._remote_ids.add(f"w{wid}")
         if any(f.kind == "session_crash" and float(f.params.get("at_us", 0.0)) for f in faults):
             self._crash_after_submit.append(relay)
+        elif any(f.kind == "session_hang" and float(f.params.get("at_us", 0.0)) for f in faults):
+            self._hang_after_submit.append(relay)
         return wid
 
     # The remote-memory calls (``buffers-and-transports.md`` "Remote Memory API") go to the runtime as
@@ -421,6 +424,8 @@ class HwWorker:
             orch_fn(HwOrchestrator(o, self), a, c)
             while self._crash_after_submit:  # a session crash with at_us > 0: its tasks are in flight
                 self._sessions.kill_session(self._crash_after_submit.pop(0))
+            while self._hang_after_submit:  # a session hang with at_us > 0: the same moment, SIGSTOP
+                self._sessions.hang_session(self._hang_after_submit.pop(0))
 
         try:
             self._real.run(orchestrate, args, config)

@@ -33,7 +33,7 @@ _ABSENT = {
     "TensorSpec": "TensorSpec is the simulator's shape-only tensor for timing runs; the real runtime runs on data",
 }
 #: Fault kinds the hw backend injects for real (:mod:`hw_backend.remote`).
-_HW_FAULTS = ("session_crash", "link_cut", "link_delay", "frame_drop", "control_error")
+_HW_FAULTS = ("session_crash", "session_hang", "link_cut", "link_delay", "frame_drop", "control_error")
 
 
 class _MissingKernel:

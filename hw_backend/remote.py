@@ -24,6 +24,10 @@ Faults (``rt.fault(kind, ...)``, the same kinds as the sim's ``FaultPlan``), on 
 - ``session_crash(worker, at_us)``: SIGKILL the session's process group: during start-up when
   ``at_us`` is 0 (as soon as the daemon announces it, before the parent connects), else right after
   the orchestration function that submits to it returns (its tasks are in flight or queued).
+- ``session_hang(worker, at_us)``: SIGSTOP the session's process group at the same two moments: the
+  session stays alive with its sockets open but sends and runs nothing, so only the parent's health
+  watch or command timeout can fail the endpoint. :meth:`RemoteSessions.close` kills a stopped
+  session (SIGKILL ends a stopped process) without waiting for it to exit on its own.
 """
 
 from __future__ import annotations
@@ -149,6 +153,12 @@ def _kill_announced(_n: int, reply: dict[str, Any]) -> None:
         _crash_group(int(reply["pid"]))
 
 
+def _stop_announced(_n: int, reply: dict[str, Any]) -> None:
+    """A session hang during start-up: the session the daemon just forked stops before its HELLO."""
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        _signal_group(int(reply["pid"]), signal.SIGSTOP)
+
+
 def rules_for(faults: Sequence[HwFault]) -> tuple[list[Rule], list[Rule]]:
     """(command-lane rules, health-lane rules) for one session's faults."""
     command: list[Rule] = []
@@ -182,6 +192,7 @@ class RemoteSessions:
         self.seed = seed
         self._daemons: dict[str, tuple[subprocess.Popen[bytes] | None, tuple[str, int]]] = {}
         self.relays: list[BootstrapRelay] = []
+        self._stopped: set[int] = set()  # relay indices whose session a session_hang stopped
 
     def attach(self, logical: str, faults: Sequence[HwFault] = ()) -> int:
         """Start a relay (with ``faults`` as its rules) in front of the daemon of logical endpoint
@@ -189,9 +200,12 @@ class RemoteSessions:
         daemon = self._daemon(logical)
         command, health = rules_for(faults)
         crash_at_start = any(f.kind == "session_crash" and not float(f.params.get("at_us", 0.0)) for f in faults)
-        relay = BootstrapRelay(daemon, command, health, seed=self.seed,
-                               on_session=_kill_announced if crash_at_start else None).start()
+        hang_at_start = any(f.kind == "session_hang" and not float(f.params.get("at_us", 0.0)) for f in faults)
+        on_session = _kill_announced if crash_at_start else _stop_announced if hang_at_start else None
+        relay = BootstrapRelay(daemon, command, health, seed=self.seed, on_session=on_session).start()
         self.relays.append(relay)
+        if hang_at_start and not crash_at_start:
+            self._stopped.add(len(self.relays) - 1)
         return len(self.relays) - 1
 
     def endpoint(self, index: int) -> str:
@@ -231,6 +245,16 @@ class RemoteSessions:
         _crash_group(pid)
         return True
 
+    def hang_session(self, index: int) -> bool:
+        """SIGSTOP the process group of the ``index``-th session (alive, silent); False when it has no
+        pid yet."""
+        pid = self.session_pid(index)
+        if pid is None:
+            return False
+        _signal_group(pid, signal.SIGSTOP)
+        self._stopped.add(index)
+        return True
+
     def _lanes(self) -> list[tuple[int, str, Any]]:
         return [(i, lane, proxy) for i, r in enumerate(self.relays) for s in r.sessions
                 for lane, proxy in (("command", s.command), ("health", s.health))]
@@ -263,7 +287,7 @@ class RemoteSessions:
         deadline = time.monotonic() + grace_s
         for i in range(len(self.relays)):
             pid = self.session_pid(i)
-            while pid is not None and _group_alive(pid) and time.monotonic() < deadline:
+            while pid is not None and i not in self._stopped and _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
             self.kill_session(i)  # a session whose parent already closed it is gone: nothing to kill
         for relay in self.relays:
@@ -273,3 +297,4 @@ class RemoteSessions:
                 self._stop(proc)
         self.relays.clear()
         self._daemons.clear()
+        self._stopped.clear()

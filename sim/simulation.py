@@ -146,9 +146,11 @@ class Simulation:
                     continue
                 if not t.terminal:
                     # Only work a parent abandoned can still be running when its run has ended: a
-                    # remote session's task behind a failed endpoint. Its end is unknown to the user.
-                    t.error_class = ErrorClass.UNCERTAIN_STATE.value
-                    t.error = "still running on an abandoned endpoint when the record was taken"
+                    # remote session's task behind a failed endpoint, or one a crashed or stopped
+                    # session process froze (it set its own reason). Its end is unknown to the user.
+                    if t.error_class != ErrorClass.UNCERTAIN_STATE.value or not t.error:
+                        t.error_class = ErrorClass.UNCERTAIN_STATE.value
+                        t.error = "still running on an abandoned endpoint when the record was taken"
                     outcome = Outcome.FAILED
                 elif t.not_run:
                     outcome = Outcome.NOT_RUN

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from functools import partial
 from operator import itemgetter
@@ -83,6 +83,21 @@ class Trace:
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
         if self.enabled:
             self._raw.append((t, kind, scope, subject, detail))
+
+    def retract(self, mark: int, drop: Callable[[tuple], bool]) -> int:
+        """Withdraw the events recorded after the first ``mark`` for which ``drop(event)`` is true.
+
+        Only for events the engine stamped ahead of the instant it processed them (see
+        :meth:`ordered`) that turned out never to happen -- a remote session process that dies or
+        stops takes its future with it. Events before ``mark`` (already handed out in a record) are
+        kept. Returns how many were withdrawn; the list object is kept, as :attr:`record` is bound to it.
+        """
+        raw = self._raw
+        tail = raw[mark:]
+        keep = [e for e in tail if not drop(e)]
+        if len(keep) != len(tail):
+            raw[mark:] = keep
+        return len(tail) - len(keep)
 
     def since(self, mark: int) -> list[TraceEvent]:
         """The events recorded after the first ``mark`` (a previous ``len(trace)``), in virtual-time order."""

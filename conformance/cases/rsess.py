@@ -184,3 +184,24 @@ def roce_not_supported(rt, ctx):
     rt.require("remote")
     with ctx.expect_error("add_remote_worker(transport='roce')", "NOT_SUPPORTED"):
         rt.Worker(4).add_remote_worker(remote_spec(rt, 9000, transport="roce"))
+
+
+@case("RSESS-015", "A hung session (alive, silent) fails its in-flight task with ENDPOINT_FAILURE; others complete",
+      spec=FAILURE)
+def hang_mid_task(rt, ctx):
+    # A stopped session process keeps its sockets open, so no closed connection tells the parent: only the
+    # health watch (or the command timeout) can, and then the in-flight task gets a fabricated endpoint
+    # failure (protocol.md "Ordering"; remote-l3-worker-design.md "Session execution rules"). Compare
+    # RSESS-011, where the process dies and its closed connection fails the endpoint at once.
+    rt.require("remote", "faults")
+    w, _, rids = remote_l4(rt, 2, faults=[rt.fault("session_hang", worker=0, at_us=2000.0)], register_add=True)
+    h = w.register(rt.RemoteCallable(rt.remote_target("chain")), workers=rids)
+    w.init()
+
+    def orch(o, _a, _c):
+        o.submit_next_level(h, _scalars(rt, 6), worker=rids[0])
+        o.submit_next_level(h, _scalars(rt, 1), worker=rids[1])
+
+    rec = ctx.run_expecting(w, orch, ("TASK_FAILURE", "ENDPOINT_FAILURE"))
+    ctx.expect_outcomes(rec, {"l4:r1:t1": ("FAILED", "ENDPOINT_FAILURE"), "l4:r1:t2": "COMPLETED"})
+    w.close()

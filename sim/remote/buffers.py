@@ -497,14 +497,39 @@ class BufferRegistry:
             self._wait(events)
 
     def close(self) -> None:
-        """Session shutdown: pending cleanups are sent first; what stays is freed by SHUTDOWN or is UNCERTAIN."""
+        """``close()`` before SHUTDOWN: every handle ends FREED (confirmed) or UNCERTAIN (not confirmed).
+
+        Handles the user still holds are released by close itself, importer mappings before owner
+        allocations. Then every cleanup control is sent and its reply waited for, in dependency order:
+        an owner's FREE_REMOTE_BUFFER goes only after each of its imports' RELEASE_IMPORT was confirmed
+        (``buffers-and-transports.md`` "Release Policy": physical free waits until imports have
+        drained; "HCOMM Adapter Contract": a control returns only on its reply or on a timeout or
+        disconnect turned into a failed reply; ``docs/remote-l3-worker-design.md`` "Buffer
+        Lifecycle"). A handle is marked FREED only on its confirmation. What stays unconfirmed -- its
+        endpoint failed, its control failed again, or it waits on an import that could not be
+        released -- is UNCERTAIN with the reason; the SHUTDOWN that follows may free it, but no reply
+        ever says so.
+        """
+        live = [h for h in self.handles if h._state is LIVE]
+        for h in [h for h in live if h.is_imported] + [h for h in live if not h.is_imported]:
+            h._state = RELEASED
+            self.pending.append(h)
+            self.trace.add(self.sim.now, EventKind.CONTROL, self.scope, "close", f"{_label(h)} released")
         self.fence()
         for h in list(self.pending):
+            if h not in self.pending:
+                continue  # settled as a side effect of an earlier one
             ep = self.rs.endpoints[h._worker_id]
-            if ep.state.value == "READY" and not h.live_slot_refs():
-                self._settle(h, FREED, None)  # the session frees everything it holds at SHUTDOWN
+            if h._error is not None:
+                err: SimError = h._error
+            elif ep.state.value != "READY":
+                err = EndpointFailure(f"worker {h._worker_id} is {ep.state.value}")
+            elif h.live_slot_refs():
+                err = UncertainState(f"{_label(h)} is still referenced by a task that is not terminal")
             else:
-                self._settle(h, UNCERTAIN, h._error or EndpointFailure(f"worker {h._worker_id} is {ep.state.value}"))
+                err = UncertainState(f"{_label(h)}: an import of it could not be released, so its free was "
+                                     f"never sent")
+            self._settle(h, UNCERTAIN, err)
 
 
 def _label(h: Any) -> str:

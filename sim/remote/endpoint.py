@@ -15,6 +15,9 @@ Spec: upstream ``docs/remote-l3-worker-design/protocol.md``:
   do not re-admit it), and pending slots whose only eligible target was this endpoint fail
   (their consumers are poisoned NOT_RUN by the normal completion path). Every wait is bounded:
   a request unanswered for ``remote_session_timeout_s`` fails the endpoint the same way.
+- "COMPLETION Payload" / "CONTROL_REPLY Payload" (the process exits) and ``buffers-and-transports.md``
+  "HCOMM Adapter Contract" (a disconnect becomes a failed reply): when the session's connection
+  closes (its process died), the endpoint fails the same way at once, not at health expiry.
 
 Health is modeled only while the parent watches the endpoint -- a request is in flight or queued,
 or a submitted task targeting it is not yet terminal. Idle periods are elided (no frames, no
@@ -130,14 +133,15 @@ class RemoteEndpoint:
     # ------------------------------------------------------------------ start-up
 
     def open(self, manifest: BootstrapManifest, crash_at: float | None, startup_timeout_us: float,
-             on_resolved: Callable[[SimError | None], None]) -> None:
+             on_resolved: Callable[[SimError | None], None], hang_at: float | None = None) -> None:
         """Hand the manifest to the daemon and start the session; ``on_resolved`` reports READY or failure.
 
         Manifest errors raise at once (the daemon refuses the session before any runner exists).
+        ``crash_at`` / ``hang_at``: when the plan's SessionCrash / SessionHang of this session take effect.
         """
         self.session_id = manifest.session_id
         self.session = RemoteSession(self.sim, f"{self.scope}.l3", manifest, self.link, self.receive, crash_at,
-                                     self.host)
+                                     self.host, hang_at=hang_at, on_closed=self._connection_closed)
         self.state = EndpointState.CONNECTING
         self._on_resolved = on_resolved
         self.trace.add(self.env.now, EventKind.CONTROL, self.scope, "session", f"open {self.session_id:#x}")
@@ -253,6 +257,19 @@ class RemoteEndpoint:
             self._pump()
         else:
             self._reject(f"{ftype.name} is not a session-to-parent frame")
+
+    def _connection_closed(self) -> None:
+        """The session's end of the connection closed (its process exited): end-of-stream on the
+        command lane. The endpoint fails at once, as the parent's reader cannot go on
+        (``protocol.md`` "COMPLETION Payload" / "CONTROL_REPLY Payload": when the process exits, every
+        in-flight request gets a fabricated failure; ``buffers-and-transports.md`` "HCOMM Adapter
+        Contract": a disconnect is converted into a failed reply)."""
+        if self.state in (EndpointState.NEW, EndpointState.FAILED, EndpointState.CLOSED):
+            return
+        req = self.inflight
+        what = f"the reply to {req.label}#{req.seq}" if req is not None else "a frame"
+        self.fail(f"connection closed by the session: socket closed while reading {what} "
+                  f"(the session process exited)")
 
     def _hello(self, p: Any) -> None:
         if self.state is not EndpointState.CONNECTING:

@@ -14,7 +14,15 @@ Fault kinds (the failure modes of upstream ``docs/remote-l3-worker-design/protoc
   lane only (``lanes="health"``);
 - :class:`LinkDelay` -- frames sent in ``[start_us, end_us)`` take ``extra_us`` longer;
 - :class:`LinkClog` -- frames sent in ``[start_us, end_us)`` queue and leave at ``end_us``, in order;
-- :class:`SessionCrash` -- the remote session process dies at ``at_us``; it sends nothing after;
+- :class:`SessionCrash` -- the remote session process dies at ``at_us``: nothing it held runs on
+  (its inner Worker's unfinished tasks never start or complete), its sockets close, and the parent
+  sees the closed connection one link latency later and fails the endpoint at once (``protocol.md``
+  "COMPLETION Payload": if the process exits, the parent fabricates the endpoint failure;
+  ``buffers-and-transports.md`` "A2 RoCE HCOMM Profile": disconnects become endpoint failures);
+- :class:`SessionHang` -- the remote session process stops at ``at_us`` but stays alive (SIGSTOP):
+  it sends nothing, runs nothing, and its sockets stay open, so only health expiry (or a command
+  timeout) detects it (``protocol.md`` "Ordering", ``docs/remote-l3-worker-design.md`` "Session
+  execution rules");
 - :class:`FrameFault` -- drop or delay chosen frames of one frame type: the ``ordinal``-th one
   (1-based, counted per endpoint and type), or each with ``probability`` drawn from the seeded
   stream ``Simulation.stream("faults.<endpoint scope>")``.
@@ -126,6 +134,18 @@ class SessionCrash:
     def __post_init__(self) -> None:
         _worker(self.worker, "SessionCrash")
         object.__setattr__(self, "at_us", _time(self.at_us, "SessionCrash.at_us"))
+
+
+@dataclass(frozen=True)
+class SessionHang:
+    """The remote session of ``worker`` stops answering at ``at_us``: alive, silent, idle; sockets open."""
+
+    worker: int
+    at_us: float
+
+    def __post_init__(self) -> None:
+        _worker(self.worker, "SessionHang")
+        object.__setattr__(self, "at_us", _time(self.at_us, "SessionHang.at_us"))
 
 
 @dataclass(frozen=True)
@@ -268,8 +288,10 @@ class LocalControlFault:
             raise InvalidArgument(f"LocalControlFault.probability must be in (0, 1], got {self.probability!r}")
 
 
-Fault = LinkCut | LinkDelay | LinkClog | SessionCrash | FrameFault | ControlFault | LocalControlFault | FaultPoint
-_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, FrameFault, ControlFault, LocalControlFault, FaultPoint)
+Fault = (LinkCut | LinkDelay | LinkClog | SessionCrash | SessionHang | FrameFault | ControlFault | LocalControlFault
+         | FaultPoint)
+_KINDS = (LinkCut, LinkDelay, LinkClog, SessionCrash, SessionHang, FrameFault, ControlFault, LocalControlFault,
+          FaultPoint)
 
 
 @dataclass(frozen=True)
@@ -314,6 +336,8 @@ def describe(f: Fault) -> str:
         return f"link clog until {f.end_us:g}"
     if isinstance(f, SessionCrash):
         return "session crash"
+    if isinstance(f, SessionHang):
+        return "session hang"
     if isinstance(f, LocalControlFault):
         which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
         return f"local control {f.outcome} {f.control}{which}"
@@ -326,7 +350,7 @@ def describe(f: Fault) -> str:
 
 def injected_at(f: Fault) -> float:
     """When a fault takes effect (frame faults and fault points: from the start)."""
-    if isinstance(f, LinkCut | SessionCrash):
+    if isinstance(f, LinkCut | SessionCrash | SessionHang):
         return f.at_us
     if isinstance(f, LinkDelay | LinkClog):
         return f.start_us

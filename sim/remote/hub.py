@@ -26,7 +26,7 @@ from sim.callable_identity import describe_import_target
 from sim.errors import EndpointFailure, InvalidArgument, InvalidState, SimError, UnknownWorker
 from sim.registry import CallableHandle, Registration
 from sim.remote.endpoint import EndpointState, RemoteEndpoint, RemoteLane
-from sim.remote.faults import FaultPlan, SessionCrash
+from sim.remote.faults import FaultPlan, SessionCrash, SessionHang
 from sim.remote.link import LinkModel
 from sim.remote.session import BootstrapManifest
 from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
@@ -210,8 +210,11 @@ class RemoteSet:
                 crashes = [f.at_us for f in (plan.for_worker(wid) if plan else ()) if isinstance(f, SessionCrash)]
                 if crashes:  # counted in Simulation.fault_hits once virtual time reaches it
                     sim.hit_at(min(crashes), "SessionCrash")
+                hangs = [f.at_us for f in (plan.for_worker(wid) if plan else ()) if isinstance(f, SessionHang)]
+                if hangs:
+                    sim.hit_at(min(hangs), "SessionHang")
                 ep.open(self._manifest(sim, wid, ep), min(crashes) if crashes else None, self._timeout_us(),
-                        resolved)
+                        resolved, hang_at=min(hangs) if hangs else None)
             sim.env.run(until=done)
         except BaseException:
             self.close()

@@ -108,6 +108,38 @@ class LinkModel:
         cut = self._cut_at(CMD)
         return cut is None or t < cut
 
+    def send_close(self, lane: str, direction: str, deliver: Callable[[], None]) -> None:
+        """The sender's socket closes now: ``deliver()`` runs when the peer reads end-of-stream.
+
+        A closed connection is seen like a frame of no bytes on that lane and direction: after
+        the link's one-way time, never before a frame sent earlier on it (TCP delivers the FIN
+        after the data), held by a clog, delayed by a delay, and never seen across a cut (the
+        peer then has only its timeouts).
+        """
+        now = self.env.now
+        tr = self.trace
+        tr.add(now, EventKind.FRAME, self.scope, "CLOSE", f"{direction} {lane} connection closed")
+        depart = now
+        for c in self.clogs:
+            if c.start_us <= now < c.end_us and c.end_us > depart:
+                depart = c.end_us
+                tr.add(now, EventKind.FAULT, self.scope, "CLOSE", f"clogged until {c.end_us:g}")
+                self.sim.hit("LinkClog")
+        extra = 0.0
+        for d in self.delays:
+            if d.start_us <= now < d.end_us:
+                extra += d.extra_us
+                self.sim.hit("LinkDelay")
+        key = (lane, direction)
+        arrive = max(depart + extra + self.link.transfer_us(0), self.last_arrival.get(key, 0.0))
+        cut = self._cut_at(lane)
+        if cut is not None and cut <= arrive:
+            tr.add(now, EventKind.FAULT, self.scope, "CLOSE", f"lost: link cut at {cut:g}")
+            self.sim.hit("LinkCut")
+            return
+        self.last_arrival[key] = arrive
+        fire_at(self.env, arrive - now, deliver)
+
 
 def foreign_origin(header: Any, session_id: int, worker_id: int) -> str | None:
     """Why a frame does not belong to this session and worker (protocol.md "Ordering"), or None."""

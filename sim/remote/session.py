@@ -19,6 +19,14 @@ lanes), and each ``module:qualname`` target is resolved by importing it. Every f
 session sends or receives is encoded and decoded with the SLR3 codec. Health frames are emitted
 on the parent's request while the parent watches the endpoint (see :mod:`sim.remote.endpoint`).
 
+Process faults (:mod:`sim.remote.faults`): a ``SessionCrash`` is the runner process's death -- at
+that instant nothing it held runs on (the inner Worker's unfinished tasks never start or complete;
+they are recorded FAILED with UNCERTAIN_STATE, as nobody can learn how far they got), it frees
+nothing at a later SHUTDOWN, and its sockets close, so the parent reads end-of-stream one link
+latency later (``protocol.md`` "COMPLETION Payload": when the process exits the parent fabricates
+the failure). A ``SessionHang`` stops the process the same way but leaves its sockets open: only the
+parent's health watch or command timeout can tell.
+
 Remote buffer controls and TASK tensor sidecars are served by :class:`sim.remote.buffers.SessionBuffers`
 (see that module). Out of scope here (left for later work): inner-registry controls
 (``INNER_L3_WORKER``); Global CommDomain controls are answered with a NOT_SUPPORTED error, as the
@@ -35,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sim.callable_identity import format_hashid, validate_import_target, verify_import_manifest
-from sim.errors import HashidMismatch, InvalidArgument, NotSupported, ProtocolError, UnknownCallable
+from sim.errors import ErrorClass, HashidMismatch, InvalidArgument, NotSupported, ProtocolError, UnknownCallable
 from sim.remote.faults import ControlFaults, describe
 from sim.remote.link import CMD, HEALTH, UP, LinkModel, fire_at, foreign_origin
 from sim.remote.spec import HOST_TCP, is_loopback
@@ -195,7 +203,8 @@ class RemoteSession:
     """One session runner: inner L3 Worker, dispatcher registry, ordered command handling."""
 
     def __init__(self, sim: Simulation, scope: str, manifest: BootstrapManifest, link: LinkModel,
-                 deliver_up: Callable[[bytes], None], crash_at: float | None, host: str) -> None:
+                 deliver_up: Callable[[bytes], None], crash_at: float | None, host: str, *,
+                 hang_at: float | None = None, on_closed: Callable[[], None] | None = None) -> None:
         installed = validate_manifest(manifest, what_if_transports=sim.config.mode == "experiment")
         self.sim = sim
         self.env = sim.env
@@ -207,6 +216,9 @@ class RemoteSession:
         self.link = link
         self.deliver_up = deliver_up
         self.crash_at = crash_at
+        self.hang_at = hang_at  # SessionHang: alive but stopped from here on (sim.remote.faults)
+        self.on_closed = on_closed  # the parent's end of the connection, told when the socket closes
+        self.halted: str | None = None  # "died" / "stopped" once a SessionCrash / SessionHang took effect
         self.host = host
         self.closed = False
         self.busy = False
@@ -249,12 +261,77 @@ class RemoteSession:
     # ------------------------------------------------------------------ liveness
 
     def alive(self) -> bool:
-        return not self.closed and (self.crash_at is None or self.env.now < self.crash_at)
+        now = self.env.now
+        return not self.closed and (self.crash_at is None or now < self.crash_at) and \
+            (self.hang_at is None or now < self.hang_at)
 
     def close(self) -> None:
-        if not self.closed:
+        """SHUTDOWN: the session frees what it holds -- if it is still there to do it (a crashed
+        process took everything with it, a stopped one does nothing)."""
+        if not self.closed and self.alive():
             self.buffers.shutdown()
         self.closed = True
+
+    def _arm_faults(self) -> None:
+        """Schedule the plan's SessionCrash / SessionHang of this session (the process exists from now)."""
+        if self.crash_at is not None:
+            fire_at(self.env, self.crash_at - self.env.now, self._crash)
+        if self.hang_at is not None:
+            fire_at(self.env, self.hang_at - self.env.now, self._hang)
+
+    def _crash(self) -> None:
+        """SessionCrash: the process dies now. Nothing it held runs on, and its sockets close: the
+        parent reads end-of-stream one link latency later (``protocol.md`` "COMPLETION Payload" --
+        the parent fabricates the endpoint failure when the process exits)."""
+        if self.closed:
+            return  # shut down before it could die
+        if self.halted is None:
+            self._halt("died")
+        self.closed = True  # a stopped process that is killed closes its sockets all the same
+        if self.on_closed is not None:
+            self.link.send_close(CMD, UP, self.on_closed)
+
+    def _hang(self) -> None:
+        """SessionHang: the process stops now (SIGSTOP): it runs nothing and sends nothing, but its
+        sockets stay open, so only the parent's health watch or command timeout can tell."""
+        if self.closed or self.halted is not None:
+            return
+        self._halt("stopped")
+
+    def _halt(self, how: str) -> None:
+        """Freeze everything this process held at this instant.
+
+        The inner Worker's lanes still busy never report their TASK_DONE (their completion events
+        are emptied), so nothing further is dispatched there; a blocked heap allocation never
+        resumes. Each unfinished inner task keeps the start it had by now (a start stamped later is
+        dropped: it never happened) and no end; the record shows it FAILED with UNCERTAIN_STATE, as
+        nobody -- parent or user -- can learn how far it got. Trace events the engine had stamped
+        ahead of now inside this session's scope are withdrawn (they describe what would have
+        happened), except those already handed out in an earlier record.
+        """
+        now = self.env.now
+        self.halted = how
+        node = self.node
+        for lane in (*node.nl_lanes, *node.sub_lanes):
+            if lane.busy:
+                lane.completion.callbacks = []  # the leaf's TASK_DONE is never observed
+        node.admission.clear()
+        node.blocked_since = None
+        scope, prefix = self.scope, self.scope + "."
+        self.trace.retract(self.sim._trace_mark,
+                           lambda e: e[0] > now and (e[2] == scope or e[2].startswith(prefix)))
+        why = (f"remote worker {self.worker_id} ({self.host}): the session process {how} at t={now:g}us before "
+               f"this task finished; no outcome of it ever reached the parent")
+        run = node.run
+        for t in (run.tasks if run is not None else ()):
+            if t.terminal:
+                continue
+            if t.start is not None and t.start > now:
+                t.start = None
+            t.end = None
+            t.error = why
+            t.error_class = ErrorClass.UNCERTAIN_STATE.value
+        self.trace.add(now, EventKind.FAULT, self.scope, "session", f"process {how}: nothing it held runs on")
 
     # ------------------------------------------------------------------ sending
 
@@ -270,6 +347,7 @@ class RemoteSession:
     def start(self, delay: float) -> None:
         """The runner is up after ``delay``: HELLO NOT_READY, prestart, then HELLO READY."""
         fire_at(self.env, delay, self._hello)
+        self._arm_faults()
 
     def _hello(self) -> None:
         for state in (ReadyState.NOT_READY, ReadyState.READY):
