@@ -177,18 +177,32 @@ def report(runs: tuple[Path, ...], out: Path) -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
 @click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the run's event trace (text) here (backends with a trace).")
-def run_scenario_cmd(scenario_file: Path, backend: str, seed: int, trace_out: Path | None) -> None:
-    """Run a YAML scenario on one backend, print its verdict; exit 1 on FAIL, CRASH or TIMEOUT."""
+@click.option("--invariant", "invariants", multiple=True,
+              help="Also check this invariant after the run: a built-in name (see 'tierbed campaign --help') or "
+                   "module:function (repeatable; adds to the file's own invariants:).")
+@click.pass_context
+def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed: int, trace_out: Path | None,
+                     invariants: tuple[str, ...]) -> None:
+    """Run a YAML scenario on one backend, print its verdict; exit 1 on FAIL, CRASH, TIMEOUT or a violated
+    invariant. A shrunk campaign case (a scenario with invariants:, or a target: case file) replays here."""
     from conformance.backends import BackendUnavailable, get_backend
+    from conformance.campaign.api import load_case
     from conformance.judge import FAILING
     from conformance.scenario import ScenarioError, load_scenario
     from conformance.scenario_runner import run_scenario
 
+    seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+    case = load_case(scenario_file) if scenario_file.is_file() else None
+    if case is not None:
+        _run_target_case(scenario_file, case, backend, seed if seed_given else None, invariants)
+        return
     try:
         get_backend(backend, seed)
         scn = load_scenario(scenario_file)
     except (BackendUnavailable, ScenarioError) as exc:
         raise click.ClickException(str(exc)) from None
+    if not seed_given and scn.seed is not None:
+        seed = scn.seed
     res = run_scenario(scn, backend, seed)
     click.echo(f"tierbed run: scenario {scn.scenario} ({scenario_file}), backend {backend}, seed {seed}")
     if scn.description:
@@ -211,8 +225,57 @@ def run_scenario_cmd(scenario_file: Path, backend: str, seed: int, trace_out: Pa
             click.echo(f"  trace       {trace_out}")
     click.echo(f"  verdict     {res.verdict.value}" + (f" ({res.judgment.summary[:200]})"
                                                        if res.judgment.summary else ""))
-    if res.verdict in FAILING:
+    names = list(dict.fromkeys([*scn.invariants, *invariants]))
+    violated = _check_invariants(scenario_file, scn.faults, names, backend, seed) if names else False
+    if res.verdict in FAILING or violated:
         raise SystemExit(1)
+
+
+def _check_invariants(file: Path, faults: list, names: list[str], backend: str, seed: int) -> bool:
+    """Run the scenario once more as a campaign case and print each invariant's result; True if any is violated."""
+    from conformance.campaign.api import run_case
+    from conformance.campaign.target import CampaignInputError, load_target
+
+    try:
+        target = load_target(file)
+        _obs, violations = run_case(target, seed, [f.model_dump(exclude_none=True) for f in faults], names,
+                                    liveness="liveness" in names, backend=backend)
+    except CampaignInputError as exc:
+        raise _InputError(str(exc)) from None
+    for n in names:
+        ev = violations.get(n)
+        click.echo(f"  invariant   {n}: " + (f"VIOLATED: {ev[0][:300]}" if ev else "holds"))
+    return bool(violations)
+
+
+def _run_target_case(file: Path, case: dict, backend: str, seed: int | None, extra: tuple[str, ...]) -> None:
+    """A shrunk case of a module:function target: target:, seed:, faults:, invariants:."""
+    from conformance.campaign.api import run_case
+    from conformance.campaign.target import CampaignInputError, load_target
+
+    names = list(dict.fromkeys([*(case.get("invariants") or []), *extra]))
+    s = seed if seed is not None else case.get("seed", 0)
+    try:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise CampaignInputError(f"{file}: seed must be an int >= 0, got {s!r}")
+        faults = case.get("faults") or []
+        if not isinstance(faults, list):
+            raise CampaignInputError(f"{file}: faults must be a list")
+        obs, violations = run_case(load_target(str(case["target"])), s, faults, names,
+                                   liveness=bool(case.get("liveness")), backend=backend)
+    except (CampaignInputError, ValueError) as exc:
+        raise _InputError(str(exc)) from None
+    click.echo(f"tierbed run: case {file} (target {case['target']}), backend {backend}, seed {s}")
+    click.echo(f"  run         {obs.run.label}" + (f" ({obs.run.message[:200]})" if obs.run.message else ""))
+    for n in names:
+        ev = violations.get(n)
+        click.echo(f"  invariant   {n}: " + (f"VIOLATED: {ev[0][:300]}" if ev else "holds"))
+    if violations:
+        raise SystemExit(1)
+
+
+class _InputError(click.ClickException):
+    exit_code = 2
 
 
 @main.command("scenario-schema")
@@ -230,6 +293,14 @@ def scenario_schema(out: Path | None) -> None:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
 
+
+def _register_campaign() -> None:
+    from conformance.campaign.cli import campaign
+
+    main.add_command(campaign)
+
+
+_register_campaign()
 
 if __name__ == "__main__":
     main()

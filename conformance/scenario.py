@@ -45,6 +45,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from conformance.fault_space import BUILTIN_INVARIANTS, FaultSpace
 from conformance.yamlfile import Loc, YamlFileError, compose, locate, read_text, validate
 from sim.faultpoints import FAULT_POINTS
 
@@ -319,6 +320,10 @@ class Scenario(_Strict):
         min_length=1, description="per orchestrating worker: a list of steps, or {params, steps}")
     faults: list[FaultDef] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
+    seed: int | None = Field(default=None, ge=0, description="the run seed (a command line's --seed wins)")
+    fault_space: FaultSpace | None = Field(default=None, description="what a campaign's seeds draw faults from")
+    invariants: list[str] = Field(default_factory=list, description="invariants checked after the run: built-in "
+                                  "names (see 'tierbed campaign --help') or module:function")
 
     @model_validator(mode="after")
     def _lists_are_programs(self) -> Scenario:
@@ -346,6 +351,17 @@ class Scenario(_Strict):
 
     def has_remote(self) -> bool:
         return any(n.remote for n, _ in self.workers().values())
+
+
+def parse_faults(faults: list[dict[str, Any]]) -> list[Any]:
+    """Fault mappings (the ``faults:`` vocabulary) as validated fault models; ValueError naming the field."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(list[FaultDef]).validate_python(faults)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise ValueError(f"faults.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}") from None
 
 
 def scenario_json_schema() -> dict[str, Any]:
@@ -572,8 +588,12 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
     if scn.expect.outputs and (scn.has_remote() or scn.faults):
         out.append((("expect", "outputs"), "outputs are judged against the reference executor, which has no "
                                            "remote workers or faults: expect outcomes instead"))
+    for i, name in enumerate(scn.invariants):
+        if name not in BUILTIN_INVARIANTS and (name.count(":") != 1 or not all(name.split(":"))):
+            out.append((("invariants", i), f"unknown invariant {name!r}: built-in ones are "
+                                           f"{', '.join(BUILTIN_INVARIANTS)}, or give module:function"))
     return out
 
 
-__all__ = ["SCHEMA_FILE", "Scenario", "ScenarioError", "check_semantics", "load_scenario", "parse_scenario",
-           "scenario_json_schema", "schema_text"]
+__all__ = ["SCHEMA_FILE", "Scenario", "ScenarioError", "check_semantics", "load_scenario", "parse_faults",
+           "parse_scenario", "scenario_json_schema", "schema_text"]

@@ -343,4 +343,9 @@ def run_scenario(scenario: Scenario | str | Path, backend: str = "sim", seed: in
                           out["duration_s"])
 
 
-__all__ = ["Built", "ScenarioResult", "build", "golden_outputs", "run_scenario", "scenario_case"]
+#: The fault and naming rules the campaign shares with the scenario runner.
+to_backend_fault = _fault
+remote_ids = _remote_ids
+
+__all__ = ["Built", "ScenarioResult", "build", "golden_outputs", "remote_ids", "run_scenario", "scenario_case",
+           "to_backend_fault"]
