@@ -12,6 +12,7 @@ KeyError                ``does not belong to this worker``                   FOR
 KeyError                ``not registered|unregistered|unknown callable|``    UNKNOWN_CALLABLE
                         ``not live``
 ValueError              ``duplicate NEXT_LEVEL worker ids``                  INVALID_ARGUMENT
+ValueError              ``overlapping bytes of the same buffer``             INVALID_ARGUMENT
 KeyError, ValueError    ``worker id|unknown worker|no next.level worker|``   UNKNOWN_WORKER
                         ``not a registered worker``
 RuntimeError            ``CALLABLE_HANDLE_MUTATED``                          HANDLE_MUTATED
@@ -53,6 +54,9 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((KeyError,), r"does not belong to this worker", "FOREIGN_HANDLE"),
     ((KeyError,), r"not registered|unregistered|unknown callable|not live", "UNKNOWN_CALLABLE"),
     ((ValueError,), r"duplicate NEXT_LEVEL worker ids", "INVALID_ARGUMENT"),
+    # The submit-time overlap check ("buffer-abi.md", "No overlapping writes within one task"), pinned
+    # ahead of the worker-id rule so that no later wording about workers can claim it.
+    ((ValueError,), r"overlapping bytes of the same buffer", "INVALID_ARGUMENT"),
     ((KeyError, ValueError), r"worker id|unknown worker|no next.level worker|not a registered worker",
      "UNKNOWN_WORKER"),
     ((RuntimeError,), r"CALLABLE_HANDLE_MUTATED", "HANDLE_MUTATED"),

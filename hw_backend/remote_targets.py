@@ -121,8 +121,10 @@ def fail(orch: Any, args: Any, config: Any) -> None:
 def chain(orch: Any, args: Any, config: Any) -> None:
     """Runs ``scalar(0)`` (default 1) dependent ``add`` chip tasks on the inner L3's chip 0.
 
-    Each task reads and rewrites one ``orch.alloc`` accumulator (INOUT), so each depends on the one
-    before. Needs ``add`` registered on the parent before ``init()`` and ``device_ids`` on the spec.
+    Each task rewrites one ``orch.alloc`` accumulator (INOUT), so each depends on the one before; it
+    reads a second slab twice rather than naming the accumulator as an input too (the simulator's
+    ``chain`` does the same: an overlapping read and write in one task is rejected by the spec).
+    Needs ``add`` registered on the parent before ``init()`` and ``device_ids`` on the spec.
     """
     from simpler.task_interface import DataType, TaskArgs, TensorArgType
 
@@ -136,7 +138,7 @@ def chain(orch: Any, args: Any, config: Any) -> None:
         children.alloc()
         for _ in range(n):
             ta = TaskArgs()
-            ta.add_tensor(acc, TensorArgType.INPUT)
+            ta.add_tensor(one, TensorArgType.INPUT)
             ta.add_tensor(one, TensorArgType.INPUT)
             ta.add_tensor(acc, TensorArgType.INOUT)
             orch.submit_next_level(add, ta, worker=0)

@@ -216,6 +216,9 @@ class Node:
         # Step 3, the tag walk (§7): a lookup finds the last writer, an insert makes this task
         # the writer. A consumed producer has nothing left to wait for, so it is no producer;
         # each new producer is wired at once (step 5), and only an unfinished one holds the task back.
+        # A lookup that finds this very task (a group member reading what an earlier member of the
+        # same group writes) is no edge: upstream's tag walk skips that self-loop
+        # (``src/common/hierarchical/orchestrator.cpp``, the producer dedup of the tag walk).
         tm = self.tensormap
         producers: tuple[Task, ...] = ()
         out_keys: tuple = ()
@@ -225,7 +228,7 @@ class Node:
                 # INPUT and OUTPUT, the common tags, are told apart by identity; the others by table.
                 if tag is _INPUT or (tag is not _OUTPUT and _LOOKUP[tag]):
                     p = tm.get(ref.key)
-                    if p is not None and p.state is not CONSUMED and p not in producers:
+                    if p is not None and p.state is not CONSUMED and p not in producers and p is not task:
                         producers += (p,)
                         p.consumers.append(task)
                         p.fanout_total += 1

@@ -6,7 +6,9 @@ contract": ``submit_next_level(handle, args, config=None, *, worker)``,
 ``submit_next_level_group(handle, args_list, config=None, *, workers)``,
 ``submit_sub(handle, args=None)``, ``submit_sub_group(handle, args_list)``,
 ``alloc(shape, dtype)`` and scopes. Every check runs before anything is submitted, so a
-rejected call leaves no slot, TensorMap entry or scope reference behind.
+rejected call leaves no slot, TensorMap entry or scope reference behind; among them the
+submit-time overlap check of ``docs/buffer-abi.md`` "What a submit checks" → "No overlapping
+writes within one task" (:mod:`sim.overlap`), per TaskArgs and never across group members.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from reference.errors import KernelArgError
 from reference.kernel import Direction, Kernel
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
 from sim.install import check_dispatch
+from sim.overlap import check_task_writes
 from sim.registry import CallableHandle
 from sim.remote.buffers import capture_slot_refs
 from sim.remote.endpoint import check_remote_submit, remote_endpoints, track_remote
@@ -107,6 +110,10 @@ class Orchestrator:
             raise InvalidArgument(f"{api}: {index}args must be a TaskArgs, got {type(args).__name__}")
         # The task keeps a snapshot: the TaskArgs may change once the submit returns.
         refs = tuple(args._refs)
+        # No overlapping writes within one task (sim.overlap): two arguments can share a backing
+        # only if two are views (not specs) or one spec is named twice; otherwise nothing to compare.
+        if len(refs) > 1 and (args._views > 1 or len(set(refs)) < len(refs)):
+            check_task_writes(refs, args._tags, api, index)
         if args._remote and reg.descriptor.namespace.name != "REMOTE_TASK_DISPATCHER":
             raise InvalidArgument(f"{api}: {index}args carry a RemoteTensorRef; remote data is consumed only by a "
                                   f"remote worker (RemoteCallable), local workers reject it")
@@ -158,9 +165,10 @@ class Orchestrator:
         """Submit one NEXT_LEVEL task to exactly the worker ``worker``."""
         ns = self._fast_ns
         # The hot path: a live, unchanged handle of this Worker, an in-range int worker id, no
-        # config, and a timing-only TaskArgs of local tensors whose signature a submit already
-        # checked (its duration is memoised). Every check passes, so the task goes straight to
-        # the engine with the same member, duration and placement the checked path would give.
+        # config, and a timing-only TaskArgs of local tensors, no two of which can share a backing
+        # (see ``_member``), whose signature a submit already checked (its duration is memoised).
+        # Every check passes, so the task goes straight to the engine with the same member,
+        # duration and placement the checked path would give.
         if (ns is not None and config is None and worker.__class__ is int
                 and callable_handle.__class__ is CallableHandle and args.__class__ is TaskArgs):
             registry = self._worker._registry
@@ -168,7 +176,8 @@ class Orchestrator:
             refs = args._refs
             if (reg is not None and not callable_handle._reassigned and 0 <= worker < len(self._targets)
                     and not registry.uncertain and not args._remote and not args._scalars
-                    and callable_handle.target_namespace == ns):
+                    and callable_handle.target_namespace == ns
+                    and args._views < 2 and (len(refs) < 2 or len(set(refs)) == len(refs))):
                 # Only a kernel's checked signatures are memoised, so a hit means a kernel call.
                 durations = reg.durations.get(tuple(map(_SIG, refs)))
                 if durations is not None:

@@ -25,13 +25,16 @@ class TaskArgs:
     once its submit returns.
     """
 
-    __slots__ = ("_refs", "_remote", "_scalars", "_tags")
+    __slots__ = ("_refs", "_remote", "_scalars", "_tags", "_views")
 
     def __init__(self) -> None:
         self._refs: list[ArgRef | TensorSpec] = []  # engine references; ``ref.source`` is what the user passed
         self._tags: list[TensorArgType] = []
         self._scalars: list[int | float] | tuple[()] = ()  # a list from the first scalar on
         self._remote = 0  # how many tensors are RemoteTensorRefs
+        # How many tensors are not TensorSpecs (views that may share a backing): the submit-time
+        # overlap check (sim.overlap) needs to look only when two of them, or one spec twice, are named.
+        self._views = 0
 
     def add_tensor(self, tensor: Any, tag: TensorArgType = TensorArgType.INPUT) -> None:
         """Append a tensor (numpy array, Tensor, TensorSpec or RemoteTensorRef) tagged ``tag``.
@@ -45,8 +48,10 @@ class TaskArgs:
             ref = tensor
         else:
             ref = normalize_tensor(tensor, len(self._refs))
-            if ref.remote:
-                self._remote += 1
+            if ref.__class__ is not TensorSpec:
+                self._views += 1
+                if ref.remote:
+                    self._remote += 1
         self._refs.append(ref)
         self._tags.append(tag)
 
@@ -81,6 +86,7 @@ class TaskArgs:
         self._tags.clear()
         self._scalars = ()
         self._remote = 0
+        self._views = 0
 
     def __repr__(self) -> str:
         return f"TaskArgs(tensors={len(self._refs)}, scalars={len(self._scalars)})"

@@ -33,6 +33,7 @@ from sim.errors import (
 )
 from sim.lanes import ChipLane, SubLane, WorkerLane
 from sim.levels import LEVEL_WORDS, accepts, check_child, check_level
+from sim.livelock import Livelock, run_until
 from sim.node import Node
 from sim.orchestrator import Orchestrator
 from sim.record import CallRecord, RunRecord
@@ -426,7 +427,12 @@ class Worker:
         done = Event(sim.env)
         run = node.begin_run(orch_fn, Orchestrator(self), args, config, lambda r: done.succeed(r))
         try:
-            sim.env.run(until=done)
+            run_until(sim, done)  # ``env.run(until=done)`` that also ends a livelock (sim.livelock)
+        except Livelock as ll:
+            stuck = [t.name for t in ll.stuck][:8]
+            raise SimulationHang(f"run r{run.id} of {node.scope} livelocked at t={ll.now_us:.3f}us: only "
+                                 f"self-renewing events (e.g. health ticks) ran since t={ll.since_us:.3f}us, "
+                                 f"with tasks not terminal: {', '.join(stuck)}") from None
         except RuntimeError:
             if done.triggered:
                 raise

@@ -4,7 +4,9 @@ Spec: upstream ``docs/orchestrator.md`` ("2. submit_next_level -- the 7-step flo
 "3. submit_next_level_group", "4. submit_sub", "5. Ring", "6. Scope", "7. TensorMap" -> "Semantics",
 "8b. alloc" -> "Consumer interaction", "heap_ring_size and back-pressure"), ``docs/scheduler.md``
 ("5. Dependency release and PENDING updates", "6. Completion and group aggregation") and
-``docs/directed-next-level-scheduling.md`` ("Placement contract").
+``docs/directed-next-level-scheduling.md`` ("Placement contract"); the checks on one task's own
+arguments follow ``docs/buffer-abi.md`` ("What a submit checks" -> "No overlapping writes within one
+task").
 """
 
 from __future__ import annotations
@@ -671,3 +673,114 @@ def inout_in_time(rt, ctx):
     t1, t2, t3 = _in_time(rt, ctx, OUT, INOUT, IN)
     ctx.check("the INOUT task starts after the writer ends, the reader after the INOUT task", [True, True],
               [starts_after(t2, t1), starts_after(t3, t2)])
+
+
+# ---------------------------------------------------------------------------------------------- one task's own args
+
+NO_OVERLAP = ("docs/buffer-abi.md", "What a submit checks / No overlapping writes within one task")
+
+
+def _rejected_then_next(rt, ctx, *pairs_list):
+    """Each (tag, tag) pair over one host tensor is rejected at submit; a valid submit after them is t1.
+
+    The rejected submits leave no task and no slot: the first accepted task keeps the run's first name.
+    """
+    w, h = _l3(rt)
+    x, y = rt.tensor(N), rt.tensor(N)
+
+    def orch(o, _a, _c):
+        for first, second in pairs_list:
+            with ctx.expect_error(f"submit_sub(x {first.name}, x {second.name})", "INVALID_ARGUMENT"):
+                o.submit_sub(h["noop"], targs(rt, (x, first), (y, rt.TensorArgType.INPUT), (x, second)))
+        o.submit_sub(h["noop"], targs(rt, (x, rt.TensorArgType.OUTPUT)))
+
+    rec = ctx.run_expecting(w, orch, None)
+    ctx.expect_outcomes(rec, {"l3:r1:t1": "COMPLETED"}, exact=True)
+    w.close()
+
+
+@case("ORCH-042", "A write and a later read of the same bytes in one task are INVALID_ARGUMENT at submit",
+      spec=NO_OVERLAP)
+def overlap_write_then_read(rt, ctx):
+    IN, OUT, INOUT, *_ = _T(rt)
+    _rejected_then_next(rt, ctx, (OUT, IN), (INOUT, IN))
+
+
+@case("ORCH-043", "Two writes of the same bytes in one task are INVALID_ARGUMENT at submit", spec=NO_OVERLAP)
+def overlap_write_write(rt, ctx):
+    _IN, OUT, INOUT, OE, _ = _T(rt)
+    _rejected_then_next(rt, ctx, (OUT, OUT), (INOUT, INOUT), (OE, OE), (OUT, OE))
+
+
+@case("ORCH-044", "A chip task writing the bytes it also reads is rejected and leaves no task", spec=NO_OVERLAP)
+def overlap_chip_task(rt, ctx):
+    IN, OUT, *_ = _T(rt)
+    w, h = _l3(rt)
+    a, out = rt.tensor(N, fill="random"), rt.tensor(N)
+    rec = ctx.run_expecting(w, lambda o, _a, _c: o.submit_next_level(
+        h["add"], targs(rt, (out, OUT), (a, IN), (out, IN)), worker=0), "INVALID_ARGUMENT")
+    ctx.expect_outcomes(rec, {}, exact=True)
+    w.close()
+
+
+@case("ORCH-045", "Reading the same bytes twice in one task is legal", spec=NO_OVERLAP)
+def overlap_reads_legal(rt, ctx):
+    IN, OUT, *_ = _T(rt)
+    w, h = _l3(rt)
+    a, out = rt.tensor(N, fill="random"), rt.tensor(N)
+    rec = ctx.run_expecting(w, lambda o, _a, _c: o.submit_next_level(
+        h["add"], targs(rt, (a, IN), (a, IN), (out, OUT)), worker=0), None)
+    rt.record_output(rec, "out", out)
+    ctx.expect_outcomes(rec, {"l3:r1:t1": "COMPLETED"}, exact=True)
+    ctx.expect_output(rec, "out", ctx.golden("add", a, a, rt.tensor(N)), kernel="add")
+    w.close()
+
+
+@case("ORCH-046", "Disjoint byte ranges of one buffer may be written by one task; overlapping ones may not",
+      spec=NO_OVERLAP, backends=("sim", "reference"))
+def overlap_byte_ranges(rt, ctx):
+    # hw: the adapter hands each host array to the runtime as a buffer of its own, so two views of one
+    # array are two backings there; this case needs byte ranges of one backing.
+    IN, OUT, _INOUT, OE, _ = _T(rt)
+    w, h = _l3(rt)
+    whole = rt.tensor(4 * N)
+    m = whole.reshape(4, N)
+
+    def orch(o, _a, _c):
+        with ctx.expect_ok("two halves written by one task"):
+            o.submit_sub(h["noop"], targs(rt, (whole[:2 * N], OUT), (whole[2 * N:], OE)))
+        with ctx.expect_ok("two interleaved column blocks written by one task"):
+            o.submit_sub(h["noop"], targs(rt, (m[:, :N // 4], OUT), (m[:, N // 2:], OUT)))
+        with ctx.expect_error("two ranges sharing bytes, one written", "INVALID_ARGUMENT"):
+            o.submit_sub(h["noop"], targs(rt, (whole[:2 * N], OUT), (whole[N:3 * N], IN)))
+        with ctx.expect_error("two column blocks sharing a column, both written", "INVALID_ARGUMENT"):
+            o.submit_sub(h["noop"], targs(rt, (m[:, :N // 2], OUT), (m[:, N // 4:], OE)))
+
+    rec = ctx.run_expecting(w, orch, None)
+    ctx.expect_outcomes(rec, {"l3:r1:t1": "COMPLETED", "l3:r1:t2": "COMPLETED"}, exact=True)
+    w.close()
+
+
+@case("ORCH-047", "Group members may all name one buffer as output; members are not compared", spec=NO_OVERLAP)
+def overlap_group_members(rt, ctx):
+    IN, OUT, *_ = _T(rt)
+    w, h = _l3(rt)
+    x = rt.tensor(N)
+
+    def orch(o, _a, _c):
+        o.submit_sub_group(h["noop"], [targs(rt, (x, OUT)), targs(rt, (x, OUT))])
+        o.submit_sub_group(h["noop"], [targs(rt, (x, OUT)), targs(rt, (x, IN))])
+        o.submit_sub(h["noop"], targs(rt, (x, IN)))
+
+    rec = ctx.run_expecting(w, orch, None)
+    ctx.expect_outcomes(rec, {"l3:r1:t1": "COMPLETED", "l3:r1:t2": "COMPLETED", "l3:r1:t3": "COMPLETED"},
+                        exact=True)
+    w.close()
+
+
+@case("ORCH-048", "A read placed before an overlapping write in one task is rejected too", spec=NO_OVERLAP)
+def overlap_read_then_write(rt, ctx):
+    # The doc's rule has no order: two arguments naming the same bytes, one of them written. (The
+    # runtime's own check compares a write only with the arguments after it.)
+    IN, OUT, INOUT, OE, NO_DEP = _T(rt)
+    _rejected_then_next(rt, ctx, (IN, OUT), (IN, INOUT), (IN, OE), (NO_DEP, OUT))

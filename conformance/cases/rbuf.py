@@ -241,10 +241,11 @@ def deferred_free(rt, ctx):
     w, (r0, _), add, _ = _bed(rt)
     T = rt.TensorArgType
     a = w.remote_malloc(worker=r0, nbytes=NB)
+    b = w.remote_malloc(worker=r0, nbytes=NB)  # the inputs: a task may not also read what it writes
     seen = []
 
     def orch(o, _a, _c):
-        o.submit_next_level(add, targs(rt, (rref(rt, a), T.INPUT), (rref(rt, a), T.INPUT),
+        o.submit_next_level(add, targs(rt, (rref(rt, b), T.INPUT), (rref(rt, b), T.INPUT),
                                        (rref(rt, a), T.OUTPUT_EXISTING)), worker=r0)
         w.remote_free(a)
         seen.append(rt.buffer_state(a))

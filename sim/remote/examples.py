@@ -27,8 +27,12 @@ def fail(orch: Any, args: Any, config: Any) -> None:
 def chain(orch: Any, args: Any, config: Any) -> None:
     """Runs ``args.scalar(0)`` (default 1) dependent ``add`` chip tasks on the inner L3's chip 0.
 
-    Needs the parent to have registered the reference ``add`` kernel before ``init()`` (it is
-    installed on every session's inner Worker) and the remote spec to have ``device_ids``.
+    Each task rewrites one accumulator (INOUT, so each depends on the one before) from a second
+    buffer it reads twice; the accumulator is not also named as an input, as a read of bytes the
+    same task writes is rejected at submit (``docs/buffer-abi.md``, "No overlapping writes within
+    one task"). Needs the parent to have registered the reference ``add`` kernel before
+    ``init()`` (it is installed on every session's inner Worker) and the remote spec to have
+    ``device_ids``.
     """
     add = find_inner_handle("add")
     n = int(args.scalar(0)) if args.scalar_count() else 1
@@ -36,7 +40,7 @@ def chain(orch: Any, args: Any, config: Any) -> None:
     one = orch.alloc((64,), "float32").tensor((64,), "float32")
     for _ in range(n):
         ta = TaskArgs()
-        ta.add_tensor(acc, TensorArgType.INPUT)
+        ta.add_tensor(one, TensorArgType.INPUT)
         ta.add_tensor(one, TensorArgType.INPUT)
         ta.add_tensor(acc, TensorArgType.INOUT)
         orch.submit_next_level(add, ta, worker=0)

@@ -255,7 +255,7 @@ def test_a_producer_seen_on_two_tensors_is_listed_once(bed: Bed) -> None:
 
     def orch(o, a, c):
         o.submit_sub(bed.slow, args((x, OUT), (y, OUT)))
-        o.submit_sub(bed.fast, args((x, IN), (y, IN), (x, INOUT)))
+        o.submit_sub(bed.fast, args((x, IN), (y, IN), (x, IN)))  # x read twice: legal, one edge
 
     p, k = bed.run(orch)
     assert k.producers == (p.task_id,)

@@ -87,12 +87,18 @@ def member_tensors(draw, count: int, inserted: set[int]) -> list[tuple[int, Tens
     """``count`` (tensor, tag) pairs; a tensor this task already writes is not looked up again.
 
     Looking up a key the same task inserted earlier would make the task its own producer — a
-    degenerate input upstream shares, kept out of the generated DAGs.
+    degenerate input upstream shares, kept out of the generated DAGs. Within one member, a tensor
+    named with a write is named once: an overlapping write is rejected at submit
+    (``docs/buffer-abi.md``, "No overlapping writes within one task"), so a clash picks the lowest
+    tensor this member has not named yet.
     """
-    out = []
+    out: list[tuple[int, TensorArgType]] = []
     for _ in range(count):
         tensor = draw(st.integers(0, POOL - 1))
         tag = draw(st.sampled_from(TAGS))
+        named = {t: g for t, g in out}
+        if tensor in named and (tag in INSERT or named[tensor] in INSERT or tensor in inserted):
+            tensor = min(set(range(POOL)) - set(named))
         if tensor in inserted and tag in LOOKUP:
             tag = OUT
         if tag in INSERT:

@@ -319,9 +319,10 @@ def test_memory_calls_need_a_started_worker_with_remote_children() -> None:
 def test_owner_free_is_deferred_until_the_using_task_is_terminal() -> None:
     w, (r0, _), add, _ = l4()
     a = w.remote_malloc(worker=r0, nbytes=64)
+    b = w.remote_malloc(worker=r0, nbytes=64)  # the inputs: a task may not also read what it writes
 
     def orch(o, _a, _c):
-        o.submit_next_level(add, args((ref(a), TensorArgType.INPUT), (ref(a), TensorArgType.INPUT),
+        o.submit_next_level(add, args((ref(b), TensorArgType.INPUT), (ref(b), TensorArgType.INPUT),
                                       (ref(a), TensorArgType.OUTPUT_EXISTING)), worker=r0)
         w.remote_free(a)  # allowed in a run: it only defers
         assert a.state == "RELEASED"
