@@ -117,6 +117,33 @@ def _fault(f: Any, remote_ids: dict[str, int], scopes: dict[str, str] | None = N
     return getattr(sf, f.type)(**d)
 
 
+#: How a scenario fault reads in the runtime-shaped fault vocabulary (``rt.fault(kind, ...)``), for backends
+#: that inject faults of their own (hw); each entry: kind, and the predicate a fault must meet to have one.
+_RT_KINDS: dict[str, tuple[str, Any]] = {
+    "LinkCut": ("link_cut", None), "LinkDelay": ("link_delay", None), "SessionCrash": ("session_crash", None),
+    "SessionHang": ("session_hang", None), "FrameFault": ("frame_drop", lambda d: d.get("action") == "drop"),
+    "ControlFault": ("control_error", lambda d: d.get("outcome") == "error"),
+}
+
+
+def backend_fault(rt: RuntimeAPI, f: Any, remote_ids: dict[str, int], scopes: dict[str, str] | None = None) -> Any:
+    """A scenario fault as ``rt``'s own fault object: the sim's records, or ``rt.fault(kind, ...)`` elsewhere
+    (:class:`NotSupportedByBackend` for a fault the backend cannot inject)."""
+    if rt.name == "sim":
+        return _fault(f, remote_ids, scopes)
+    from conformance.backends import NotSupportedByBackend
+
+    d = f.model_dump(exclude={"type"})
+    kind, ok = _RT_KINDS.get(f.type, (None, None))
+    if kind is None or (ok is not None and not ok(d)):
+        raise NotSupportedByBackend(f"backend {rt.name} cannot inject {f.type} {d}")
+    if isinstance(d.get("worker"), str):
+        d["worker"] = remote_ids[d["worker"]]
+    if d.get("end_us") is None:
+        d.pop("end_us", None)
+    return rt.fault(kind, **{k: v for k, v in d.items() if k not in ("action", "outcome", "probability")})
+
+
 def _remote_ids(node: WorkerNode) -> dict[str, int]:
     """Remote children's worker ids, as the parent's add order numbers them."""
     out: dict[str, int] = {}
@@ -152,7 +179,7 @@ def _scopes(node: WorkerNode) -> dict[str, str]:
 def build(rt: RuntimeAPI, scn: Scenario) -> Built:
     """Create the Workers, register the callables and programs, and ``init()`` the root."""
     tensors = {t.name: _init_tensor(rt, t) for t in scn.tensors}
-    faults = [_fault(f, _remote_ids(scn.topology), _scopes(scn.topology)) for f in scn.faults]
+    faults = [backend_fault(rt, f, _remote_ids(scn.topology), _scopes(scn.topology)) for f in scn.faults]
     if faults:
         rt.require("faults")
     programs = scn.programs()
@@ -211,9 +238,15 @@ def _register(rt: RuntimeAPI, w: Any, c: CallableDef, ids: dict[str, int], remot
     if c.remote is not None:
         on = c.targets or [n for n in ids if n in remote]
         return w.register(rt.RemoteCallable(rt.remote_target(c.remote)), workers=[ids[n] for n in on])
+    if c.runs_on == "sub":  # a host Python callable on every backend: the reference kernel's golden
+        from reference import get_kernel
+
+        k = get_kernel(c.kernel)
+        kernels[c.name] = k
+        return w.register(_sub_from_kernel(k))
     k = rt.kernel(c.kernel)
     kernels[c.name] = k
-    return w.register(_sub_from_kernel(k) if c.runs_on == "sub" else k)
+    return w.register(k)
 
 
 def _orchestration(rt: RuntimeAPI, scn: Scenario, prog: Program, node: WorkerNode, handles: dict[str, Any],
@@ -343,9 +376,8 @@ def run_scenario(scenario: Scenario | str | Path, backend: str = "sim", seed: in
                           out["duration_s"])
 
 
-#: The fault and naming rules the campaign shares with the scenario runner.
-to_backend_fault = _fault
+#: The naming rule the campaign shares with the scenario runner.
 remote_ids = _remote_ids
 
-__all__ = ["Built", "ScenarioResult", "build", "golden_outputs", "remote_ids", "run_scenario", "scenario_case",
-           "to_backend_fault"]
+__all__ = ["Built", "ScenarioResult", "backend_fault", "build", "golden_outputs", "remote_ids", "run_scenario",
+           "scenario_case"]

@@ -35,7 +35,7 @@ from conformance.campaign.target import CampaignInputError, FunctionTarget, Scen
 from conformance.fault_space import FaultSpace, FaultSpaceError, parse_kinds
 
 #: What the hw backend can inject through its fault relay (hw_backend.remote); the rest is sim-only.
-HW_KINDS = ("link_cut", "health_cut", "link_delay", "session_crash", "frame_drop", "frame_delay", "control_error")
+HW_KINDS = ("link_cut", "health_cut", "link_delay", "session_crash", "session_hang", "frame_drop", "control_error")
 
 
 def parse_seeds(text: str) -> range:

@@ -52,8 +52,12 @@ class CampaignSpec:
 
 
 def _outcome(rt: Any, exc: BaseException | None, init: bool = False) -> RunOutcome:
+    from conformance.backends import NotSupportedByBackend
+
     if exc is None:
         return RunOutcome("OK")
+    if isinstance(exc, NotSupportedByBackend):  # the backend cannot do what the plan asks: no verdict
+        return RunOutcome("NOT_SUPPORTED", None, str(exc)[:400])
     cls = rt.error_class(exc)
     msg = str(exc).splitlines()[0][:400] if str(exc) else type(exc).__name__
     if cls.startswith("UNMAPPED:"):
@@ -88,18 +92,13 @@ def sim_leftovers(root: Any) -> list[str]:
     return out
 
 
-def _leftovers(rt: Any, root: Any) -> list[str]:
-    if rt.name == "sim":
-        return sim_leftovers(root)
-    fn = getattr(rt, "leftovers", None)
-    return list(fn()) if fn is not None else []
-
-
 def observe(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], *, keep_trace: bool = False,
             trace_dir: Path | None = None) -> Observation:
     """Run ``spec.target`` once on ``spec.backend`` with ``faults``; observe everything the invariants read."""
     from conformance.backends import get_backend
+    from conformance.campaign import host
 
+    before = host.snapshot() if spec.backend != "sim" else None
     rt = get_backend(spec.backend, seed)
     obs = Observation(seed, spec.backend, RunOutcome("OK"))
     root = None
@@ -153,10 +152,13 @@ def observe(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], *, keep
                 obs.close_error = f"{type(exc).__name__}: {exc}"
             else:
                 obs.leftovers.append(f"close() failed with {cls}: {exc}")
-        obs.leftovers.extend(_leftovers(rt, root))
+        if rt.name == "sim":
+            obs.leftovers.extend(sim_leftovers(root))
         return obs
     finally:
         rt.close_all()
+        if before is not None:  # a real runtime leaves processes and shared memory, not model state
+            obs.leftovers.extend(host.leftovers(before))
 
 
 def _wants_trace(spec: CampaignSpec) -> bool:

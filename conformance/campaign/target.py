@@ -123,9 +123,9 @@ class FunctionTarget(Target):
 
     def build(self, rt: Any, faults: list[dict[str, Any]]) -> Built:
         from conformance.scenario import parse_faults
-        from conformance.scenario_runner import to_backend_fault
+        from conformance.scenario_runner import backend_fault
 
-        objs = [to_backend_fault(f, {}) for f in parse_faults(faults)]
+        objs = [backend_fault(rt, f, {}) for f in parse_faults(faults)]
         out = self.fn(rt, objs)
         if not isinstance(out, tuple) or len(out) not in (2, 3):
             raise CampaignInputError(f"scenario {self.spec}: must return (root, orchestration) or "

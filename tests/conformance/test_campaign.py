@@ -1,4 +1,5 @@
-"""Fault-injection campaigns: the generator, every invariant on a planted bug, shrink, replay, Dask, Ctrl-C, bad input."""
+"""Fault-injection campaigns: the generator, every invariant on a planted bug, shrink, replay, Dask, Ctrl-C and
+bad input."""
 
 from __future__ import annotations
 
@@ -326,10 +327,10 @@ def cluster():
     from distributed import LocalCluster
 
     env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"}):
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=40, env=env) as c:
-            yield c
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
+                         env=env) as c:
+        yield c
 
 
 def test_dask_gives_the_same_rows_as_one_process(tmp_path, cluster):
