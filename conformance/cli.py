@@ -200,7 +200,7 @@ def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed
         get_backend(backend, seed)
         scn = load_scenario(scenario_file)
     except (BackendUnavailable, ScenarioError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _InputError(str(exc)) from None  # invalid input: 2, as every command exits for it
     if not seed_given and scn.seed is not None:
         seed = scn.seed
     res = run_scenario(scn, backend, seed)
@@ -275,6 +275,8 @@ def _run_target_case(file: Path, case: dict, backend: str, seed: int | None, ext
 
 
 class _InputError(click.ClickException):
+    """Bad input (a file that cannot be used, an unknown invariant): exit 2."""
+
     exit_code = 2
 
 

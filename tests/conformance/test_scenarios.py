@@ -136,7 +136,9 @@ def test_cli_run_and_schema(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("kernel: add,", "kernel: nope,"))
     res = runner.invoke(main, ["run", str(bad)])
-    assert res.exit_code == 1 and f"{bad}:7: callables[0].kernel" in res.output
+    assert res.exit_code == 2 and f"{bad}:7: callables[0].kernel" in res.output  # invalid input, not a failure
+    res = runner.invoke(main, ["run", str(tmp_path / "missing.yaml")])
+    assert res.exit_code == 2 and "cannot read the scenario file" in res.output
     failing = tmp_path / "failing.yaml"
     failing.write_text(PIPELINE.read_text().replace("check: COMPLETED}", "check: NOT_RUN}"))
     res = runner.invoke(main, ["run", str(failing)])
