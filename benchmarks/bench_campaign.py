@@ -47,7 +47,8 @@ def main() -> None:
         with dask_client(None, a.workers) as client:
             start_s = time.perf_counter() - t
             client.run(lambda: None)  # every worker up
-            run_dask(spec, list(range(n, n + 4 * a.workers)), lambda r: None)  # warm the workers
+            run_dask(spec, list(range(n, n + 4 * a.workers)), lambda r: None,
+                     scheduler=client.scheduler.address)  # warm the workers
             t = time.perf_counter()
             rows: list[dict] = []
             run_dask(spec, list(range(0, n)), rows.append, scheduler=client.scheduler.address)

@@ -50,7 +50,7 @@ def render(summary: dict[str, Any], rows: list[dict[str, Any]], shrunk: dict[str
     return env.get_template("campaign.html").render(
         s=summary, out_dir=str(out_dir),
         outcome_chart=bars([(k, v) for k, v in outcomes], colors=_COLORS),
-        kind_chart=bars([(k, v["seeds_drawn"]) for k, v in kinds]),
+        kind_chart=bars([(k, v["seeds_drawn"]) for k, v in kinds], second=[v["seeds_hit"] for _, v in kinds]),
         hit_chart=bars(sorted(hit_by_type.items())),
         point_chart=bars([(k, v["seeds_on"]) for k, v in points], second=[v["seeds_fired"] for _, v in points]),
         table=table, seeds=violating[:300], more=max(0, len(violating) - 300))

@@ -48,24 +48,39 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
+#: The ``faults_hit`` key (the fault record type) through which each campaign kind takes effect.
+HIT_KEY = {"link_cut": "LinkCut", "health_cut": "LinkCut", "link_delay": "LinkDelay", "link_clog": "LinkClog",
+           "swizzle_clog": "LinkClog", "session_crash": "SessionCrash", "session_hang": "SessionHang",
+           "frame_drop": "FrameFault", "frame_delay": "FrameFault", "control_error": "ControlFault",
+           "control_timeout": "ControlFault", "local_control_error": "LocalControlFault",
+           "local_control_timeout": "LocalControlFault"}
+
+
 def coverage(rows: list[dict[str, Any]], points: list[str], kinds: list[str] | None = None) -> dict[str, Any]:
-    """How many seeds drew and were hit by each fault kind and point; outcomes; error classes; and what of the
-    space (``kinds`` the topology can host, ``points``) was never exercised."""
-    drawn, hit, pts_on, pts_hit, outcomes, classes = Counter(), Counter(), Counter(), Counter(), Counter(), Counter()
+    """How many seeds drew each fault kind and point and how many it took effect in; outcomes; error classes;
+    and what of the space (``kinds`` the topology can host, ``points``) was never exercised."""
+    drawn, took, hit, pts_on, pts_hit, outcomes, classes = (Counter() for _ in range(7))
     for r in rows:
-        drawn.update(set(r["kinds"]))
-        pts_on.update(set(r["points"]))
         hits = json.loads(r["faults_hit"] or "{}")
+        drawn.update(set(r["kinds"]))
+        took.update(k for k in set(r["kinds"]) if hits.get(HIT_KEY[k]))
+        pts_on.update(set(r["points"]))
         hit.update(k for k in hits if not k.startswith("point:"))
         pts_hit.update(k.split(":", 1)[1] for k in hits if k.startswith("point:"))
         outcomes[r["run"]] += 1
         if r["second_run"]:
             outcomes[f"second {r['second_run']}"] += 1
         classes.update(r["task_error_classes"])
-    per_kind = {k: {"seeds_drawn": drawn[k]} for k in FAULT_KINDS}
+    per_kind = {k: {"seeds_drawn": drawn[k], "seeds_hit": took[k]} for k in FAULT_KINDS}
     point_rows = {p: {"seeds_on": pts_on[p], "seeds_fired": pts_hit[p]} for p in points}
-    never = [f"fault kind {k}" for k in (FAULT_KINDS if kinds is None else kinds) if not drawn[k]]
-    never += [f"fault point {p}" for p in points if not pts_hit[p]]
+    never = []
+    for k in FAULT_KINDS if kinds is None else kinds:
+        if not drawn[k]:
+            never.append(f"fault kind {k} (never drawn)")
+        elif not took[k]:
+            never.append(f"fault kind {k} (drawn in {drawn[k]} seeds, never took effect)")
+    never += [f"fault point {p}" + (f" (on in {pts_on[p]} seeds, never fired)" if pts_on[p] else " (never on)")
+              for p in points if not pts_hit[p]]
     return {"fault_kinds": per_kind, "faults_hit": dict(sorted(hit.items())), "fault_points": point_rows,
             "outcomes": dict(sorted(outcomes.items())), "task_error_classes": dict(sorted(classes.items())),
             "never_exercised": never}

@@ -101,21 +101,23 @@ def observe(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], *, keep
     before = host.snapshot() if spec.backend != "sim" else None
     rt = get_backend(spec.backend, seed)
     obs = Observation(seed, spec.backend, RunOutcome("OK"))
-    root = None
     try:
+        built = None
         try:
             built = spec.target.build(rt, faults)
         except Exception as exc:  # the runtime under test may raise anything at init: classify it
             obs.run = _outcome(rt, exc, init=True)
+        root = built.root if built is not None else _initialized_root(rt)
+        if root is None:  # nothing came up: there is nothing to record or close
             return obs
-        root = built.root
-        try:
-            root.run(built.orch, built.args)
-            obs.run = RunOutcome("OK")
-        except Exception as exc:  # classify, never propagate: a failing runtime is what we observe
-            obs.run = _outcome(rt, exc)
+        if built is not None:
+            try:
+                root.run(built.orch, built.args)
+                obs.run = RunOutcome("OK")
+            except Exception as exc:  # classify, never propagate: a failing runtime is what we observe
+                obs.run = _outcome(rt, exc)
         record = root.take_record()
-        if spec.liveness and obs.run.outcome in ("OK", "ERROR"):
+        if built is not None and spec.liveness and obs.run.outcome in ("OK", "ERROR"):
             sim = getattr(root, "simulation", None) if rt.name == "sim" else None
             if sim is not None and sim.now < spec.space.heal_us:
                 sim.env.run(until=spec.space.heal_us)
@@ -159,6 +161,15 @@ def observe(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], *, keep
         rt.close_all()
         if before is not None:  # a real runtime leaves processes and shared memory, not model state
             obs.leftovers.extend(host.leftovers(before))
+
+
+def _initialized_root(rt: Any) -> Any:
+    """The root Worker a build left initialized when a later step of it failed (a remote memory call, say):
+    its record and its close are still observed. None when init() itself failed."""
+    for w in rt.workers:
+        if getattr(w, "_parent", None) is None:
+            return w if getattr(getattr(w, "_state", None), "value", None) == "READY" else None
+    return None
 
 
 def _wants_trace(spec: CampaignSpec) -> bool:

@@ -420,3 +420,22 @@ def test_a_failed_init_is_classified_by_its_error_class():
     obs = observe(spec, 0, [{"type": "LinkCut", "worker": "node1", "at_us": 0.0}])
     assert (obs.run.outcome, obs.run.error_class) == ("INIT_ERROR", "ENDPOINT_FAILURE")
     assert "no HELLO" in obs.run.message
+
+
+def test_a_failure_after_init_still_records_what_hit_and_closes_cleanly():
+    spec = api.make_spec(RBUF)
+    obs = observe(spec, 0, [{"type": "ControlFault", "worker": 0, "control": "ALLOC_REMOTE_BUFFER", "ordinal": 2}])
+    assert (obs.run.outcome, obs.run.error_class) == ("INIT_ERROR", "CONTROL_FAILURE")
+    assert obs.faults_hit == {"ControlFault": 1} and obs.record is not None
+    assert obs.leftovers == []  # the buffer allocated before the failure was released at close
+
+
+def test_coverage_names_what_was_drawn_but_never_took_effect(tmp_path):
+    # The YAML scenario registers everything before init(): no CONTROL ever reaches a session.
+    res = _campaign(SHIPPED, tmp_path, "0:40", faults="control_error,link_cut", do_shrink=False)
+    cov = res.summary["coverage"]
+    assert cov["fault_kinds"]["control_error"]["seeds_drawn"] > 0
+    assert cov["fault_kinds"]["control_error"]["seeds_hit"] == 0
+    assert cov["fault_kinds"]["link_cut"]["seeds_hit"] > 0
+    assert any(n.startswith("fault kind control_error (drawn in") for n in cov["never_exercised"])
+    assert not any(n.startswith("fault kind link_cut") for n in cov["never_exercised"])
