@@ -11,9 +11,6 @@ blocking CI.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -27,21 +24,7 @@ from sim.remote.refs import RemoteTensorRef
 from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
 
 
-@contextmanager
-def hard_timeout(seconds: int) -> Iterator[None]:
-    def fire(_sig, _frame):
-        raise TimeoutError(f"still running after {seconds}s: the run never returned")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def test_a_stuck_consumer_of_a_watched_remote_endpoint_ends_as_a_hang(monkeypatch) -> None:
+def test_a_stuck_consumer_of_a_watched_remote_endpoint_ends_as_a_hang(monkeypatch, hard_timeout) -> None:
     """A lost wake-up (consumers never released) leaves a remote task PENDING; health ticks go on.
 
     Before the detector this run never returned: the endpoint watches its pending task, so its
@@ -97,7 +80,7 @@ def _periodic(env, every_us: float) -> None:
     Timeout(env, every_us).callbacks.append(tick)
 
 
-def test_only_periodic_events_with_a_stuck_task_is_a_livelock() -> None:
+def test_only_periodic_events_with_a_stuck_task_is_a_livelock(hard_timeout) -> None:
     node = FakeNode()
     w, sim = _fake_sim([SimpleNamespace(node=node, terminal=False, name="stuck")])
     _periodic(sim.env, 1000.0)
@@ -110,7 +93,7 @@ def test_only_periodic_events_with_a_stuck_task_is_a_livelock() -> None:
     w.close()
 
 
-def test_a_long_wait_for_an_earlier_event_is_not_a_livelock() -> None:
+def test_a_long_wait_for_an_earlier_event_is_not_a_livelock(hard_timeout) -> None:
     """Periodic events plus one event scheduled before the quiet stretch (a long kernel, a command
     timeout): the run waits for it, however long, and ends normally."""
     node = FakeNode()
@@ -130,7 +113,7 @@ def test_a_long_wait_for_an_earlier_event_is_not_a_livelock() -> None:
     w.close()
 
 
-def test_progress_keeps_a_busy_run_alive() -> None:
+def test_progress_keeps_a_busy_run_alive(hard_timeout) -> None:
     """Work that keeps moving (the cursors advance) is never a livelock, however long it runs."""
     node = FakeNode()
     w, sim = _fake_sim([SimpleNamespace(node=node, terminal=False, name="busy")])

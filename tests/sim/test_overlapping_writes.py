@@ -10,10 +10,6 @@ locally, a run that never ended on a remote L3.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 
@@ -28,21 +24,6 @@ OE, NO_DEP = TensorArgType.OUTPUT_EXISTING, TensorArgType.NO_DEP
 
 REJECTED = [(OUT, IN), (INOUT, IN), (INOUT, INOUT), (OUT, OUT), (OE, OE), (OUT, OE), (OE, IN),
             (IN, OUT), (IN, INOUT), (NO_DEP, OUT), (OUT, NO_DEP)]
-
-
-@contextmanager
-def hard_timeout(seconds: int) -> Iterator[None]:
-    """Fail (not hang) if the block runs longer than ``seconds`` of wall time."""
-    def fire(_sig, _frame):
-        raise TimeoutError(f"still running after {seconds}s: the simulator did not end the run")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @modeled_duration(5.0)
@@ -115,7 +96,7 @@ def test_fast_path_spec_named_twice_with_a_write_is_rejected() -> None:
     w.close()
 
 
-def test_group_submits_check_each_member_but_do_not_compare_members() -> None:
+def test_group_submits_check_each_member_but_do_not_compare_members(hard_timeout) -> None:
     w, h = l3()
     x, y = np.zeros(16, np.float32), np.zeros(16, np.float32)
 
@@ -213,7 +194,7 @@ def test_remote_submit_with_overlapping_remote_refs_is_rejected_at_the_parent() 
     w.close()
 
 
-def test_a_remote_orchestration_that_writes_and_reads_one_buffer_fails_its_task_promptly() -> None:
+def test_a_remote_orchestration_that_writes_and_reads_one_buffer_fails_its_task_promptly(hard_timeout) -> None:
     w, rid = l4_remote()
     h = w.register(RemoteCallable("tests.sim.test_overlapping_writes:remote_write_then_read"), workers=[rid])
     w.init()
