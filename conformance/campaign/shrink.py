@@ -132,7 +132,7 @@ def write_case(spec: CampaignSpec, s: Shrunk, path: Path, liveness: bool = False
         data = yaml.safe_load(t.text)
         data["scenario"] = f"{data['scenario']}-{s.invariant.replace(':', '-').replace('_', '-')}-seed{s.seed}"
         data["seed"] = s.seed
-        data["faults"] = s.faults
+        data["faults"] = [{"type": f["type"], **{k: v for k, v in f.items() if k != "type"}} for f in s.faults]
         data["invariants"] = [s.invariant]
         data["expect"] = {"run": _expect(s.observation)}
         text = _header(s, t.file) + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)
