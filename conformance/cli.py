@@ -203,6 +203,16 @@ def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed
         raise _InputError(str(exc)) from None  # invalid input: 2, as every command exits for it
     if not seed_given and scn.seed is not None:
         seed = scn.seed
+    names = list(dict.fromkeys([*scn.invariants, *invariants]))
+    if names:  # an invariant that cannot be imported is bad input: say so before running anything
+        from conformance.campaign.invariants import resolve
+        from conformance.campaign.target import CampaignInputError
+
+        try:
+            resolve(names)
+        except CampaignInputError as exc:
+            raise _InputError(f"{exc} (a module:function invariant must be importable from the current directory "
+                              "or PYTHONPATH)") from None
     res = run_scenario(scn, backend, seed)
     click.echo(f"tierbed run: scenario {scn.scenario} ({scenario_file}), backend {backend}, seed {seed}")
     if scn.description:
@@ -223,16 +233,18 @@ def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed
             trace_out.parent.mkdir(parents=True, exist_ok=True)
             trace_out.write_text(res.trace_text, encoding="utf-8")
             click.echo(f"  trace       {trace_out}")
-    click.echo(f"  verdict     {res.verdict.value}" + (f" ({res.judgment.summary[:200]})"
-                                                       if res.judgment.summary else ""))
-    names = list(dict.fromkeys([*scn.invariants, *invariants]))
-    violated = _check_invariants(scenario_file, scn.faults, names, backend, seed) if names else False
+    violated = _check_invariants(scenario_file, scn.faults, names, backend, seed) if names else []
+    if violated and res.verdict not in FAILING:
+        click.echo(f"  verdict     FAIL (the expectations hold; invariant {', '.join(violated)} violated)")
+    else:
+        click.echo(f"  verdict     {res.verdict.value}" + (f" ({res.judgment.summary[:200]})"
+                                                           if res.judgment.summary else ""))
     if res.verdict in FAILING or violated:
         raise SystemExit(1)
 
 
-def _check_invariants(file: Path, faults: list, names: list[str], backend: str, seed: int) -> bool:
-    """Run the scenario once more as a campaign case and print each invariant's result; True if any is violated."""
+def _check_invariants(file: Path, faults: list, names: list[str], backend: str, seed: int) -> list[str]:
+    """Run the scenario once more as a campaign case and print each invariant's result; the violated ones."""
     from conformance.campaign.api import run_case
     from conformance.campaign.target import CampaignInputError, load_target
 
@@ -245,7 +257,7 @@ def _check_invariants(file: Path, faults: list, names: list[str], backend: str, 
     for n in names:
         ev = violations.get(n)
         click.echo(f"  invariant   {n}: " + (f"VIOLATED: {ev[0][:300]}" if ev else "holds"))
-    return bool(violations)
+    return list(violations)
 
 
 def _run_target_case(file: Path, case: dict, backend: str, seed: int | None, extra: tuple[str, ...]) -> None:

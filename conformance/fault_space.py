@@ -54,9 +54,11 @@ def parse_kinds(text: str) -> list[str]:
     """``all`` or ``KIND,KIND`` (a command-line ``--faults`` value) as a list of kinds."""
     if text.strip() == "all":
         return list(FAULT_KINDS)
+    if text.strip() == "none":
+        return []
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     if not kinds:
-        raise FaultSpaceError("--faults needs 'all' or a comma-separated list of fault kinds")
+        raise FaultSpaceError("--faults needs 'all', 'none' or a comma-separated list of fault kinds")
     unknown = [k for k in kinds if k not in FAULT_KINDS]
     if unknown:
         raise FaultSpaceError(f"unknown fault kind {unknown[0]!r}; known kinds: {', '.join(FAULT_KINDS)}")

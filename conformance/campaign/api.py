@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from conformance.campaign import execute
-from conformance.campaign.generate import usable_kinds
+from conformance.campaign.generate import usable_kinds, usable_points
 from conformance.campaign.invariants import BUILTIN, Observation, check, resolve
 from conformance.campaign.results import (
     CONFIG_FILE,
@@ -74,6 +74,16 @@ def make_spec(target: Target | str | Path, *, faults: str | list[str] | None = N
               liveness: bool = False, backend: str = "sim", seed_timeout_s: float = 60.0,
               determinism_every: int = 50, space: FaultSpace | None = None) -> CampaignSpec:
     """Validate every input (nothing is written or run before this returns) and build the spec."""
+    if backend not in ("sim", "hw"):
+        raise CampaignInputError(f"backend {backend!r}: campaigns run on sim or hw")
+    if backend == "hw":
+        from conformance.backends import BackendUnavailable, get_backend
+
+        try:
+            get_backend("hw", 0)
+        except BackendUnavailable as exc:
+            raise CampaignInputError(str(exc).replace("or use --backend sim or --backend reference",
+                                                      "or run the campaign on --backend sim")) from None
     t = load_target(target) if not isinstance(target, Target) else target
     sp = space or t.fault_space or FaultSpace()
     try:
@@ -126,7 +136,10 @@ def run_campaign(target: Target | str | Path, seeds: range | str, *, out: Path |
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else seeds
     spec = make_spec(target, faults=faults, invariants=invariants, liveness=liveness, backend=backend,
                      seed_timeout_s=seed_timeout_s, determinism_every=determinism_every)
+    if scheduler and not inline:
+        _probe_scheduler(scheduler)
     out = Path(out)
+    _clear(out)
     out.mkdir(parents=True, exist_ok=True)
     config = _config(spec, seeds)
     write_json(config, out / CONFIG_FILE)
@@ -149,18 +162,50 @@ def run_campaign(target: Target | str | Path, seeds: range | str, *, out: Path |
         bar.close()
     wall = time.perf_counter() - t0
     write_rows(rows, out / ROWS_FILE)
-    points = list(spec.space.point_probabilities())
+    points = usable_points(spec.space, spec.topology)
     summary = summarize(rows, config=config, points=points, interrupted=interrupted, wall_s=wall,
                         requested=len(seeds), kinds=usable_kinds(spec.space, spec.topology))
     shrunk: dict[str, str] = {}
     if do_shrink and not interrupted:
         shrunk = shrink_all(spec, rows, out)
     summary["shrunk"] = shrunk
+    usable = set(usable_kinds(spec.space, spec.topology)) | set(points)
+    summary["not_applicable"] = [k for k in [*spec.space.kind_list(), *spec.space.point_probabilities()]
+                                 if k not in usable]  # the target cannot host them: never drawn
     write_json(summary, out / SUMMARY_FILE)
     from conformance.campaign.page import write_page
 
     page = write_page(summary, rows, shrunk, out)
     return CampaignResult(out, rows, summary, shrunk, interrupted, page)
+
+
+def _probe_scheduler(address: str) -> None:
+    """Fail early, before anything is written, when the Dask scheduler cannot be reached."""
+    from distributed import Client
+
+    try:
+        Client(address, timeout="10s").close()
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CampaignInputError(f"--scheduler {address}: cannot connect ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]})") from None
+
+
+#: What a campaign writes into its directory; an earlier campaign's are removed first, so nothing stale
+#: (a shrunk case of another run, say) sits beside the new results.
+OUTPUTS = (CONFIG_FILE, ROWS_FILE, SUMMARY_FILE, "campaign.html")
+OUTPUT_DIRS = ("shrunk", "replay")
+
+
+def _clear(out: Path) -> None:
+    import shutil
+
+    if out.exists() and not out.is_dir():
+        raise CampaignInputError(f"--out {out}: exists and is not a directory")
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    for name in OUTPUT_DIRS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
 
 
 def shrink_all(spec: CampaignSpec, rows: list[dict[str, Any]], out: Path) -> dict[str, str]:

@@ -21,20 +21,31 @@ class InputError(click.ClickException):
 
 
 def _hint() -> str:
-    return (f"fault kinds: {', '.join(FAULT_KINDS)}. Built-in invariants: {', '.join(BUILTIN)} "
-            "(liveness only with --liveness).")
+    from sim.faultpoints import FAULT_POINTS
+
+    return ("\b\nExamples:\n"
+            "  tierbed campaign conformance/scenarios/l4_remote_faults.yaml --seeds 0:1000\n"
+            "  tierbed campaign conformance.campaign.examples:l4_remote_buffers --seeds 0:500 --faults link_cut,"
+            "session_crash\n"
+            "  tierbed campaign --replay runs/campaign --seed 17\n\n"
+            f"Fault kinds: {', '.join(FAULT_KINDS)}. Fault points (the model's own): {', '.join(FAULT_POINTS)}. "
+            "A scenario's fault_space: block sets kinds, max_faults, window_us, max_delay_us, points, "
+            f"point_probability and heal_at_us. Built-in invariants: {', '.join(BUILTIN)} "
+            "(liveness only with --liveness). Exit codes: 0 no invariant violated, 1 violations found, "
+            "2 bad input, 130 interrupted (what finished is written).")
 
 
 @click.command("campaign", epilog=_hint())
 @click.argument("scenario", required=False)
-@click.option("--seeds", default=None, help="Seeds to run: A:B (A to B-1) or N (0 to N-1).")
+@click.option("--seeds", default=None, help="Seeds to run (required): A:B (A to B-1) or N (0 to N-1).")
 @click.option("--faults", default=None, help="Fault kinds to draw: all, or KIND,KIND (default: the scenario's "
               "fault_space, else all).")
 @click.option("--invariant", "invariants", multiple=True, help="An extra invariant, module:function(record, trace) "
               "(repeatable).")
-@click.option("--liveness", is_flag=True, help="Faults stop at the space's heal time; a second run must then "
-              "complete or be refused with a typed error.")
-@click.option("--backend", type=click.Choice(["sim", "hw"]), default="sim", show_default=True)
+@click.option("--liveness", is_flag=True, help="Faults stop at the heal time (fault_space heal_at_us, default the "
+              "window's end); a second run on the same Workers must then complete or be refused with a typed error.")
+@click.option("--backend", type=click.Choice(["sim", "hw"]), default="sim", show_default=True,
+              help="sim: the executable spec; hw: the real runtime (simpler installed), faults through its relay.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: an embedded "
               "LocalCluster, one process per core).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Workers of the embedded cluster.")
@@ -65,6 +76,8 @@ def campaign(scenario: str | None, seeds: str | None, faults: str | None, invari
     if replay_dir is not None:
         if replay_seed_n is None:
             raise InputError("--replay needs --seed N")
+        if scenario is not None or seeds is not None:
+            raise InputError("--replay DIR --seed N replays the campaign in DIR: give no SCENARIO or --seeds")
         try:
             rep = replay_seed(replay_dir, replay_seed_n)
         except CampaignInputError as exc:
@@ -77,6 +90,8 @@ def campaign(scenario: str | None, seeds: str | None, faults: str | None, invari
         if rep.reproduced is not None:
             click.echo(f"  trace       {'identical to' if rep.reproduced else 'DIFFERENT from'} the campaign's run "
                        f"(digest {o.digest[:16]})")
+        else:
+            click.echo(f"  note        seed {rep.seed} is not among the campaign's results: run, not compared")
         for f in rep.trace_files:
             click.echo(f"  wrote       {f}")
         for name, ev in rep.violations.items():
@@ -87,7 +102,8 @@ def campaign(scenario: str | None, seeds: str | None, faults: str | None, invari
     if scenario is None:
         raise InputError("give a SCENARIO (a YAML file or module:function), or --replay DIR --seed N")
     if seeds is None:
-        raise InputError("--seeds A:B is required (e.g. --seeds 0:1000)")
+        hint = " (--seed N is for --replay)" if replay_seed_n is not None else ""
+        raise InputError(f"--seeds A:B is required (e.g. --seeds 0:1000){hint}")
     try:
         rng = parse_seeds(seeds)
         res = run_campaign(scenario, rng, out=out, faults=faults, invariants=list(invariants), liveness=liveness,
@@ -98,19 +114,22 @@ def campaign(scenario: str | None, seeds: str | None, faults: str | None, invari
         raise InputError(str(exc)) from None
     s = res.summary
     click.echo(f"tierbed campaign: {s['target']} on {s['backend']}, seeds {s['seeds']}: {s['runs']} run in "
-               f"{s['wall_s']:.1f}s ({s['seeds_per_s']} seeds/s)" + (" -- INTERRUPTED" if res.interrupted else ""))
+               f"{s['wall_s']:.1f}s wall, start-up included ({s['seeds_per_s']} seeds/s)"
+               + (" -- INTERRUPTED" if res.interrupted else ""))
     click.echo("  outcomes    " + ", ".join(f"{k} {v}" for k, v in s["coverage"]["outcomes"].items()))
     click.echo(f"  hangs       {s['hangs']}, crashes {s['crashes']}, determinism replays {s['determinism_checked']}")
     if s["by_invariant"]:
         for name, n in s["by_invariant"].items():
             first = next(r["seed"] for r in sorted(res.rows, key=lambda r: r["seed"]) if name in r["violations"])
-            click.echo(f"  VIOLATED    {name}: {n} seed(s), first {first}"
+            click.echo(f"  VIOLATED    {name}: {n} seed{'' if n == 1 else 's'}, first {first}"
                        + (f"; shrunk: {res.shrunk[name]}" if name in res.shrunk else ""))
     else:
         click.echo("  violations  none")
     never = s["coverage"]["never_exercised"]
     if never:
         click.echo(f"  never hit   {', '.join(never)}")
+    if s.get("not_applicable"):
+        click.echo(f"  not drawn   {', '.join(s['not_applicable'])} (this target cannot host them)")
     click.echo(f"  results     {res.out}/seeds.parquet, {res.out}/summary.json, {res.page}")
     if res.interrupted:
         click.echo(f"interrupted: {s['runs']} of {s['requested']} seeds written", err=True)

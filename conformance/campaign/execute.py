@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -129,15 +130,26 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     n = workers or os.cpu_count() or 1
     # A seed that kills its worker must come back as CRASH at once, not after three retries elsewhere.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                          "logging.distributed": "error"}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=40)
+                          "logging.distributed": "critical"}):
+        # The workers inherit an ignored SIGINT: Ctrl-C on a terminal reaches the whole process group, and
+        # it is the driver's to handle (stop, write what finished), not each worker's to die of.
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=50)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
         client = Client(cluster)
         try:
             yield client
+        except KeyboardInterrupt:
+            cluster.close(timeout=3)  # an interrupted campaign does not wait for running batches
+            raise
         finally:
-            client.close()
-            cluster.close()
+            client.close(timeout=10)
+            cluster.close(timeout=10)
 
 
 def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], None], *, scheduler: str | None = None,
@@ -192,8 +204,9 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
                 if res.unfinished:
                     submit(res.unfinished)
         except KeyboardInterrupt:
-            for f in list(pending):
-                f.cancel()
+            if scheduler is None:
+                raise  # dask_client kills the embedded workers; run_campaign writes what finished
+            client.cancel(list(pending))  # one call: futures cancelled one by one cost a round trip each
             return True
         return False
 
@@ -232,7 +245,8 @@ class Progress:
             rate = (self.done - 1) / max(now - self.t0, 1e-9)
             eta = (self.total - self.done) / rate if rate else 0.0
             print(f"campaign: {self.done}/{self.total} seeds ({100 * self.done / self.total:.0f}%), "
-                  f"{self.violating} violating, {self.hangs} hangs, {rate:.1f} seeds/s, ETA {eta:.0f}s",
+                  f"{self.violating} violating, {self.hangs} hangs, {rate:.1f} seeds/s since the first, "
+                  f"ETA {eta:.0f}s",
                   file=self.stream, flush=True)
 
     def close(self) -> None:

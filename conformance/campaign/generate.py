@@ -27,14 +27,23 @@ CONTROLS = ("UNREGISTER_CALLABLE", "PREPARE_REGISTER_CALLABLE", "COMMIT_REGISTER
             "ABORT_REGISTER_CALLABLE", "PREPARE_CALLABLE", "ALLOC_REMOTE_BUFFER", "FREE_REMOTE_BUFFER",
             "COPY_TO_REMOTE", "COPY_FROM_REMOTE", "EXPORT_BUFFER", "IMPORT_BUFFER", "RELEASE_IMPORT")
 _POINT_PROBABILITIES = (0.1, 0.5, 1.0)
+#: What only a CONTROL sent after init() can trigger.
+CONTROL_KINDS = frozenset({"control_error", "control_timeout", "local_control_error", "local_control_timeout"})
+CONTROL_POINTS = frozenset({"control_reply_lost"})
 
 
 @dataclass(frozen=True)
 class Topology:
-    """What faults can target: remote workers (how a fault names each) and local children's scopes."""
+    """What faults can target: remote workers (how a fault names each) and local children's scopes.
+
+    ``controls`` is False for a target that sends no CONTROL after ``init()`` (a YAML scenario registers
+    everything before it and has no remote memory calls): control and local-control faults, and the
+    ``control_reply_lost`` point, could never take effect there, so they are not drawn.
+    """
 
     remote: tuple[int | str, ...] = ()
     local: tuple[str, ...] = ()
+    controls: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,13 @@ def _draw(kind: str, rng: np.random.Generator, space: FaultSpace, topo: Topology
 def usable_kinds(space: FaultSpace, topo: Topology) -> list[str]:
     """The space's kinds that this topology can host (remote kinds need a remote worker, ...)."""
     return [k for k in space.kind_list()
-            if (k in REMOTE_KINDS and topo.remote) or (k in LOCAL_KINDS and topo.local)]
+            if ((k in REMOTE_KINDS and topo.remote) or (k in LOCAL_KINDS and topo.local))
+            and (topo.controls or k not in CONTROL_KINDS)]
+
+
+def usable_points(space: FaultSpace, topo: Topology) -> list[str]:
+    """The space's fault points that this topology can reach."""
+    return [p for p in space.point_probabilities() if topo.controls or p not in CONTROL_POINTS]
 
 
 def draw_plan(space: FaultSpace, topo: Topology, seed: int, *, liveness: bool = False) -> Plan:
@@ -123,7 +138,7 @@ def draw_plan(space: FaultSpace, topo: Topology, seed: int, *, liveness: bool = 
         prob = _POINT_PROBABILITIES[int(points_rng.integers(len(_POINT_PROBABILITIES)))]
         factor = float(points_rng.integers(2, 21))
         delay = _t(points_rng.uniform(1.0, space.max_delay_us))
-        if on:
+        if on and (topo.controls or name not in CONTROL_POINTS):  # drawn either way: later draws stay put
             faults.append({"type": "FaultPoint", "name": name, "probability": prob, "factor": factor,
                            "delay_us": delay})
     return Plan(tuple(faults), tuple(kinds))
@@ -164,4 +179,5 @@ def label(f: dict[str, Any]) -> str:
     return f"ControlFault({where},{f['control']}#{f['ordinal']},{f['outcome']})"
 
 
-__all__ = ["CONTROLS", "FRAME_TYPES", "Plan", "Topology", "draw_plan", "label", "usable_kinds"]
+__all__ = ["CONTROLS", "CONTROL_KINDS", "CONTROL_POINTS", "FRAME_TYPES", "Plan", "Topology", "draw_plan", "label",
+           "usable_kinds", "usable_points"]

@@ -59,8 +59,8 @@ class Observation:
     seed: int
     backend: str
     run: RunOutcome
-    record: Any = None
-    trace: str | None = None
+    record: Any = field(default=None, repr=False)
+    trace: str | None = field(default=None, repr=False)
     digest: str = ""
     virtual_time_us: float | None = None
     faults_hit: dict[str, int] = field(default_factory=dict)

@@ -56,6 +56,10 @@ HIT_KEY = {"link_cut": "LinkCut", "health_cut": "LinkCut", "link_delay": "LinkDe
            "local_control_timeout": "LocalControlFault"}
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
 def coverage(rows: list[dict[str, Any]], points: list[str], kinds: list[str] | None = None) -> dict[str, Any]:
     """How many seeds drew each fault kind and point and how many it took effect in; outcomes; error classes;
     and what of the space (``kinds`` the topology can host, ``points``) was never exercised."""
@@ -78,8 +82,8 @@ def coverage(rows: list[dict[str, Any]], points: list[str], kinds: list[str] | N
         if not drawn[k]:
             never.append(f"fault kind {k} (never drawn)")
         elif not took[k]:
-            never.append(f"fault kind {k} (drawn in {drawn[k]} seeds, never took effect)")
-    never += [f"fault point {p}" + (f" (on in {pts_on[p]} seeds, never fired)" if pts_on[p] else " (never on)")
+            never.append(f"fault kind {k} (drawn in {_seeds(drawn[k])}, never took effect)")
+    never += [f"fault point {p}" + (f" (on in {_seeds(pts_on[p])}, never fired)" if pts_on[p] else " (never on)")
               for p in points if not pts_hit[p]]
     return {"fault_kinds": per_kind, "faults_hit": dict(sorted(hit.items())), "fault_points": point_rows,
             "outcomes": dict(sorted(outcomes.items())), "task_error_classes": dict(sorted(classes.items())),

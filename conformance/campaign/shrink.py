@@ -118,6 +118,9 @@ def _expect(o: Observation) -> Any:
 def _header(s: Shrunk, source: str) -> str:
     lines = [f"Shrunk by 'tierbed campaign' from seed {s.seed} of {source}: invariant {s.invariant} violated",
              f"({s.original} faults -> {len(s.faults)}, {s.runs} runs). Replay: tierbed run <this file>"]
+    if ":" in s.invariant:
+        lines.append(f"({s.invariant.split(':')[0]} must be importable: run from the campaign's directory or set "
+                     "PYTHONPATH)")
     lines += [f"evidence: {e}" for e in s.evidence[:5]]
     return "".join(f"# {x}\n" for x in lines)
 

@@ -102,7 +102,8 @@ class ScenarioTarget(Target):
         from conformance.scenario_runner import remote_ids
 
         remote = tuple(remote_ids(self.scn.topology))  # names, as a YAML fault names them
-        return Topology(remote=remote, local=tuple(_local_scopes_sim(self)))
+        # Every callable is registered before init() and there are no remote memory calls: no CONTROL after it.
+        return Topology(remote=remote, local=tuple(_local_scopes_sim(self)), controls=False)
 
 
 class FunctionTarget(Target):

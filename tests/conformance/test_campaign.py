@@ -294,7 +294,7 @@ def test_a_violation_shrinks_to_the_one_fault_that_causes_it_and_the_case_replay
     out = CliRunner().invoke(main, ["run", str(case)])
     assert out.exit_code == 1, out.output
     assert f"invariant   {inv}: VIOLATED" in out.output
-    assert "verdict     PASS" in out.output  # the expectations hold; only the invariant fails
+    assert f"verdict     FAIL (the expectations hold; invariant {inv} violated)" in out.output
 
 
 def test_replay_reproduces_a_seed_byte_for_byte_and_writes_its_perfetto_trace(tmp_path):
@@ -431,11 +431,68 @@ def test_a_failure_after_init_still_records_what_hit_and_closes_cleanly():
 
 
 def test_coverage_names_what_was_drawn_but_never_took_effect(tmp_path):
-    # The YAML scenario registers everything before init(): no CONTROL ever reaches a session.
-    res = _campaign(SHIPPED, tmp_path, "0:40", faults="control_error,link_cut", do_shrink=False)
+    # The example registers everything before init(): a local REGISTER / UNREGISTER fault never bites.
+    res = _campaign(RBUF, tmp_path, "0:40", faults="local_control_error,link_cut", do_shrink=False)
     cov = res.summary["coverage"]
-    assert cov["fault_kinds"]["control_error"]["seeds_drawn"] > 0
-    assert cov["fault_kinds"]["control_error"]["seeds_hit"] == 0
+    assert cov["fault_kinds"]["local_control_error"]["seeds_drawn"] > 0
+    assert cov["fault_kinds"]["local_control_error"]["seeds_hit"] == 0
     assert cov["fault_kinds"]["link_cut"]["seeds_hit"] > 0
-    assert any(n.startswith("fault kind control_error (drawn in") for n in cov["never_exercised"])
+    assert any(n.startswith("fault kind local_control_error (drawn in") for n in cov["never_exercised"])
     assert not any(n.startswith("fault kind link_cut") for n in cov["never_exercised"])
+
+
+def test_a_yaml_scenario_draws_no_fault_that_only_a_control_after_init_could_trigger(tmp_path):
+    res = _campaign(SHIPPED, tmp_path, "0:60", do_shrink=False)
+    drawn = {k for r in res.rows for k in r["kinds"]} | {p for r in res.rows for p in r["points"]}
+    assert not drawn & {"control_error", "control_timeout", "local_control_error", "local_control_timeout",
+                        "control_reply_lost"}
+    assert "fault kind link_cut" not in " ".join(res.summary["coverage"]["never_exercised"])
+    assert "control_error" in res.summary["not_applicable"]
+
+
+def test_a_new_campaign_removes_the_previous_ones_outputs(tmp_path):
+    out = tmp_path / "out"
+    stale = out / "shrunk" / "old-seed1.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("scenario: old\n")
+    (out / "replay" / "seed-1").mkdir(parents=True)
+    _campaign(L3, tmp_path, "0:2", do_shrink=True)
+    assert not stale.exists() and not (out / "replay").exists()
+    assert (out / "summary.json").is_file()
+
+
+def test_an_unreachable_scheduler_is_bad_input_and_nothing_is_written(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["campaign", L3, "--seeds", "0:3", "--scheduler", f"tcp://127.0.0.1:{port}",
+                                    "--out", str(out)])
+    assert res.exit_code == 2 and "cannot connect" in res.output, res.output
+    assert not out.exists()
+
+
+def test_replay_usage_errors_and_a_seed_outside_the_campaign(tmp_path):
+    _campaign(L3, tmp_path, "0:3", do_shrink=False)
+    runner = CliRunner()
+    res = runner.invoke(main, ["campaign", L3, "--replay", str(tmp_path / "out"), "--seed", "1"])
+    assert res.exit_code == 2 and "give no SCENARIO" in res.output
+    res = runner.invoke(main, ["campaign", "--replay", str(tmp_path / "out"), "--seed", "500"])
+    assert res.exit_code == 0 and "seed 500 is not among the campaign's results" in res.output
+
+
+def test_faults_none_draws_only_points(tmp_path):
+    res = _campaign(SHIPPED, tmp_path, "0:30", faults="none", do_shrink=False)
+    assert all(r["kinds"] == [] for r in res.rows)
+    assert any(r["points"] for r in res.rows)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("simpler") is not None,
+                    reason="the real runtime is installed here: the hw backend is available")
+def test_hw_without_the_real_runtime_is_bad_input_before_any_seed(tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["campaign", SHIPPED, "--seeds", "0:3", "--backend", "hw", "--out", str(out)])
+    assert res.exit_code == 2 and "cannot be imported" in res.output and "--backend sim" in res.output
+    assert not out.exists()
