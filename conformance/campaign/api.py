@@ -72,8 +72,9 @@ def default_invariants(liveness: bool) -> list[str]:
 
 def make_spec(target: Target | str | Path, *, faults: str | list[str] | None = None, invariants: list[str] | tuple = (),
               liveness: bool = False, backend: str = "sim", seed_timeout_s: float = 60.0,
-              determinism_every: int = 50, space: FaultSpace | None = None) -> CampaignSpec:
-    """Validate every input (nothing is written or run before this returns) and build the spec."""
+              determinism_every: int = 50, space: FaultSpace | None = None, defaults: bool = True) -> CampaignSpec:
+    """Validate every input (nothing is written or run before this returns) and build the spec; ``defaults``
+    adds the built-in invariants and the target's own to ``invariants``."""
     if backend not in ("sim", "hw"):
         raise CampaignInputError(f"backend {backend!r}: campaigns run on sim or hw")
     if backend == "hw":
@@ -93,7 +94,8 @@ def make_spec(target: Target | str | Path, *, faults: str | list[str] | None = N
         raise CampaignInputError(str(exc)) from None
     if backend == "hw":
         sp = sp.model_copy(update={"kinds": [k for k in sp.kind_list() if k in HW_KINDS], "points": "none"})
-    names = list(dict.fromkeys(default_invariants(liveness) + list(t.invariants) + list(invariants)))
+    names = list(dict.fromkeys([*default_invariants(liveness), *t.invariants, *invariants] if defaults
+                               else invariants))
     resolve(names)
     base: tuple[dict[str, Any], ...] = ()
     if isinstance(t, ScenarioTarget):
@@ -281,9 +283,7 @@ def run_case(target: Target, seed: int, faults: list[dict[str, Any]], invariants
              liveness: bool = False, backend: str = "sim", trace_dir: Path | None = None) -> tuple[Observation,
                                                                                                  dict[str, list[str]]]:
     """Run one explicit case (no drawing) and check ``invariants``: what ``tierbed run`` does with invariants."""
-    spec = make_spec(target, invariants=invariants, liveness=liveness, backend=backend, space=target.fault_space)
-    spec = CampaignSpec(spec.target, spec.space, spec.topology, tuple(dict.fromkeys(invariants)), backend=backend,
-                        liveness=liveness)
+    spec = make_spec(target, invariants=invariants, liveness=liveness, backend=backend, defaults=False)
     obs = observe(spec, seed, [dict(f) for f in faults], keep_trace=True, trace_dir=trace_dir)
     if "determinism" in invariants:
         obs.replay_digest = observe(spec, seed, [dict(f) for f in faults]).digest
