@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
+from conformance.demo import run_demo
 from sim import determinism
 from sim.cost import builtin_profiles
-from sim.demo import run_demo
 from sim.errors import SimError
 from sim.simulation import SimConfig
 

@@ -8,6 +8,10 @@ tierbed's reference kernels keep that shape: a kernel declares positional
 :class:`Param` entries with a direction, and is called with one value per
 parameter in that order — numpy arrays for tensors, Python numbers for scalars.
 
+The simulator defines what a chip kernel must offer (:mod:`sim.kernel_spec`:
+``Direction``, the ``ChipKernel`` base class, ``KernelArgError``); :class:`Kernel`
+subclasses ``ChipKernel``, and ``Direction`` is re-exported here.
+
 Each kernel provides:
 
 - ``run``: the fast (numba) implementation, writing its outputs in place;
@@ -31,33 +35,12 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
 
 from reference.errors import KernelArgError
-
-
-class Direction(Enum):
-    """Direction of one kernel parameter; mirrors upstream ``ArgDirection``."""
-
-    SCALAR = "scalar"
-    IN = "in"
-    OUT = "out"
-    INOUT = "inout"
-
-    @property
-    def is_tensor(self) -> bool:
-        return self is not Direction.SCALAR
-
-    @property
-    def reads(self) -> bool:
-        return self in (Direction.IN, Direction.INOUT)
-
-    @property
-    def writes(self) -> bool:
-        return self in (Direction.OUT, Direction.INOUT)
+from sim.kernel_spec import ChipKernel, Direction
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +83,7 @@ def nbytes_of(spec: ShapedLike) -> int:
 
 
 @dataclass(frozen=True)
-class Kernel:
+class Kernel(ChipKernel):
     """A named reference kernel (see the module docstring for the contract).
 
     ``check_fn`` receives the positional values (arrays/specs for tensors,

@@ -1,35 +1,34 @@
-"""Kernels by name: the one registry the simulator and the hw backend share."""
+"""Kernels by name: the one registry the simulator and the hw backend share.
+
+The lookup side of the registry: :func:`get_kernel` and :func:`kernel_names` load the kernel
+library (:mod:`reference.kernels`, whose modules declare themselves into
+:mod:`reference.kernel_table`) and read the table. :func:`register_kernel` is re-exported
+from :mod:`reference.kernel_table`.
+"""
 
 from __future__ import annotations
 
 from reference.errors import UnknownKernelError
 from reference.kernel import Kernel
+from reference.kernel_table import KERNELS, register_kernel
 
-_KERNELS: dict[str, Kernel] = {}
-
-
-def register_kernel(kernel: Kernel) -> Kernel:
-    """Add ``kernel`` to the registry; a second kernel of the same name is a bug."""
-    if kernel.name in _KERNELS:
-        raise ValueError(f"kernel {kernel.name!r} is already registered")
-    _KERNELS[kernel.name] = kernel
-    return kernel
+__all__ = ["get_kernel", "kernel_names", "register_kernel"]
 
 
 def get_kernel(name: str) -> Kernel:
     """The kernel called ``name``; raises :class:`UnknownKernelError` naming the known ones."""
     _load_library()
     try:
-        return _KERNELS[name]
+        return KERNELS[name]
     except KeyError:
-        known = ", ".join(sorted(_KERNELS))
+        known = ", ".join(sorted(KERNELS))
         raise UnknownKernelError(f"no reference kernel named {name!r}; known kernels: {known}") from None
 
 
 def kernel_names() -> list[str]:
     """Sorted names of every registered kernel."""
     _load_library()
-    return sorted(_KERNELS)
+    return sorted(KERNELS)
 
 
 def _load_library() -> None:

@@ -19,10 +19,9 @@ import operator
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reference.errors import KernelArgError
-from reference.kernel import Direction, Kernel
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
 from sim.install import check_dispatch
+from sim.kernel_spec import ChipKernel, Direction, KernelArgError
 from sim.overlap import check_task_writes
 from sim.registry import CallableHandle
 from sim.remote.buffers import capture_slot_refs
@@ -127,7 +126,7 @@ class Orchestrator:
         scalars = tuple(args._scalars)
         tags = tuple(args._tags)
         target = reg.target
-        if type(target) is Kernel:
+        if isinstance(target, ChipKernel):
             # The argument counts, signature check and cost depend only on shapes, dtypes and
             # scalars: memoise them per registration. A memo hit was counted and checked when
             # it was stored (a key of signature ids alone never equals a (sigs, scalars) pair).
@@ -306,7 +305,7 @@ class Orchestrator:
 _PLANS: dict[int, tuple[tuple[bool, ...], int, int]] = {}
 
 
-def _kernel_plan(kernel: Kernel) -> tuple[tuple[bool, ...], int, int]:
+def _kernel_plan(kernel: ChipKernel) -> tuple[tuple[bool, ...], int, int]:
     """(is-scalar flag per param, tensor count, scalar count) of a kernel's signature, cached."""
     plan = _PLANS.get(id(kernel))
     if plan is None:
@@ -315,7 +314,7 @@ def _kernel_plan(kernel: Kernel) -> tuple[tuple[bool, ...], int, int]:
     return plan
 
 
-def _kernel_duration(node: Node, kernel: Kernel, refs: Sequence[Any], values: Sequence[Any], api: str) -> float:
+def _kernel_duration(node: Node, kernel: ChipKernel, refs: Sequence[Any], values: Sequence[Any], api: str) -> float:
     """Check one call's arguments against the kernel and model its duration on a chip."""
     try:
         kernel.check(values)
@@ -327,7 +326,7 @@ def _kernel_duration(node: Node, kernel: Kernel, refs: Sequence[Any], values: Se
     return prof.chip["run_launch_us"] + prof.kernel_us(cost.flops, cost.bytes_moved, dtype)
 
 
-def _kernel_values(kernel: Kernel, refs: Sequence[Any], scalars: Sequence[Any], functional: bool,
+def _kernel_values(kernel: ChipKernel, refs: Sequence[Any], scalars: Sequence[Any], functional: bool,
                    api: str) -> Sequence[Any]:
     """Positional kernel arguments: tensors and scalars assigned to params in signature order."""
     flags, n_tensor, n_scalar = _kernel_plan(kernel)

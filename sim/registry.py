@@ -27,6 +27,7 @@ from sim.callable_identity import (
 )
 from sim.cost import DURATION_ATTR
 from sim.errors import ForeignHandle, HandleMutated, InvalidArgument, UnknownCallable
+from sim.kernel_spec import ChipKernel
 
 _DIRECTION = {"scalar": ArgDirection.SCALAR, "in": ArgDirection.IN, "out": ArgDirection.OUT,
               "inout": ArgDirection.INOUT}
@@ -135,10 +136,9 @@ def _kernel_signature(kernel: Any) -> list[ArgDirection]:
 
 
 def describe_target(target: Any, *, platform: str, runtime: str) -> tuple[CallableDescriptor, str]:
-    """Descriptor and display name of a register() target: a reference Kernel or a Python callable."""
-    from reference.kernel import Kernel
-
-    if isinstance(target, Kernel):
+    """Descriptor and display name of a register() target: a chip kernel (a reference Kernel) or a
+    Python callable."""
+    if isinstance(target, ChipKernel):
         blob = b"tierbed-reference-kernel\x00" + target.name.encode()
         desc = chip_callable_descriptor(platform=platform, runtime=runtime, callable_blob=blob,
                                         signature=_kernel_signature(target))

@@ -31,6 +31,7 @@ from sim.errors import (
     SimulationHang,
     TaskFailure,
 )
+from sim.kernel_spec import ChipKernel
 from sim.lanes import ChipLane, SubLane, WorkerLane
 from sim.levels import LEVEL_WORDS, accepts, check_child, check_level
 from sim.livelock import Livelock, run_until
@@ -211,9 +212,7 @@ class Worker:
             reg = self._remote.register(target, workers)
             self._log_call("register", reg.name, True)
             return reg.handle
-        from reference.kernel import Kernel
-
-        if self._level == 2 and not isinstance(target, Kernel):
+        if self._level == 2 and not isinstance(target, ChipKernel):
             raise InvalidArgument(f"register: an L2 Worker runs chip kernels only, got {type(target).__name__}")
         desc, name = describe_target(target, platform=self._config["platform"], runtime=self._config["runtime"])
         if self._state is _Lifecycle.READY and self._node is not None:

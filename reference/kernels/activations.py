@@ -40,9 +40,9 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import FLOAT_DTYPES, numel, require_dtype, require_same_dtype, require_shape, shape_of
 from reference.kernels._numerics import JIT, f32_buffer, sigmoid_f32, store, to_f32
-from reference.registry import register_kernel
 
 _P = Param
 _IN, _OUT = Direction.IN, Direction.OUT

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     FLOAT_DTYPES,
     dtype_name,
@@ -57,7 +58,6 @@ from reference.kernels._numerics import (
     store,
     to_f32,
 )
-from reference.registry import register_kernel
 
 _TOL = {"float32": (1e-4, 1e-4), "float16": (2e-3, 1e-3), "bfloat16": (1e-2, 1e-3)}
 _P = Param

@@ -39,6 +39,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     ALL_DTYPES,
     FLOAT_DTYPES,
@@ -63,7 +64,6 @@ from reference.kernels._numerics import (
     store_native,
     to_f32,
 )
-from reference.registry import register_kernel
 
 _P = Param
 _IN, _OUT = Direction.IN, Direction.OUT

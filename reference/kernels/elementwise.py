@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     ALL_DTYPES,
     FLOAT_DTYPES,
@@ -30,7 +31,6 @@ from reference.kernels._checks import (
     shape_of,
 )
 from reference.kernels._numerics import JIT, f32_buffer, f32_inout, native_buffer, store, store_native, to_f32
-from reference.registry import register_kernel
 
 _P = Param
 _IN, _OUT, _INOUT, _SCALAR = Direction.IN, Direction.OUT, Direction.INOUT, Direction.SCALAR

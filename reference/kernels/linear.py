@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     FLOAT_DTYPES,
     dtype_name,
@@ -34,7 +35,6 @@ from reference.kernels._checks import (
     shape_of,
 )
 from reference.kernels._numerics import f32_buffer, store, to_f32
-from reference.registry import register_kernel
 
 _DTYPES = (*FLOAT_DTYPES, "int8")
 _TOL = {"float32": (1e-4, 1e-4), "float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2), "int32": (0.0, 0.0)}

@@ -40,6 +40,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     ALL_DTYPES,
     FLOAT_DTYPES,
@@ -62,7 +63,6 @@ from reference.kernels._numerics import (
     to_f32,
 )
 from reference.kernels.activations import _swiglu_flat
-from reference.registry import register_kernel
 
 _P = Param
 _IN, _OUT, _SCALAR = Direction.IN, Direction.OUT, Direction.SCALAR

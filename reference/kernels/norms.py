@@ -55,6 +55,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     FLOAT_DTYPES,
     dtype_name,
@@ -78,7 +79,6 @@ from reference.kernels._numerics import (
     store,
     to_f32,
 )
-from reference.registry import register_kernel
 
 _P = Param
 _IN, _OUT, _INOUT, _SCALAR = Direction.IN, Direction.OUT, Direction.INOUT, Direction.SCALAR

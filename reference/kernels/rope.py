@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     FLOAT_DTYPES,
     fail,
@@ -37,7 +38,6 @@ from reference.kernels._checks import (
     shape_of,
 )
 from reference.kernels._numerics import JIT, f32_buffer, store, to_f32
-from reference.registry import register_kernel
 
 _TOL = {"float32": (2e-6, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e-30)}
 

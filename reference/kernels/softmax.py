@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
+from reference.kernel_table import register_kernel
 from reference.kernels._checks import (
     FLOAT_DTYPES,
     numel,
@@ -47,7 +48,6 @@ from reference.kernels._numerics import (
     store,
     to_f32,
 )
-from reference.registry import register_kernel
 
 # float32: x - max is rounded once (|error| <= |x - max| * 2**-24) before exp; exp and the sum add ~1e-6.
 _TOL = {"float32": (1e-5, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e-30)}

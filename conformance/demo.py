@@ -1,4 +1,7 @@
-"""The demo scenario: an L4 pod driving two L3 nodes, each with chips and SUB workers.
+"""The demo scenario of ``tierbed demo``: an L4 pod driving two L3 nodes, each with chips and SUB workers.
+
+It runs on the simulator (:mod:`sim`) with the reference kernels (:mod:`reference`), so it lives
+above both rooms, here in ``conformance``.
 
 It exercises the whole local hierarchy of ``docs/hierarchical-level-runtime.md`` §4
 "Recursive Composition": the L4 orchestration function submits one task to each L3 node
