@@ -83,6 +83,8 @@ def list_cases(pattern: str | None) -> None:
     from conformance.catalog import load_catalog
 
     cases = load_catalog().select(pattern)
+    if not cases:
+        raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'")
     for c in cases:
         click.echo(f"{c.id:<10} {c.level.value:<6} {','.join(c.backends):<18} {c.title}")
         click.echo(f"{'':<10} {c.spec_text()}")
@@ -127,7 +129,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
         raise click.ClickException(str(exc)) from None
     cases = load_catalog().select(pattern)
     if not cases:
-        raise click.ClickException(f"no case matches {pattern!r}; see 'tierbed list'")
+        raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'")
     show = sys.stderr.isatty()
     with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
                            show_pos=True) as bar:
@@ -148,6 +150,9 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     for r in run.with_expectation("stale"):
         click.echo(f"  stale         {r.case.id} passes now: remove it from {r.expectation['file']}")
     click.echo(f"  reports     {json_path}, {junit_path}, {html_path}")
+    if run.metadata.get("interrupted"):
+        click.echo(f"interrupted: {len(run.results)} of {len(cases)} cases written", err=True)
+        raise SystemExit(130)
     if run.failed_must():
         raise SystemExit(1)
 

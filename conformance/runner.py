@@ -170,7 +170,8 @@ def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int =
               timeout_s: float = DEFAULT_TIMEOUT_S,
               progress: Callable[[CaseResult], None] | None = None,
               expectations: Expectations | None = None) -> RunResult:
-    """Run ``cases`` on ``backend``, each in its own process; never stops early.
+    """Run ``cases`` on ``backend``, each in its own process; never stops early, except on Ctrl-C, which
+    returns the cases that finished (``metadata["interrupted"]`` set) after stopping those still running.
 
     Each case's stdout and stderr (the runtime's own logging included) go to a log file, not to the
     terminal; the tail of it is evidence when the case does not PASS. ``expectations`` marks the
@@ -206,6 +207,7 @@ def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int =
             finish(CaseResult(c, Verdict.SKIP, [{"check": "applicability", "ok": True, "level": c.level.value,
                                                  "label": f"case applies to {', '.join(c.backends)}"}],
                               f"not applicable to {backend}"))
+    interrupted = False
     try:
         while queue or running:
             while queue and len(running) < jobs:
@@ -251,12 +253,16 @@ def run_cases(cases: Sequence[Case], backend: str, *, seed: int = 0, jobs: int =
                                         "level": r.case.level.value, "expected": f"<= {r.deadline - r.start:.1f}s",
                                         "observed": "killed"}],
                                       f"killed after {r.deadline - r.start:.1f}s", now - r.start))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         for r in running:  # interrupted: leave nothing behind
             r.proc.kill()
             r.proc.join()
         logs.cleanup()
-    ordered = [results[c.id] for c in cases]
+    if interrupted:
+        meta["interrupted"] = True
+    ordered = [results[c.id] for c in cases if c.id in results]
     return RunResult(backend, seed, meta, ordered, time.perf_counter() - t_run)
 
 
