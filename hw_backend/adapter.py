@@ -144,7 +144,7 @@ def nested_orchestration(fn: Any, orch: Any, args: Any, config: Any, serial: int
     process), with the adapter's orchestrator in front of the real one; what it submitted goes into
     ``extra`` for the parent's record (``children``), and a feature the adapter lacks into
     ``not_supported``."""
-    from conformance.backends import NotSupportedByBackend
+    from sim.backend_api import NotSupportedByBackend
 
     w = _LIVE[serial]
     # This child process serves every task of child Worker ``serial``: its runs are numbered here, in
@@ -304,7 +304,7 @@ class HwWorker:
     # ------------------------------------------------------------ lifecycle and registration
 
     def register(self, target: Any, **kw: Any) -> Any:
-        from conformance.backends import NotSupportedByBackend
+        from sim.backend_api import NotSupportedByBackend
 
         if getattr(target, "__tierbed_missing_kernel__", False):
             raise NotSupportedByBackend(f"chip kernel {target.name!r}: {getattr(target, 'reason', 'no kernel map')}")
@@ -400,7 +400,7 @@ class HwWorker:
         self._real.remote_release_import(handle)
 
     def accepts_worker_type(self, worker_type: Any) -> bool:
-        from conformance.backends import NotSupportedByBackend
+        from sim.backend_api import NotSupportedByBackend
 
         raise NotSupportedByBackend("the real runtime has no Worker.accepts_worker_type")
 
@@ -472,7 +472,7 @@ class HwWorker:
     def _tensor_arg(self, tensor: Any) -> Any:
         from simpler.task_interface import RemoteTensorRef, Tensor
 
-        from conformance.backends import NotSupportedByBackend
+        from sim.backend_api import NotSupportedByBackend
 
         if isinstance(tensor, Tensor | RemoteTensorRef):
             return tensor  # handed down by a parent, or remote data: the runtime's own reference
@@ -504,7 +504,7 @@ class HwWorker:
                 arr[...] = np.frombuffer(bytes(buf.shm.buf[:arr.nbytes]), dtype=arr.dtype).reshape(arr.shape)
 
     def _build_record(self, run: _Run, error: BaseException | None) -> Any:
-        from conformance.backends import NotSupportedByBackend
+        from sim.backend_api import NotSupportedByBackend
         from sim.record import RunRecord
 
         rec = RunRecord("hw", {"platform": self.platform, "level": self.level, "run": run.number,

@@ -17,11 +17,11 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conformance.backends import NotSupportedByBackend, RuntimeAPI, Unobservable
 from hw_backend import errors as hw_errors
 from hw_backend.adapter import HwTaskArgs, HwWorker
 from hw_backend.kernels import KernelBuildError, kernel_map
 from hw_backend.remote import HwFault, RemoteSessions
+from sim.backend_api import NotSupportedByBackend, RuntimeAPI, Unobservable
 
 DEFAULT_PLATFORM = "a2a3sim"
 

@@ -21,7 +21,7 @@ direction:
   decoded here as the header alone, payload kept as raw bytes, exactly as accepting as the runtime.
 * HELLO, COMPLETION and CONTROL_REPLY (session runner -> parent): only the C++ parent decodes
   these; the Python package ships their encoders but no decoder. Decoding one raises
-  :class:`~conformance.backends.NotSupportedByBackend` after its header has been checked, rather
+  :class:`~sim.backend_api.NotSupportedByBackend` after its header has been checked, rather
   than accepting a payload nobody checked. The same goes for the four buffer controls whose
   command bytes the runner unpacks inline, without a shipped decoder.
 
@@ -43,8 +43,8 @@ from simpler import global_comm_domain as _gcd
 from simpler import remote_l3_protocol as _real
 from simpler.remote_l3_protocol import ControlName, FrameHeader, FrameType
 
-from conformance.backends import NotSupportedByBackend
 from hw_backend.errors import HwProtocolError
+from sim.backend_api import NotSupportedByBackend
 
 __all__ = ["ControlName", "FrameHeader", "FrameType", "HwFrame", "decode_frame", "encode_frame"]
 
