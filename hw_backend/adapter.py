@@ -34,7 +34,14 @@ import numpy as np
 
 from hw_backend.errors import error_class
 from hw_backend.kernels import RUNTIME
-from hw_backend.probe import DTYPE_BY_VALUE, SubProbe, next_token, observation_dir, read_observation
+from hw_backend.probe import (
+    DTYPE_BY_VALUE,
+    SubProbe,
+    next_token,
+    observation_dir,
+    read_observation,
+    set_nested_runner,
+)
 
 _VALUE_BY_DTYPE = {np.dtype(v): k for k, v in DTYPE_BY_VALUE.items()}
 _DEFAULT_TAG = object()
@@ -159,6 +166,9 @@ def nested_orchestration(fn: Any, orch: Any, args: Any, config: Any, serial: int
     finally:
         extra["children"] = [asdict(t) for t in w._run.tasks]
         w._run = None
+
+
+set_nested_runner(nested_orchestration)
 
 
 class HwOrchestrator:

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +109,26 @@ class SubProbe:
                 view.release()
 
     def _orchestrate(self, orch: Any, args: Any, config: Any) -> None:
-        from hw_backend.adapter import nested_orchestration
-
+        if _nested_runner is None:
+            raise RuntimeError("tierbed hw adapter: a nested orchestration in a process where the adapter "
+                               "(hw_backend.adapter) registered no runner")
         scalars = tuple(args.scalar(i) for i in range(args.scalar_count()))
         if len(scalars) < ORCH_TRAILER:
             raise RuntimeError("tierbed hw adapter: a nested orchestration call without its dispatch trailer")
         (serial, token), scalars = scalars[-ORCH_TRAILER:], scalars[:-ORCH_TRAILER]
         with observed(token) as extra:
-            nested_orchestration(self.fn, orch, OrchArgsView(args, scalars), config, int(serial), extra)
+            _nested_runner(self.fn, orch, OrchArgsView(args, scalars), config, int(serial), extra)
+
+
+# The adapter (which builds on this module) registers how a nested orchestration runs, so the probe calls
+# it without importing the adapter. The runtime's child processes are forked from the one that did.
+_nested_runner: Callable[..., None] | None = None
+
+
+def set_nested_runner(fn: Callable[..., None]) -> None:
+    """Install the function that runs a nested orchestration (``hw_backend.adapter.nested_orchestration``)."""
+    global _nested_runner
+    _nested_runner = fn
 
 
 class observed:
