@@ -4,12 +4,18 @@ The public names mirror the real package's Python API (``docs/user/reference/pyt
 so that a case written against one runs on the other::
 
     from sim import Worker, WorkerType, TaskArgs, TensorArgType, CallConfig, DataType, CallableHandle
+
+Importing the package also plugs the remote-L3 layer (:mod:`sim.remote.plugin`) into the core
+(:mod:`sim.plugins`): ``Worker.add_remote_worker`` and ``RemoteCallable`` registration need it.
 """
 
 from sim.cost import modeled_duration
 from sim.errors import ErrorClass, SimError
 from sim.record import Outcome, RunRecord
 from sim.registry import CallableHandle
+
+# The remote-L3 layer plugs into the core here (sim.plugins); the core never imports sim.remote.
+from sim.remote import plugin as _remote_plugin  # noqa: F401 - registers the remote layer
 from sim.remote.refs import RemoteBufferExport, RemoteBufferHandle, RemoteTensorRef
 from sim.simulation import SimConfig
 from sim.task_args import TaskArgs, TaskArgsView

@@ -13,7 +13,7 @@ keeps the handle unpublished and cleans up; abort/cleanup failure leaves only th
 worker/hashid pair cleanup-uncertain; final unregister leaves a worker/hashid tombstone until the
 cleanup is confirmed or the endpoint is failed for the session).
 
-Two scopes are installed here:
+Two scopes of targets share the state and retry policy kept here:
 
 - **local** targets -- the chips (``LOCAL_CHIP``), and the SUB children plus next-level Worker
   children (``LOCAL_PYTHON``) of one Worker's node. As upstream's local broadcast, one phase:
@@ -21,11 +21,13 @@ Two scopes are installed here:
   confirmed (or may have applied) it if any target failed. Each target keeps its own
   ``hashid -> refcount`` table (:attr:`ScopeInstall.tables`), seeded at first use from the
   startup snapshot (the registrations made before ``init()``). In the simulator a local control
-  succeeds unless a :class:`~sim.remote.faults.LocalControlFault` says otherwise; it takes no
+  succeeds unless a :class:`~sim.control_faults.LocalControlFault` says otherwise; it takes no
   virtual time.
 - **remote** targets -- the endpoints a ``RemoteCallable`` was registered on: two phases over each
-  endpoint's ordered command lane (PREPARE / COMMIT / ABORT, then UNREGISTER), failed by
-  :class:`~sim.remote.faults.ControlFault` or any link/session fault.
+  endpoint's ordered command lane (PREPARE / COMMIT / ABORT, then UNREGISTER), failed by a
+  ``ControlFault`` or any link/session fault. That protocol is the remote layer's
+  (:mod:`sim.remote.registration`, which imports this module; this module, like the rest of the
+  core, does not import :mod:`sim.remote`).
 
 State is kept per **(target, hashid) pair**, keyed by the target's scope name in the owning
 Worker's registry: ``registry.uncertain`` (never dispatched, never re-registered this session --
@@ -50,24 +52,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim.callable_identity import CallableDescriptor, TargetNamespace
+from sim.control_faults import ControlMatcher, LocalControlFault, describe_local
 from sim.errors import (
-    EndpointFailure,
     InvalidArgument,
     RegisterPartialFailure,
-    SimError,
     TombstoneActive,
     UncertainState,
 )
 from sim.lanes import ChipLane, WorkerLane
-from sim.remote.faults import ControlFaults, LocalControlFault, describe
-from sim.remote.link import fire_at
+from sim.simulation import Simulation, fire_at
 from sim.trace import EventKind
 
 if TYPE_CHECKING:
     from sim.registry import CallableRegistry, Registration
-    from sim.remote.endpoint import RemoteEndpoint
-    from sim.remote.hub import RemoteSet
-    from sim.simulation import Simulation
     from sim.worker import Worker
 
 RETRY_INTERVAL_US = 1000.0
@@ -139,7 +136,7 @@ class LocalTarget:
 
     __slots__ = ("faults", "key", "label", "table")
 
-    def __init__(self, key: str, label: str, table: dict[bytes, int], faults: ControlFaults) -> None:
+    def __init__(self, key: str, label: str, table: dict[bytes, int], faults: ControlMatcher) -> None:
         self.key = key
         self.label = label
         self.table = table
@@ -168,7 +165,7 @@ class ScopeInstall:
             snapshot = {d: s.refcount for d, s in registry.tables[ns].items()}
             self.targets[ns] = [
                 LocalTarget(lane.scope, f"{label} ({lane.scope})", dict(snapshot),
-                            ControlFaults(tuple(f for f in local if f.target == lane.scope),
+                            ControlMatcher(tuple(f for f in local if f.target == lane.scope),
                                           sim.stream(f"faults.{lane.scope}.control")))
                 for lane, label in lanes]
 
@@ -184,7 +181,7 @@ class ScopeInstall:
         now = self.sim.now
         fault = target.faults.hit(control) if target.faults.faults else None
         if fault is not None:
-            tr.add(now, EventKind.FAULT, target.key, name, describe(fault))
+            tr.add(now, EventKind.FAULT, target.key, name, describe_local(fault))
             self.sim.hit("LocalControlFault")
             if fault.outcome == ERROR:
                 tr.add(now, EventKind.CONTROL, target.key, name, "error: injected")
@@ -293,124 +290,4 @@ def check_local_faults(root: Worker) -> None:
         if f.target not in scopes:
             raise InvalidArgument(f"fault plan: {f!r} names {f.target!r}, which is not a local child; local "
                                   f"children are {', '.join(sorted(scopes)) or 'none'}")
-        sim.trace.add(0.0, EventKind.FAULT, f.target, type(f).__name__, describe(f))
-
-
-# ---------------------------------------------------------------------- remote targets
-
-
-def _label(ep: RemoteEndpoint) -> str:
-    return f"remote worker {ep.worker_id} ({ep.scope})"
-
-
-def _live(ep: RemoteEndpoint) -> bool:
-    from sim.remote.endpoint import EndpointState
-
-    return ep.state is EndpointState.READY
-
-
-def remote_install(rs: RemoteSet, digest: bytes, hashid: str, target: str, ids: tuple[int, ...]) -> None:
-    """Post-init two-phase install of a dispatcher callable on the endpoints ``ids``, or on none (raises)."""
-    from sim.remote.wire import (
-        CallableKind,
-        ControlName,
-        DigestCallableCommand,
-        RegisterCallableCommand,
-        RemoteRegistryTarget,
-    )
-
-    registry = rs.worker._registry
-    ns = "REMOTE_TASK_DISPATCHER"
-    all_eps = [rs.endpoints[w] for w in ids]
-    _check_pairs(registry, digest, hashid, [(ep.scope, _label(ep)) for ep in all_eps], ns)
-    for ep in all_eps:
-        ep._check_sendable("register")
-    eps = [ep for ep in all_eps if not ep.digests.get(digest)]
-    if not eps:
-        return
-    dispatcher, kind = RemoteRegistryTarget.REMOTE_TASK_DISPATCHER, CallableKind.PYTHON_IMPORT
-    prep = RegisterCallableCommand(dispatcher, kind, digest, target.encode())
-    cmd = DigestCallableCommand(dispatcher, kind, digest)
-    errors = rs._controls(eps, ControlName.PREPARE_REGISTER_CALLABLE, prep)
-    failed = [(ep, e) for ep, e in zip(eps, errors, strict=True) if e is not None]
-    if failed:
-        # Prepared state is not visible to TASK: abort the prepared, plus any endpoint whose prepare
-        # was not answered (a timeout fails the endpoint, which ends its state for the session).
-        abort = [ep for ep, e in zip(eps, errors, strict=True) if e is None or isinstance(e, EndpointFailure)]
-        uncertain = _cleanup(rs, abort, ControlName.ABORT_REGISTER_CALLABLE, cmd, digest)
-        _raise_failed(f"register {ns} {target!r} ({hashid}): PREPARE_REGISTER_CALLABLE", failed, uncertain,
-                      len(eps))
-    errors = rs._controls(eps, ControlName.COMMIT_REGISTER_CALLABLE, cmd)
-    failed = [(ep, e) for ep, e in zip(eps, errors, strict=True) if e is not None]
-    if failed:
-        committed = [ep for ep, e in zip(eps, errors, strict=True) if e is None]
-        refused = [ep for ep, e in zip(eps, errors, strict=True) if e is not None]
-        uncertain = _cleanup(rs, refused, ControlName.ABORT_REGISTER_CALLABLE, cmd, digest)
-        uncertain += _cleanup(rs, committed, ControlName.UNREGISTER_CALLABLE, cmd, digest)
-        _raise_failed(f"register {ns} {target!r} ({hashid}): COMMIT_REGISTER_CALLABLE", failed, uncertain,
-                      len(eps))
-
-
-def _cleanup(rs: RemoteSet, eps: list[RemoteEndpoint], name: Any, cmd: Any, digest: bytes) -> list[str]:
-    """Send cleanup to ``eps``; mark (and return) the live endpoints that did not confirm it."""
-    live = [ep for ep in eps if _live(ep)]
-    if not live:
-        return []
-    registry = rs.worker._registry
-    out = []
-    for ep, e in zip(live, rs._controls(live, name, cmd), strict=True):
-        if e is not None and _live(ep):
-            _mark(registry.uncertain, digest, ep.scope)
-            out.append(_label(ep))
-    return out
-
-
-def _raise_failed(what: str, failed: list[tuple[RemoteEndpoint, SimError]], uncertain: list[str], n: int) -> None:
-    first_ep, first = failed[0]
-    detail = (f"{what} failed on {len(failed)} of {n} endpoints (first: {_label(first_ep)}: {first}); "
-              f"nothing was published")
-    if uncertain:
-        raise UncertainState(f"REGISTER_CLEANUP_UNCERTAIN: {detail}; cleanup not confirmed on {', '.join(uncertain)}, "
-                             f"which the hashid can no longer use in this session")
-    if isinstance(first, EndpointFailure):
-        raise EndpointFailure(f"REGISTER_PARTIAL_FAILURE: {detail}")
-    raise RegisterPartialFailure(f"REGISTER_PARTIAL_FAILURE: {detail}; cleanup confirmed")
-
-
-def remote_final_unregister(rs: RemoteSet, digest: bytes, drop: list[RemoteEndpoint]) -> None:
-    """Final unregister on ``drop``: tombstone each pair, send UNREGISTER, clear what is confirmed."""
-    from sim.remote.wire import CallableKind, ControlName, DigestCallableCommand, RemoteRegistryTarget
-
-    registry = rs.worker._registry
-    cmd = DigestCallableCommand(RemoteRegistryTarget.REMOTE_TASK_DISPATCHER, CallableKind.PYTHON_IMPORT, digest)
-    for ep in drop:
-        _mark(registry.tombstones, digest, ep.scope)
-    for ep, e in zip(drop, rs._controls(drop, ControlName.UNREGISTER_CALLABLE, cmd), strict=True):
-        if e is None or not _live(ep):
-            _clear(registry.tombstones, digest, ep.scope)  # confirmed, or the endpoint left the session
-        else:
-            _retry_remote(rs, ep, digest, cmd, 1)
-
-
-def _retry_remote(rs: RemoteSet, ep: RemoteEndpoint, digest: bytes, cmd: Any, attempt: int) -> None:
-    from sim.remote.wire import ControlName
-
-    registry = rs.worker._registry
-    sim = ep.sim
-
-    def reply(err: str | None, _cls: str | None, _p: Any) -> None:
-        if not _live(ep):
-            _clear(registry.tombstones, digest, ep.scope)
-            return
-        _after_retry(sim, registry, ep.scope, digest, attempt, err is None,
-                     lambda: _retry_remote(rs, ep, digest, cmd, attempt + 1))
-
-    def retry() -> None:
-        if ep.scope not in registry.tombstones.get(digest, ()):
-            return
-        if not _live(ep):
-            _clear(registry.tombstones, digest, ep.scope)
-            return
-        ep.send_control(ControlName.UNREGISTER_CALLABLE, cmd, reply)
-
-    fire_at(sim.env, RETRY_INTERVAL_US, retry)
+        sim.trace.add(0.0, EventKind.FAULT, f.target, type(f).__name__, describe_local(f))

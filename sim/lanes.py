@@ -67,6 +67,7 @@ class Lane:
     __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "completion", "end", "env", "functional",
                  "index", "is_sub", "jitter", "member", "node", "points", "rng", "scope", "task", "trace",
                  "workers_entry")
+    remote = False  # the lane kind: True for a remote worker id's lane (the remote layer's, sim.plugins)
 
     def __init__(self, node: Node, scope: str, index: int, is_sub: bool) -> None:
         self.node = node

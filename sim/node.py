@@ -139,7 +139,7 @@ class Node:
         """Fix the lane sets at init (the NEXT_LEVEL worker-id map is frozen after init)."""
         self.nl_lanes = nl_lanes
         self.sub_lanes = sub_lanes
-        self.has_remote = any(getattr(lane, "endpoint", None) is not None for lane in nl_lanes)
+        self.has_remote = any(lane.remote for lane in nl_lanes)  # a remote lane kind (sim.plugins)
         self.single_fifos = [deque() for _ in nl_lanes]
         self.idle_subs = list(range(len(sub_lanes)))
         heapq.heapify(self.idle_subs)

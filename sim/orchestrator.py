@@ -24,8 +24,6 @@ from sim.install import check_dispatch
 from sim.kernel_spec import ChipKernel, Direction, KernelArgError
 from sim.overlap import check_task_writes
 from sim.registry import CallableHandle
-from sim.remote.buffers import capture_slot_refs
-from sim.remote.endpoint import check_remote_submit, remote_endpoints, track_remote
 from sim.task import TaskKind
 from sim.task_args import TaskArgs
 from sim.tensors import Buffer, normalize_tensor, shape_tuple
@@ -190,21 +188,20 @@ class Orchestrator:
         api = "submit_next_level"
         node = self._live(api)
         wid = self._worker_id(node, worker, "worker", api)
-        eps = remote_endpoints(node, (wid,), api) if node.has_remote else None
+        rs = self._worker._remote if node.has_remote else None  # the remote layer's (sim.plugins)
+        eps = rs.placement(node, (wid,), api) if rs is not None else None
         ns = "REMOTE_TASK_DISPATCHER" if eps else self._expected_nl_namespace(node)
         registry = self._worker._registry
         reg = registry.resolve(callable_handle, api=api, namespace=ns)
         if registry.uncertain:
             check_dispatch(registry, reg, (node.nl_lanes[wid].scope,), api)
         if eps:
-            check_remote_submit(self._worker, reg, eps, (args,), api)
+            rs.check_submit(reg, eps, (args,), api)
         cfg = self._config(config, api)
         member, duration = self._member(node, reg, args, api, "")
         task = node.submit(TaskKind.NEXT_LEVEL, reg, (member,), (wid,), False, cfg, (duration,), len(member[0]))
         if eps:
-            track_remote(eps, task)
-            if args._remote:
-                capture_slot_refs(task)
+            rs.submitted(eps, task, bool(args._remote))
 
     def submit_next_level_group(self, callable_handle: Any, args_list: Any, config: Any = None, *,
                                 workers: Any) -> None:
@@ -220,21 +217,20 @@ class Orchestrator:
             raise InvalidArgument(f"{api}: workers has {len(wids)} entries but args_list has {len(args_list)}")
         if len(set(wids)) != len(wids):
             raise InvalidArgument(f"{api}: workers must not repeat a worker id, got {wids}")
-        eps = remote_endpoints(node, wids, api) if node.has_remote else None
+        rs = self._worker._remote if node.has_remote else None  # the remote layer's (sim.plugins)
+        eps = rs.placement(node, wids, api) if rs is not None else None
         ns = "REMOTE_TASK_DISPATCHER" if eps else self._expected_nl_namespace(node)
         registry = self._worker._registry
         reg = registry.resolve(callable_handle, api=api, namespace=ns)
         if registry.uncertain:
             check_dispatch(registry, reg, [node.nl_lanes[w].scope for w in wids], api)
         if eps:
-            check_remote_submit(self._worker, reg, eps, args_list, api)
+            rs.check_submit(reg, eps, args_list, api)
         cfg = self._config(config, api)
         members, durations, ntensors = self._members(node, reg, args_list, api)
         task = node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
         if eps:
-            track_remote(eps, task)
-            if any(a._remote for a in args_list):
-                capture_slot_refs(task)
+            rs.submitted(eps, task, any(a._remote for a in args_list))
 
     def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
         """Submit one SUB task; any idle SUB worker runs it."""

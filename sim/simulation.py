@@ -9,17 +9,20 @@ seed, split per component by the component's scope name, so one seed gives one t
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+from simpy.events import Event, Timeout
 
 from sim.collector import collector_paused
 from sim.cost import Profile, load_profile, profile_for_platform
 from sim.errors import ErrorClass, InvalidArgument
 from sim.faultpoints import FaultPoints
+from sim.plugins import remote_plugin
 from sim.record import CallRecord, Outcome, RunRecord, TaskRecord
 from sim.trace import Trace
 
@@ -43,7 +46,7 @@ class SimConfig:
     - ``backpressure_timeout_us``: how long a blocked ring allocation waits before the
       run fails (upstream's allocator timeout, 10 s);
     - ``faults``: a :class:`sim.remote.faults.FaultPlan` of link and session faults and named fault
-      points (:mod:`sim.faultpoints`), or None;
+      points (:mod:`sim.faultpoints`), or None (the remote layer checks its type, :mod:`sim.plugins`);
     - ``mode``: ``conformance`` (default: only what upstream ships -- the RoCE / HCCS / UB transport
       profiles and Remote CommDomain controls are rejected as NotSupported) or ``experiment``
       (those transports become what-if links timed from ``profile.transports[name]``).
@@ -70,9 +73,8 @@ class SimConfig:
         if self.backpressure_timeout_us <= 0:
             raise InvalidArgument("SimConfig.backpressure_timeout_us must be > 0")
         if self.faults is not None:
-            from sim.remote.faults import FaultPlan
-
-            if not isinstance(self.faults, FaultPlan):
+            plugin = remote_plugin()  # the fault plan's vocabulary is the remote layer's (sim.plugins)
+            if plugin is None or not plugin.is_fault_plan(self.faults):
                 raise InvalidArgument(f"SimConfig.faults must be a FaultPlan, got {type(self.faults).__name__}")
 
 
@@ -172,3 +174,10 @@ class Simulation:
             self._trace_mark = len(self.trace)
             self._tasks = []
             return rec
+
+
+def fire_at(env: object, delay: float, fn: Callable[[], None]) -> Event:
+    """Call ``fn()`` after ``delay`` us of virtual time (one SimPy Timeout, no process)."""
+    ev = Timeout(env, max(delay, 0.0))  # type: ignore[arg-type]
+    ev.callbacks.append(lambda _e: fn())
+    return ev

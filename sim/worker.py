@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from simpy.events import Event
@@ -37,12 +37,16 @@ from sim.levels import LEVEL_WORDS, accepts, check_child, check_level
 from sim.livelock import Livelock, run_until
 from sim.node import Node
 from sim.orchestrator import Orchestrator
+from sim.plugins import remote_plugin, require_remote
 from sim.record import CallRecord, RunRecord
 from sim.registry import CallableHandle, CallableRegistry, describe_target
 from sim.simulation import SimConfig, Simulation
 from sim.tensors import Buffer, Tensor
 from sim.trace import EventKind
 from sim.types import CallConfig, WorkerType, as_numpy_dtype
+
+if TYPE_CHECKING:
+    from sim.plugins import RemoteChildren
 
 _KNOWN_CONFIG = {
     "platform": str, "runtime": str, "device_id": int, "device_ids": list, "num_sub_workers": int,
@@ -114,7 +118,7 @@ class Worker:
         self._node: Node | None = None
         self._scope = ""
         self._calls: list[CallRecord] = []
-        self._remote: Any = None  # sim.remote.hub.RemoteSet once add_remote_worker is called
+        self._remote: RemoteChildren | None = None  # the remote layer's, once add_remote_worker is called
         self._scope_install: Any = None  # sim.install.ScopeInstall, built at the first post-init register
 
     # ------------------------------------------------------------------ introspection
@@ -168,19 +172,14 @@ class Worker:
         return len(self._remote.specs) if self._remote is not None else 0
 
     def add_remote_worker(self, spec: Any) -> int:
-        """Attach a remote L3 (``RemoteWorkerSpec``); return its stable NEXT_LEVEL worker id (see sim.remote)."""
+        """Attach a remote L3 (``RemoteWorkerSpec``); return its stable NEXT_LEVEL worker id (see sim.plugins)."""
         if self._state is not _Lifecycle.NEW:
             raise InvalidState(f"add_remote_worker must be called before init() (Worker is {self._state.value})")
         if self._level < 4:
             raise InvalidWorkerType(f"add_remote_worker: remote L3 workers need a level >= 4 parent, this is "
                                     f"L{self._level}")
-        from sim.remote.hub import RemoteSet
-        from sim.remote.spec import RemoteWorkerSpec
-
-        if isinstance(spec, RemoteWorkerSpec):
-            spec.check_mode(self._sim_config.mode)
-        remote = self._remote or RemoteSet(self)
-        wid = remote.add(spec, len(self._children) + self._remote_count())
+        remote = self._remote or require_remote("add_remote_worker").children(self)
+        wid = remote.add(spec, len(self._children) + self._remote_count(), self._sim_config.mode)
         self._remote = remote
         self._log_call("add_remote_worker", spec.endpoint, True)
         return wid
@@ -203,9 +202,8 @@ class Worker:
     def _register(self, target: Any, workers: list[int] | None) -> CallableHandle:
         if self._state in (_Lifecycle.CLOSED, _Lifecycle.FAILED):
             raise InvalidState(f"register on a {self._state.value} Worker")
-        from sim.remote.spec import RemoteCallable
-
-        if workers is not None or isinstance(target, RemoteCallable):
+        plugin = remote_plugin()
+        if workers is not None or (plugin is not None and plugin.is_remote_target(target)):
             if self._remote is None:
                 raise InvalidArgument("register: RemoteCallable / workers= need remote workers "
                                       "(add_remote_worker); this Worker has none")
@@ -271,11 +269,11 @@ class Worker:
             self._elaborate(sim, f"l{self._level}")
             self._validate_targets()
             from sim.install import check_local_faults
-            from sim.remote.hub import start_remote
 
             check_local_faults(self)
-
-            start_remote(self, sim)
+            plugin = remote_plugin()
+            if plugin is not None:
+                plugin.start(self, sim)
             if sim.points is not None:
                 sim.points.check_targets()  # after the remote sessions have elaborated their scopes
         except BaseException:
@@ -362,9 +360,6 @@ class Worker:
     def _close_remote(self) -> None:
         for w in self._walk():
             if w._remote is not None:
-                buffers = getattr(w._remote, "_buffers", None)
-                if buffers is not None:  # pending remote frees go (or are recorded UNCERTAIN) before SHUTDOWN
-                    buffers.close()
                 w._remote.close()
 
     # ------------------------------------------------------------------ execution
@@ -401,9 +396,8 @@ class Worker:
                 self._run_root(orch_fn, fn_args, config)
         finally:
             for w in self._walk() if self._remote is not None else ():
-                buffers = getattr(w._remote, "_buffers", None)
-                if buffers is not None:  # run fence: deferred remote frees whose references drained
-                    buffers.fence()
+                if w._remote is not None:  # run fence: deferred remote frees whose references drained
+                    w._remote.fence()
             if self._state is _Lifecycle.RUNNING:
                 self._state = _Lifecycle.READY
 
@@ -479,50 +473,40 @@ class Worker:
         buf.shm.buf = memoryview(buf.array)
         return buf.tensor(shapes, as_numpy_dtype(dtype), strides=strides)
 
-    # ------------------------------------------------------------------ remote memory (sim.remote.buffers)
+    # ------------------------------------------------------------------ remote memory (the remote layer's)
+
+    def _remote_buffers(self, api: str) -> Any:
+        """The remote layer's buffer registry of this Worker (``sim.plugins``); checks lifecycle state."""
+        return require_remote(api).buffers(self, api)
 
     def remote_malloc(self, *, worker: int, nbytes: int) -> Any:
         """Allocate ``nbytes`` on remote worker ``worker``; return an owner ``RemoteBufferHandle``."""
-        from sim.remote.buffers import registry_for
-
-        return registry_for(self, "remote_malloc").malloc(worker, nbytes)
+        return self._remote_buffers("remote_malloc").malloc(worker, nbytes)
 
     def remote_free(self, handle: Any) -> None:
         """Free an owner handle; the physical free waits for its slot references and imports. Idempotent."""
-        from sim.remote.buffers import registry_for
-
-        registry_for(self, "remote_free").free(handle)
+        self._remote_buffers("remote_free").free(handle)
 
     def remote_copy_to(self, handle: Any, host_ptr: Any, nbytes: int, *, offset: int = 0) -> None:
         """Copy ``nbytes`` of host memory (array, bytes-like, Tensor) into an owner buffer at ``offset``."""
-        from sim.remote.buffers import registry_for
-
-        registry_for(self, "remote_copy_to").copy_to(handle, host_ptr, nbytes, offset)
+        self._remote_buffers("remote_copy_to").copy_to(handle, host_ptr, nbytes, offset)
 
     def remote_copy_from(self, handle: Any, host_ptr: Any, nbytes: int, *, offset: int = 0) -> None:
         """Copy ``nbytes`` from an owner buffer at ``offset`` into writable host memory."""
-        from sim.remote.buffers import registry_for
-
-        registry_for(self, "remote_copy_from").copy_from(handle, host_ptr, nbytes, offset)
+        self._remote_buffers("remote_copy_from").copy_from(handle, host_ptr, nbytes, offset)
 
     def remote_export(self, handle: Any, *, offset: int = 0, nbytes: int | None = None,
                       access: str | int = "readwrite", transport_profile: str = "host_tcp") -> Any:
         """Export a range of an owner buffer; return an opaque ``RemoteBufferExport``."""
-        from sim.remote.buffers import registry_for
-
-        return registry_for(self, "remote_export").export(handle, offset, nbytes, access, transport_profile)
+        return self._remote_buffers("remote_export").export(handle, offset, nbytes, access, transport_profile)
 
     def remote_import(self, exported: Any, *, worker: int, access: str | int | None = None) -> Any:
         """Import an export on remote worker ``worker``; return an imported ``RemoteBufferHandle``."""
-        from sim.remote.buffers import registry_for
-
-        return registry_for(self, "remote_import").import_(exported, worker, access)
+        return self._remote_buffers("remote_import").import_(exported, worker, access)
 
     def remote_release_import(self, handle: Any) -> None:
         """Release an imported handle; the teardown waits for its slot references. Idempotent."""
-        from sim.remote.buffers import registry_for
-
-        registry_for(self, "remote_release_import").release_import(handle)
+        self._remote_buffers("remote_release_import").release_import(handle)
 
     # ------------------------------------------------------------------ helpers
 

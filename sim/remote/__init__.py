@@ -3,6 +3,10 @@
 Spec: upstream ``docs/remote-l3-worker-design/protocol.md`` and
 ``docs/remote-l3-worker-design/buffers-and-transports.md``. See :mod:`sim.remote.wire` for the
 frame codec and the notes on where the shipped wire differs from the doc.
+
+The package is a layer on the simulator's core: its modules import the core, the core never
+imports them. It plugs in through :mod:`sim.plugins` (:mod:`sim.remote.plugin`, imported by
+``sim/__init__``).
 """
 
 from sim.remote import wire as _wire

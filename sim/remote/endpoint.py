@@ -393,6 +393,7 @@ class RemoteLane(Lane):
     """The NEXT_LEVEL lane of a remote worker id: dispatch becomes a TASK frame on the endpoint."""
 
     __slots__ = ("endpoint",)
+    remote = True  # the lane kind the core checks (sim.plugins)
 
     def __init__(self, node: Node, scope: str, index: int, endpoint: RemoteEndpoint) -> None:
         super().__init__(node, scope, index, False)

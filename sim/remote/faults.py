@@ -27,7 +27,8 @@ Fault kinds (the failure modes of upstream ``docs/remote-l3-worker-design/protoc
   (1-based, counted per endpoint and type), or each with ``probability`` drawn from the seeded
   stream ``Simulation.stream("faults.<endpoint scope>")``.
 - :class:`LocalControlFault` -- a local child (chip, SUB, next-level Worker) fails or leaves
-  unconfirmed a REGISTER / UNREGISTER of the local whole-scope install (see :mod:`sim.install`).
+  unconfirmed a REGISTER / UNREGISTER of the local whole-scope install (see :mod:`sim.install`);
+  defined by the core, :mod:`sim.control_faults`, and re-exported here.
 - :class:`ControlFault` -- the session answers a chosen CONTROL (by name, e.g. ``IMPORT_BUFFER``)
   with an error reply and leaves its state unchanged: the ``ordinal``-th such control on that
   endpoint (1-based), or each with ``probability`` drawn from the seeded stream
@@ -49,15 +50,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sim.control_faults import CONTROL_OUTCOMES, ControlMatcher, LocalControlFault, describe_local
 from sim.errors import InvalidArgument
 from sim.faultpoints import FaultPoint, describe_point
 from sim.remote.wire_base import FrameType
 
 LANES = ("both", "health")
 FRAME_ACTIONS = ("drop", "delay")
-# ControlFault outcomes: "error" -- an error reply, state unchanged; "timeout" -- the session applies
-# the control but never answers, so the parent's command timeout fails the endpoint.
-CONTROL_OUTCOMES = ("error", "timeout")
 CONTROL_ALIASES = {"prepare": "PREPARE_REGISTER_CALLABLE", "commit": "COMMIT_REGISTER_CALLABLE",
                    "abort": "ABORT_REGISTER_CALLABLE", "unregister": "UNREGISTER_CALLABLE"}
 
@@ -225,13 +224,8 @@ class ControlFault:
         return self.worker_id
 
 
-class ControlFaults:
+class ControlFaults(ControlMatcher):
     """The ControlFaults of one session, matched against the CONTROLs it receives (deterministic per seed)."""
-
-    def __init__(self, faults: tuple[ControlFault, ...], rng: Any) -> None:
-        self.faults = faults
-        self.rng = rng
-        self.counts: dict[str, int] = {}
 
     @classmethod
     def for_session(cls, sim: Any, scope: str, worker_id: int) -> ControlFaults:
@@ -239,53 +233,6 @@ class ControlFaults:
         plan = sim.config.faults
         faults = tuple(f for f in plan.for_worker(worker_id) if isinstance(f, ControlFault)) if plan else ()
         return cls(faults, sim.stream(f"faults.{scope}.control"))
-
-    def hit(self, control: str) -> ControlFault | None:
-        """Count one ``control`` received; return the fault that fails it, if any."""
-        n = self.counts.get(control, 0) + 1
-        self.counts[control] = n
-        for f in self.faults:
-            if f.control != control:
-                continue
-            if (f.ordinal == n) if f.ordinal is not None else (self.rng.random() < f.probability):
-                return f
-        return None
-
-
-@dataclass(frozen=True)
-class LocalControlFault:
-    """Fail a local child's REGISTER_CALLABLE / UNREGISTER_CALLABLE (``control``: register | unregister).
-
-    ``target`` is the child's scope name (``l4.sub0``, ``l4.w0``, ``l4.w0.chip0``); ``ordinal`` counts
-    that child's controls of that kind from 1, or ``probability`` draws from ``faults.<target>.control``.
-    ``outcome="error"``: the child refuses, state unchanged; ``"timeout"``: the child applies it but
-    the parent gets no confirmation. Checked against the tree's local children at ``init()``.
-    """
-
-    target: str
-    control: str
-    ordinal: int | None = None
-    probability: float | None = None
-    outcome: str = "error"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.target, str) or not self.target:
-            raise InvalidArgument(f"LocalControlFault.target must name a local child scope, got {self.target!r}")
-        if self.control not in ("register", "unregister"):
-            raise InvalidArgument(f"LocalControlFault.control must be 'register' or 'unregister', got "
-                                  f"{self.control!r}")
-        if self.outcome not in CONTROL_OUTCOMES:
-            raise InvalidArgument(f"LocalControlFault.outcome must be one of {CONTROL_OUTCOMES}, got "
-                                  f"{self.outcome!r}")
-        if (self.ordinal is None) == (self.probability is None):
-            raise InvalidArgument("LocalControlFault needs exactly one of ordinal= or probability=")
-        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
-                                         or self.ordinal < 1):
-            raise InvalidArgument(f"LocalControlFault.ordinal counts from 1, got {self.ordinal!r}")
-        if self.probability is not None and (isinstance(self.probability, bool) or
-                                             not isinstance(self.probability, int | float) or
-                                             not 0.0 < self.probability <= 1.0):
-            raise InvalidArgument(f"LocalControlFault.probability must be in (0, 1], got {self.probability!r}")
 
 
 Fault = (LinkCut | LinkDelay | LinkClog | SessionCrash | SessionHang | FrameFault | ControlFault | LocalControlFault
@@ -339,8 +286,7 @@ def describe(f: Fault) -> str:
     if isinstance(f, SessionHang):
         return "session hang"
     if isinstance(f, LocalControlFault):
-        which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
-        return f"local control {f.outcome} {f.control}{which}"
+        return describe_local(f)
     if isinstance(f, ControlFault):
         which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
         return f"control {f.outcome} {f.control}{which}"

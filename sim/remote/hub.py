@@ -14,6 +14,9 @@ Spec: upstream ``docs/remote-l3-worker-design.md``:
   before ``init()`` raises (seed 001 review, "Partial Init Failure Can Leak Remote Sessions").
   Pre-init chip-kernel registrations of the parent are installed on every session's inner L3
   Worker (resolved there with :func:`sim.remote.session.get_inner_handle`).
+
+:class:`RemoteSet` is the core's ``sim.plugins.RemoteChildren``: the parent Worker reaches it only
+through that interface (installed by :mod:`sim.remote.plugin`).
 """
 
 from __future__ import annotations
@@ -22,26 +25,41 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import Event
 
-from sim.callable_identity import describe_import_target
+from sim.callable_identity import describe_import_target, format_hashid
 from sim.errors import EndpointFailure, InvalidArgument, InvalidState, SimError, UnknownWorker
 from sim.registry import CallableHandle, Registration
-from sim.remote.endpoint import EndpointState, RemoteEndpoint, RemoteLane
+from sim.remote.buffers import capture_slot_refs
+from sim.remote.endpoint import (
+    EndpointState,
+    RemoteEndpoint,
+    RemoteLane,
+    check_remote_submit,
+    remote_endpoints,
+    track_remote,
+)
 from sim.remote.faults import FaultPlan, SessionCrash, SessionHang
 from sim.remote.link import LinkModel
+from sim.remote.registration import remote_final_unregister, remote_install
 from sim.remote.session import BootstrapManifest
 from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
 from sim.remote.wire import ControlName
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sim.node import Node
     from sim.simulation import Simulation
+    from sim.task import Task
     from sim.worker import Worker
 
 _DISPATCHER = "REMOTE_TASK_DISPATCHER"
 
 
 class RemoteSet:
-    """Everything one parent Worker knows about its remote NEXT_LEVEL children."""
+    """Everything one parent Worker knows about its remote NEXT_LEVEL children.
+
+    The core's :class:`sim.plugins.RemoteChildren`: the parent Worker calls it, never the reverse.
+    """
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -49,12 +67,14 @@ class RemoteSet:
         self.eligible: dict[int, tuple[int, ...]] = {}
         self.endpoints: dict[int, RemoteEndpoint] = {}
         self._pre: dict[int, dict[bytes, int]] = {}  # per-worker hashid counts before elaboration
+        self._buffers: Any = None  # sim.remote.buffers.BufferRegistry, at the first remote-memory call
 
     # ------------------------------------------------------------------ composition
 
-    def add(self, spec: Any, next_id: int) -> int:
+    def add(self, spec: Any, next_id: int, mode: str) -> int:
         if not isinstance(spec, RemoteWorkerSpec):
             raise InvalidArgument(f"add_remote_worker expects a RemoteWorkerSpec, got {type(spec).__name__}")
+        spec.check_mode(mode)
         self.specs[next_id] = spec
         return next_id
 
@@ -117,17 +137,12 @@ class RemoteSet:
                 ep = self.endpoints.get(w)
                 if ep is not None and ep.state is EndpointState.READY:
                     drop.append(ep)
-        if drop:  # tombstone each pair until its UNREGISTER is confirmed (sim.install)
-            from sim.install import remote_final_unregister
-
+        if drop:  # tombstone each pair until its UNREGISTER is confirmed (sim.remote.registration)
             remote_final_unregister(self, digest, drop)
         return reg
 
     def _install(self, digest: bytes, target: str, ids: tuple[int, ...]) -> None:
-        """Post-init registration: PREPARE on every new endpoint, then COMMIT, or clean up (sim.install)."""
-        from sim.callable_identity import format_hashid
-        from sim.install import remote_install
-
+        """Post-init registration: PREPARE on every new endpoint, then COMMIT, or clean up (sim.remote.registration)."""
         remote_install(self, digest, format_hashid(digest), target, ids)
 
     def _controls(self, eps: list[RemoteEndpoint], name: ControlName, command: Any) -> list[SimError | None]:
@@ -168,6 +183,27 @@ class RemoteSet:
 
     def _timeout_us(self) -> float:
         return float(self.worker._config.get("remote_session_timeout_s", 30.0)) * 1e6
+
+    # ------------------------------------------------------------------ submit (sim.orchestrator)
+
+    def placement(self, node: Node, wids: Sequence[int], api: str) -> list[RemoteEndpoint] | None:
+        """The endpoints behind ``wids`` if they are all remote, None if all local; mixing is rejected."""
+        return remote_endpoints(node, wids, api)
+
+    def check_submit(self, reg: Registration, eps: list[RemoteEndpoint], args_list: Sequence[Any], api: str) -> None:
+        """Placement contract for remote targets: eligibility, liveness and argument representability."""
+        check_remote_submit(self.worker, reg, eps, args_list, api)
+
+    def submitted(self, eps: list[RemoteEndpoint], task: Task, remote_args: bool) -> None:
+        """Track the task on its endpoints; its remote handles hold slot references until it is terminal."""
+        track_remote(eps, task)
+        if remote_args:
+            capture_slot_refs(task)
+
+    def fence(self) -> None:
+        """Run fence: deferred remote frees whose references drained go now."""
+        if self._buffers is not None:
+            self._buffers.fence()
 
     # ------------------------------------------------------------------ start-up and close
 
@@ -224,7 +260,10 @@ class RemoteSet:
             raise outcome["error"]
 
     def close(self) -> None:
-        """Close every session that was opened; idempotent."""
+        """Close every session that was opened; idempotent. Pending remote frees go (or are recorded
+        UNCERTAIN) before SHUTDOWN."""
+        if self._buffers is not None:
+            self._buffers.close()
         for ep in self.endpoints.values():
             ep.close()
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from simpy.events import Event, Timeout
+from simpy.events import Timeout
 
 from sim.remote.faults import FaultPlan, FrameFault, LinkClog, LinkCut, LinkDelay, describe, injected_at
 from sim.remote.wire_base import FrameType
+from sim.simulation import fire_at
 from sim.trace import EventKind
 
 if TYPE_CHECKING:
@@ -148,10 +149,3 @@ def foreign_origin(header: Any, session_id: int, worker_id: int) -> str | None:
     if header.worker_id != worker_id:
         return f"frame for worker {header.worker_id}, expected worker {worker_id}"
     return None
-
-
-def fire_at(env: object, delay: float, fn: Callable[[], None]) -> Event:
-    """Call ``fn()`` after ``delay`` us of virtual time (one SimPy Timeout, no process)."""
-    ev = Timeout(env, max(delay, 0.0))  # type: ignore[arg-type]
-    ev.callbacks.append(lambda _e: fn())
-    return ev
