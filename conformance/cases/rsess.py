@@ -139,8 +139,14 @@ def unimportable_target(rt, ctx):
 @case("RSESS-011", "A crashed session fails its in-flight task with ENDPOINT_FAILURE; others complete",
       spec=ORDERING)
 def crash_mid_task(rt, ctx):
+    _session_fault_mid_task(rt, ctx, "session_crash")
+
+
+def _session_fault_mid_task(rt, ctx, kind: str) -> None:
+    """Two sessions each running ``chain``; ``kind`` hits session 0 mid-task: its task fails with
+    ENDPOINT_FAILURE, the other session's task completes."""
     rt.require("remote", "faults")
-    w, _, rids = remote_l4(rt, 2, faults=[rt.fault("session_crash", worker=0, at_us=2000.0)], register_add=True)
+    w, _, rids = remote_l4(rt, 2, faults=[rt.fault(kind, worker=0, at_us=2000.0)], register_add=True)
     h = w.register(rt.RemoteCallable(rt.remote_target("chain")), workers=rids)
     w.init()
 
@@ -193,15 +199,4 @@ def hang_mid_task(rt, ctx):
     # health watch (or the command timeout) can, and then the in-flight task gets a fabricated endpoint
     # failure (protocol.md "Ordering"; remote-l3-worker-design.md "Session execution rules"). Compare
     # RSESS-011, where the process dies and its closed connection fails the endpoint at once.
-    rt.require("remote", "faults")
-    w, _, rids = remote_l4(rt, 2, faults=[rt.fault("session_hang", worker=0, at_us=2000.0)], register_add=True)
-    h = w.register(rt.RemoteCallable(rt.remote_target("chain")), workers=rids)
-    w.init()
-
-    def orch(o, _a, _c):
-        o.submit_next_level(h, _scalars(rt, 6), worker=rids[0])
-        o.submit_next_level(h, _scalars(rt, 1), worker=rids[1])
-
-    rec = ctx.run_expecting(w, orch, ("TASK_FAILURE", "ENDPOINT_FAILURE"))
-    ctx.expect_outcomes(rec, {"l4:r1:t1": ("FAILED", "ENDPOINT_FAILURE"), "l4:r1:t2": "COMPLETED"})
-    w.close()
+    _session_fault_mid_task(rt, ctx, "session_hang")
