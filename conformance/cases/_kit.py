@@ -11,6 +11,8 @@ N = 16  # default vector length of functional cases
 #: How long the hold SUB callables take: they sleep that long for real and are modeled as taking it,
 #: so cases about order in time read the same on every backend that observes time.
 LONG_S, SHORT_S = 0.4, 0.06
+#: A hold that outlasts two gates and their dispatch on the real runtime (about 0.2 s each there).
+LONGEST_S = 1.5
 
 
 class Boom(Exception):
@@ -75,6 +77,11 @@ def rref(rt: Any, handle: Any, n: int = N, offset: int = 0) -> Any:
 @modeled_duration(LONG_S * 1e6)
 def hold_long(args: Any) -> None:
     time.sleep(LONG_S)
+
+
+@modeled_duration(LONGEST_S * 1e6)
+def hold_longest(args: Any) -> None:
+    time.sleep(LONGEST_S)
 
 
 @modeled_duration(SHORT_S * 1e6)
