@@ -119,7 +119,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     from conformance.catalog import load_catalog
     from conformance.expectations import ExpectationsError, expectations_for
     from conformance.html import write_html
-    from conformance.report import to_json, write_reports
+    from conformance.report import selection, to_json, write_reports
     from conformance.runner import run_cases
 
     try:
@@ -130,11 +130,20 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     cases = load_catalog().select(pattern)
     if not cases:
         raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'")
-    show = sys.stderr.isatty()
-    with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
-                           show_pos=True) as bar:
+    if sys.stderr.isatty():  # a live bar on a terminal
+        with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
+                               show_pos=True) as bar:
+            run = run_cases(cases, backend, seed=seed, jobs=jobs, timeout_s=timeout_s,
+                            progress=lambda r: bar.update(1), expectations=expectations)
+    else:  # a line now and then in a log: "conform sim: 40/145 cases, 2 failing, ETA 20s"
+        from conformance.judge import FAILING
+        from conformance.progress import LineProgress
+
+        lines = LineProgress(f"conform {backend}", len(cases), stream=sys.stderr)
         run = run_cases(cases, backend, seed=seed, jobs=jobs, timeout_s=timeout_s,
-                        progress=(lambda r: bar.update(1)) if show else None, expectations=expectations)
+                        progress=lambda r: lines.update(r.verdict in FAILING and not r.known),
+                        expectations=expectations)
+    run.metadata["selection"] = selection(pattern, cases)
     json_path, junit_path = write_reports(run, out)
     html_path = write_html([to_json(run)], out / f"conformance-{backend}.html")
     click.echo(f"tierbed conform: backend {backend}, seed {seed}, {len(run.results)} cases in {run.duration_s:.1f}s")

@@ -8,7 +8,9 @@ run and a swimlane picture per observed record with timed tasks (one lane per wo
 per task start..end; see :mod:`conformance.timeline`).
 
 ``load_run(path)`` reads and checks a run report; ``verdict_diff(runs)`` lists the cases whose
-verdict differs between runs.
+verdict differs between runs, among the cases every run selected (``run.selection``; a case only
+some runs selected is counted, not compared: a partial run does not differ from a full one on the
+cases it was not asked to run).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from conformance.report import SCHEMA
+from conformance.report import SCHEMA, selected_ids
 from conformance.timeline import span_us
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -60,6 +62,10 @@ def load_run(path: Path | str) -> dict[str, Any]:
     for i, c in enumerate(cases):
         if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not isinstance(c.get("verdict"), str):
             raise ReportInputError(f"{path}: cases[{i}] must be an object with 'id' and 'verdict'")
+    sel = run.get("selection")
+    if sel is not None and not (isinstance(sel, dict) and isinstance(sel.get("cases"), list)
+                                and all(isinstance(x, str) for x in sel["cases"])):
+        raise ReportInputError(f"{path}: 'run.selection' must be an object with a 'cases' list of ids")
     return data
 
 
@@ -83,26 +89,52 @@ def case_order(runs: list[dict[str, Any]]) -> list[str]:
     return list(order)
 
 
-def verdict_diff(runs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """``(case id, [verdict per run])`` for every case whose verdict differs (``—`` where absent)."""
-    by_run = [{c["id"]: c["verdict"] for c in r["cases"]} for r in runs]
+def compared_ids(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """``(ids every run selected, ids only some runs selected)``, each in order of first appearance."""
+    selections = [selected_ids(r) for r in runs]
+    order: dict[str, None] = dict.fromkeys(case_order(runs))
+    for sel in selections:
+        order.update(dict.fromkeys(sel))
+    sets = [set(sel) for sel in selections]
+    common = [cid for cid in order if all(cid in s for s in sets)]
+    return common, [cid for cid in order if not all(cid in s for s in sets)]
+
+
+def diff_rows(runs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """``(case id, [(verdict, expectation status) per run])`` for every compared case whose verdict
+    differs; the status is ``known``/``stale`` where an expectations file listed it, else ``""``."""
+    by_run = [{c["id"]: c for c in r["cases"]} for r in runs]
     out = []
-    for cid in case_order(runs):
-        verdicts = [b.get(cid, MISSING) for b in by_run]
-        if len(set(verdicts)) > 1:
-            out.append((cid, verdicts))
+    for cid in compared_ids(runs)[0]:
+        cells = [(b[cid]["verdict"], (b[cid].get("expectation") or {}).get("status", "")) if cid in b
+                 else (MISSING, "") for b in by_run]
+        if len({v for v, _ in cells}) > 1:
+            out.append((cid, cells))
     return out
 
 
+def verdict_diff(runs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """``(case id, [verdict per run])`` for every case every run selected whose verdict differs (``—``
+    where a selected case has no result, e.g. an interrupted run)."""
+    return [(cid, [v for v, _ in cells]) for cid, cells in diff_rows(runs)]
+
+
 def diff_lines(runs: list[dict[str, Any]]) -> list[str]:
-    """The verdict diff as text lines."""
+    """The verdict diff as text lines; a verdict an expectations file listed is marked ``(known)``
+    (or ``(stale)``), as in the matrix."""
     labels = run_labels(runs)
     if len(runs) < 2:
         return [f"verdict diff: one run ({labels[0]}), nothing to compare"]
-    diff = verdict_diff(runs)
-    lines = [f"verdict diff ({' vs '.join(labels)}): {len(diff)} of {len(case_order(runs))} cases differ"]
-    for cid, verdicts in diff:
-        lines.append(f"  {cid:<10} " + "  ".join(f"{lab}={v}" for lab, v in zip(labels, verdicts, strict=True)))
+    diff = diff_rows(runs)
+    common, partial = compared_ids(runs)
+    head = f"verdict diff ({' vs '.join(labels)}): {len(diff)} of {len(common)} cases differ"
+    if partial:
+        head += (f" ({len(common)} compared: selected by every run; {len(partial)} selected by only some runs, "
+                 "not compared)")
+    lines = [head]
+    for cid, cells in diff:
+        lines.append(f"  {cid:<10} " + "  ".join(f"{lab}={v}" + (f" ({mark})" if mark else "")
+                                                 for lab, (v, mark) in zip(labels, cells, strict=True)))
     return lines
 
 
@@ -177,7 +209,9 @@ def build_view(runs: list[dict[str, Any]], labels: list[str] | None = None) -> d
     by_run = [{c["id"]: c for c in r["cases"]} for r in runs]
     sim_i = next((i for i, r in enumerate(runs) if r["run"]["backend"] == "sim"), None)
     hw_i = next((i for i, r in enumerate(runs) if r["run"]["backend"] == "hw"), None)
-    diff_ids = {cid for cid, _ in verdict_diff(runs)}
+    diff = diff_rows(runs)
+    diff_ids = {cid for cid, _ in diff}
+    partial = compared_ids(runs)[1]
     rows = []
     for cid in case_order(runs):
         first = next(b[cid] for b in by_run if cid in b)
@@ -209,8 +243,8 @@ def build_view(runs: list[dict[str, Any]], labels: list[str] | None = None) -> d
                         "meta": [(k, meta[k]) for k in ("backend", "version", "runtime_version", "platform", "seed",
                                                          "git_revision", "started", "duration_s", "known_departures",
                                                          "stale_expectations") if meta.get(k) is not None]})
-    return {"columns": columns, "rows": rows, "diff": verdict_diff(runs) if len(runs) > 1 else None,
-            "labels": labels}
+    return {"columns": columns, "rows": rows, "diff": diff if len(runs) > 1 else None,
+            "not_compared": len(partial), "labels": labels}
 
 
 def render_html(runs: list[dict[str, Any]], labels: list[str] | None = None) -> str:

@@ -13,6 +13,10 @@ so in its own process with its timeout). Verdicts map to pytest outcomes:
   FILE`` adds a file of your own, as ``tierbed conform --expectations`` does);
 - a listed case that passes now (a stale entry) -> passed, with a warning naming the file to edit.
 
+The catalog items are added to what pytest collects anyway (in a checkout, the project's own test
+suite); each carries the ``tierbed`` marker (registered below), so ``-m tierbed`` runs only the
+catalog and ``-m "not tierbed"`` only the rest.
+
 Without ``--tierbed-backend`` the plugin collects nothing and changes nothing. It is registered
 through the ``pytest11`` entry point of the package.
 """

@@ -3,13 +3,18 @@
 The JSON shape (``schema`` = ``tierbed.conformance/1``)::
 
     {"schema": ..., "run": {backend, version, platform, seed, git_revision, host, ...,
-                            "duration_s", "counts": {verdict: n}},
+                            "duration_s", "counts": {verdict: n},
+                            "selection": {"pattern": "--cases" or null, "cases": [selected ids]}},
      "cases": [{"id", "title", "area", "spec": {"document", "heading"}, "level", "backends",
                 "verdict", "summary", "duration_s", "evidence": [...],
                 "timeline": [...],     # optional: only for a case whose records have timed tasks
                                        # (shape in conformance.timeline)
                 "expectation": {...}}]}  # optional: a listed departure, "known" or "stale"
                                          # (conformance.expectations)
+
+``run.selection`` is what the run was asked to run: the ``--cases`` pattern and the ids it
+selected (a case interrupted before it finished is selected but absent from ``cases``). A report
+without it (older ones) selected exactly the cases it holds (:func:`selected_ids`).
 
 JUnit XML is written with the standard library's ElementTree (which escapes text and attributes):
 one ``testsuite`` per run, one ``testcase`` per case; FAIL/NON_STRICT are ``failure``, CRASH and
@@ -59,6 +64,19 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def selection(pattern: str | None, cases: Any) -> dict[str, Any]:
+    """The ``run.selection`` entry: the ``--cases`` pattern (None: the whole catalog) and the selected ids."""
+    return {"pattern": pattern, "cases": [c.id for c in cases]}
+
+
+def selected_ids(report: dict[str, Any]) -> list[str]:
+    """The case ids a run report was asked to run; for a report without ``run.selection``, its cases."""
+    sel = (report.get("run") or {}).get("selection")
+    if isinstance(sel, dict) and isinstance(sel.get("cases"), list):
+        return [str(c) for c in sel["cases"]]
+    return [c["id"] for c in report.get("cases", [])]
+
+
 def to_json(run: RunResult) -> dict[str, Any]:
     return scrub(_to_json(run))
 
@@ -67,7 +85,9 @@ def _to_json(run: RunResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "run": {**run.metadata, "backend": run.backend, "seed": run.seed, "duration_s": round(run.duration_s, 3),
-                "counts": run.counts(), "known_departures": len(run.with_expectation("known")),
+                "counts": run.counts(),
+                "selection": run.metadata.get("selection") or selection(None, [r.case for r in run.results]),
+                "known_departures": len(run.with_expectation("known")),
                 "stale_expectations": len(run.with_expectation("stale"))},
         "cases": [{
             "id": r.case.id, "title": r.case.title, "area": r.case.area,
