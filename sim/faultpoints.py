@@ -101,7 +101,7 @@ class FaultPoint:
     target: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in FAULT_POINTS:
+        if not isinstance(self.name, str) or self.name not in FAULT_POINTS:
             raise InvalidArgument(f"FaultPoint.name must be one of {', '.join(FAULT_POINTS)}, got {self.name!r}")
         p = self.probability
         if not _number(p) or not 0.0 < p <= 1.0:

@@ -8,6 +8,7 @@ seed, split per component by the component's scope name, so one seed gives one t
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,10 +69,15 @@ class SimConfig:
             raise InvalidArgument(f"SimConfig.seed must be a non-negative int, got {self.seed!r}")
         if self.data_mode not in DATA_MODES:
             raise InvalidArgument(f"SimConfig.data_mode must be one of {DATA_MODES}, got {self.data_mode!r}")
-        if not 0.0 <= self.jitter < 1.0:
-            raise InvalidArgument(f"SimConfig.jitter must be in [0, 1), got {self.jitter!r}")
-        if self.backpressure_timeout_us <= 0:
-            raise InvalidArgument("SimConfig.backpressure_timeout_us must be > 0")
+        if (isinstance(self.jitter, bool) or not isinstance(self.jitter, int | float)
+                or not 0.0 <= self.jitter < 1.0):
+            raise InvalidArgument(f"SimConfig.jitter must be a number in [0, 1), got {self.jitter!r}")
+        if not isinstance(self.trace, bool):
+            raise InvalidArgument(f"SimConfig.trace must be a bool, got {self.trace!r}")
+        timeout = self.backpressure_timeout_us
+        if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                or not 0 < timeout < math.inf):  # also rejects NaN
+            raise InvalidArgument(f"SimConfig.backpressure_timeout_us must be a finite number > 0, got {timeout!r}")
         if self.faults is not None:
             plugin = remote_plugin()  # the fault plan's vocabulary is the remote layer's (sim.plugins)
             if plugin is None or not plugin.is_fault_plan(self.faults):

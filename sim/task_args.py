@@ -17,6 +17,12 @@ from sim.errors import InvalidArgument
 from sim.tensors import ArgRef, TensorSpec, normalize_tensor
 from sim.types import TensorArgType
 
+# A task scalar occupies one 64-bit slot (upstream ``task_args.h``: ``uint64_t scalars[]``; the SLR3
+# wire packs each as ``u64``). Local tasks accept either signedness reading of those 64 bits; the
+# remote path further requires the unsigned one (``sim.remote.endpoint``).
+_SCALAR_MIN = -(1 << 63)
+_SCALAR_MAX = (1 << 64) - 1
+
 
 class TaskArgs:
     """Tensors with tags, and scalars, in the order the callee's signature expects.
@@ -62,6 +68,9 @@ class TaskArgs:
         if not isinstance(value, int | float):
             raise InvalidArgument(
                 f"scalar argument {len(self._scalars)} must be an int, float or bool, got {type(value).__name__}")
+        if value.__class__ is int and not _SCALAR_MIN <= value <= _SCALAR_MAX:
+            raise InvalidArgument(f"scalar argument {len(self._scalars)} does not fit in 64 bits "
+                                  f"(task scalars are uint64 slots), got {value!r}")
         if self._scalars.__class__ is tuple:
             self._scalars = []
         self._scalars.append(value)

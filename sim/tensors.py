@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import InvalidArgument, InvalidState
+from sim.errors import InvalidArgument, InvalidState, ResourceExhausted
 from sim.types import as_numpy_dtype
 
 _uids = itertools.count(1)
@@ -84,7 +84,12 @@ class Buffer:
             raise InvalidArgument(f"buffer size must be a non-negative int, got {nbytes!r}")
         self.nbytes = int(nbytes)
         self.owner = owner
-        self.array: np.ndarray | None = np.zeros(self.nbytes, dtype=np.uint8) if with_data else None
+        try:
+            self.array: np.ndarray | None = np.zeros(self.nbytes, dtype=np.uint8) if with_data else None
+        except MemoryError:
+            raise ResourceExhausted(
+                f"buffer size {self.nbytes} bytes: the host cannot allocate it (functional data mode "
+                f"backs every buffer with host memory; timing mode allocates none)") from None
         self.shm = SimpleNamespace(buf=memoryview(self.array) if self.array is not None else None)
         self._uid = next(_uids)
         self._closed = False

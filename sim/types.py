@@ -143,6 +143,14 @@ class CallConfig:
 
     def validate(self) -> None:
         """Raise InvalidArgument if a diagnostic lacks ``output_prefix`` or a field is out of range."""
+        for name in ("aicpu_thread_num", *_DIAGNOSTIC_FIELDS):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise InvalidArgument(f"CallConfig.{name} must be an int, got {value!r}")
+        if not isinstance(self.output_prefix, str):
+            raise InvalidArgument(f"CallConfig.output_prefix must be a str, got {self.output_prefix!r}")
+        if not isinstance(self.runtime_env, dict):
+            raise InvalidArgument(f"CallConfig.runtime_env must be a dict, got {self.runtime_env!r}")
         if self.aicpu_thread_num < 0:
             raise InvalidArgument(f"CallConfig.aicpu_thread_num must be >= 0, got {self.aicpu_thread_num}")
         if not 0 <= self.enable_chip_swimlane <= 4:

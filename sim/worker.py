@@ -72,8 +72,12 @@ def _check_config(level: int, config: dict[str, Any]) -> dict[str, Any]:
         if want is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
         if want is list:
-            ok = isinstance(value, list | tuple) and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+            if not isinstance(value, list | tuple):
+                raise InvalidArgument(f"Worker: config {key}={value!r} must be a list of device ids")
+            for v in value:
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise InvalidArgument(f"Worker: config {key}: a device id must be an int >= 0, got {v!r}")
+            ok = True
         if not ok:
             raise InvalidArgument(f"Worker: config {key}={value!r} has the wrong type (expected {want.__name__})")
     out = dict(config)

@@ -160,6 +160,9 @@ class FrameFault:
 
     def __post_init__(self) -> None:
         _worker(self.worker, "FrameFault")
+        if not isinstance(self.frame_type, str | FrameType):
+            raise InvalidArgument(f"FrameFault.frame_type must be a frame type name (str or FrameType), "
+                                  f"got {type(self.frame_type).__name__} {self.frame_type!r}")
         name = self.frame_type.name if isinstance(self.frame_type, FrameType) else self.frame_type
         if name not in FrameType.__members__:
             raise InvalidArgument(f"FrameFault.frame_type must be one of {', '.join(FrameType.__members__)}, "
@@ -201,6 +204,9 @@ class ControlFault:
         from sim.remote.wire_base import ControlName
 
         _worker(self.worker_id, "ControlFault")
+        if not isinstance(self.control, str | ControlName):
+            raise InvalidArgument(f"ControlFault.control must be a control name (str or ControlName), "
+                                  f"got {type(self.control).__name__} {self.control!r}")
         name = self.control.name if isinstance(self.control, ControlName) else self.control
         name = CONTROL_ALIASES.get(name, name)
         if self.outcome not in CONTROL_OUTCOMES:

@@ -33,8 +33,12 @@ header, otherwise the payload kind first (``hello``, ``task``, ``control``, ``co
 
 from __future__ import annotations
 
+import functools
+import inspect
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sim.errors import ProtocolError
 from sim.remote import wire_base as _base
@@ -96,6 +100,8 @@ _OWN = [
 ]
 __all__ = sorted({*_OWN, *_base.__all__, *_task.__all__, *_control.__all__, *_domain.__all__})
 
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 # --- Models -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -215,12 +221,18 @@ def encode_header(header: FrameHeader, payload_bytes: int) -> bytes:
             )
     except ProtocolError as exc:
         raise renest(exc, "header") from None
-    except TypeError:
+    except (TypeError, AttributeError):
+        if not isinstance(header, FrameHeader):
+            fail(f"expected a FrameHeader, got {type(header).__name__}", "header")
+        if isinstance(payload_bytes, bool) or not isinstance(payload_bytes, int):
+            fail(f"expected an int, got {type(payload_bytes).__name__}", "payload_bytes")
         fail("flags must be an integer", "header.flags")
 
 
 def decode_header(data: bytes, *, max_payload_bytes: int = MAX_FRAME_PAYLOAD_BYTES) -> FrameHeader:
     """Decode and validate the first 40 bytes of ``data`` (magic and version first, then the rest)."""
+    if data.__class__ is not bytes and not isinstance(data, _BYTES_LIKE):
+        fail(f"expected bytes, got {type(data).__name__}", "data")
     if len(data) < FRAME_HEADER_BYTES:
         fail(f"truncated: {len(data)} of {FRAME_HEADER_BYTES} bytes", "header")
     magic, version, ftype, session_id, worker_id, sequence, payload_bytes, flags = _HEADER_S.unpack_from(
@@ -361,9 +373,14 @@ def _payload_parts(header: FrameHeader, payload: Payload, parts: list[bytes]) ->
 
 def encode_frame(frame: Frame) -> bytes:
     """Encode a frame: header + canonical payload, refusing anything the decoder would reject."""
-    header = frame.header
-    payload = frame.payload
-    ftype = header.frame_type
+    try:
+        header = frame.header
+        payload = frame.payload
+        ftype = header.frame_type
+    except AttributeError:
+        if not isinstance(frame, Frame):
+            fail(f"expected a Frame, got {type(frame).__name__}", "frame")
+        fail(f"expected a FrameHeader, got {type(frame.header).__name__}", "header")
     if ftype not in _FRAME_TYPES:
         try:
             check_enum(FrameType, ftype, "frame_type")
@@ -405,6 +422,8 @@ def decode_frame(
     control-name mismatch"); without them the payload's sequence is still matched to the header's.
     """
     if type(data) is not bytes:
+        if not isinstance(data, _BYTES_LIKE):
+            fail(f"expected bytes, got {type(data).__name__}", "data")
         data = bytes(data)
     header = decode_header(data, max_payload_bytes=min(max_payload_bytes, MAX_FRAME_PAYLOAD_BYTES))
     end = len(data)
@@ -448,3 +467,52 @@ def decode_frame(
     except ProtocolError as exc:
         raise renest(exc, _PREFIX[ftype]) from None
     return _new_frame(header, payload)
+
+
+# --- Typed errors at the other entry points -------------------------------------------------------
+# The record codecs above (and those re-exported from wire_control / wire_domain / wire_task) assume
+# records of the right class and bytes-like input. A caller passing some other Python type gets the
+# codec's ProtocolError naming the argument, not whatever TypeError / AttributeError / KeyError the
+# body tripped on. Decoders check their input's class up front (one class test); encoders inspect their
+# argument only on the failure path, so a well-typed call pays one extra call and nothing else.
+
+
+def _typed_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    params = list(inspect.signature(fn).parameters.values())
+    names = [p.name for p in params]
+    record = next((p for p in params if p.name not in ("name", "data")), None) if fn.__name__.startswith(
+        "encode_") else None
+
+    data_at = names.index("data") if "data" in names else -1
+
+    @functools.wraps(fn)
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        if data_at >= 0:  # a str or list of the right length would otherwise "decode" as a truncated record
+            data = args[data_at] if len(args) > data_at else kwargs.get("data", b"")
+            if data.__class__ is not bytes and not isinstance(data, _BYTES_LIKE):
+                raise ProtocolError(f"expected bytes, got {type(data).__name__}", field="data")
+        try:
+            return fn(*args, **kwargs)
+        except (TypeError, AttributeError, KeyError) as exc:
+            bound = dict(zip(names, args, strict=False)) | kwargs
+            n = bound.get("name", 0)
+            if "name" in bound and (not isinstance(n, int) or n not in ControlName._value2member_map_):
+                raise ProtocolError(f"expected a ControlName, got {bound['name']!r}", field="name") from exc
+            if "data" in bound and not isinstance(bound["data"], _BYTES_LIKE):
+                raise ProtocolError(f"expected bytes, got {type(bound['data']).__name__}", field="data") from exc
+            if record is not None and record.name in bound:
+                value = bound[record.name]
+                want = str(record.annotation)
+                if type(value).__name__ not in want.replace(" ", "").split("|"):
+                    raise ProtocolError(f"expected {want}, got {type(value).__name__}", field=record.name) from exc
+                raise ProtocolError(f"malformed {type(value).__name__}: {exc}", field=record.name) from exc
+            raise
+
+    return entry
+
+
+for _name in __all__:
+    if _name.startswith(("encode_", "decode_")) and _name not in ("encode_frame", "decode_frame", "decode_header",
+                                                                    "encode_header"):
+        globals()[_name] = _typed_entry(globals()[_name])
+del _name
