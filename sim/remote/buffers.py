@@ -171,6 +171,7 @@ class BufferRegistry:
         self.exports: dict[tuple[int, int], ExportBufferResult] = {}
         self.pending: list[RemoteBufferHandle] = []  # released, cleanup not yet confirmed, in request order
         self.inflight: dict[int, Event] = {}  # id(handle) -> reply event of its outstanding cleanup control
+        self.closing = False  # close() has waited for every reply: settling sends nothing more
         for ep in self.rs.endpoints.values():
             ep.buffers = self
 
@@ -484,7 +485,7 @@ class BufferRegistry:
             owner._import_refs -= 1
             if state is not FREED:
                 owner._uncertain_imports += 1  # the mapping may still exist: the owner's free stays held
-            if owner in self.pending:
+            if owner in self.pending and not self.closing:
                 self.flush()
 
     def fence(self) -> None:
@@ -516,6 +517,9 @@ class BufferRegistry:
             self.pending.append(h)
             self.trace.add(self.sim.now, EventKind.CONTROL, self.scope, "close", f"{_label(h)} released")
         self.fence()
+        # Past the fence no reply will be waited for, so settling what is left must not send a control
+        # (an import settled UNCERTAIN would otherwise retry its owner's failed free, never answered).
+        self.closing = True
         for h in list(self.pending):
             if h not in self.pending:
                 continue  # settled as a side effect of an earlier one
