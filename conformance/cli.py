@@ -194,11 +194,21 @@ def report(runs: tuple[Path, ...], out: Path) -> None:
 @click.option("--invariant", "invariants", multiple=True,
               help="Also check this invariant after the run: a built-in name (see 'tierbed campaign --help') or "
                    "module:function (repeatable; adds to the file's own invariants:).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Seconds the run (invariant checks included) may take; past it the verdict is TIMEOUT, exit 1.")
 @click.pass_context
 def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed: int, trace_out: Path | None,
-                     invariants: tuple[str, ...]) -> None:
+                     invariants: tuple[str, ...], timeout_s: float) -> None:
     """Run a YAML scenario on one backend, print its verdict; exit 1 on FAIL, CRASH, TIMEOUT or a violated
-    invariant. A shrunk campaign case (a scenario with invariants:, or a target: case file) replays here."""
+    invariant. A shrunk campaign case (a scenario with invariants:, or a target: case file) replays here.
+
+    The run is in this process; a watchdog thread ends the process (verdict TIMEOUT, exit 1) when it
+    takes longer than --timeout (the simulator runs no child processes, so nothing is left behind).
+    """
+    import os
+    import sys
+    import threading
+
     from conformance.backends import BackendUnavailable, get_backend
     from conformance.campaign.api import load_case
     from conformance.judge import FAILING
@@ -206,6 +216,19 @@ def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed
     from conformance.scenario_runner import run_scenario
 
     seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+    header: list[str] = []  # the first line once known; "printed" once printed: the watchdog needs it then
+
+    def expire() -> None:
+        lines = [] if header == ["printed"] else header or [f"tierbed run: {scenario_file}, backend {backend}"]
+        sys.stdout.write("".join(f"{line}\n" for line in lines)
+                         + f"  verdict     TIMEOUT (no verdict within {timeout_s:g}s: stopped)\n")
+        sys.stdout.flush()
+        os._exit(1)
+
+    watchdog = threading.Timer(timeout_s, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    ctx.call_on_close(watchdog.cancel)  # every way out of the command (return, exit 1/2, an exception)
     case = load_case(scenario_file) if scenario_file.is_file() else None
     if case is not None:
         _run_target_case(scenario_file, case, backend, seed if seed_given else None, invariants)
@@ -227,8 +250,10 @@ def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed
         except CampaignInputError as exc:
             raise _InputError(f"{exc} (a module:function invariant must be importable from the current directory "
                               "or PYTHONPATH)") from None
+    header[:] = [f"tierbed run: scenario {scn.scenario} ({scenario_file}), backend {backend}, seed {seed}"]
     res = run_scenario(scn, backend, seed)
-    click.echo(f"tierbed run: scenario {scn.scenario} ({scenario_file}), backend {backend}, seed {seed}")
+    click.echo(header[0])
+    header[:] = ["printed"]
     if scn.description:
         click.echo(f"  {scn.description}")
     if res.record is not None:

@@ -43,11 +43,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from conformance.fault_space import BUILTIN_INVARIANTS, FaultSpace
 from conformance.yamlfile import Loc, YamlFileError, compose, locate, read_text, validate
 from sim.faultpoints import FAULT_POINTS
+from sim.node import MAX_SCOPE_DEPTH
 
 SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
 
@@ -385,7 +387,12 @@ class ScenarioError(YamlFileError):
 
 def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     """Validate scenario ``text``; raise :class:`ScenarioError` naming ``file``, the line and the field."""
-    node, data = compose(text, file, ScenarioError)
+    node, data = compose(text, file, ScenarioError,
+                         depth_hint=f" (scopes nest at most {MAX_SCOPE_DEPTH} deep: sim.node.MAX_SCOPE_DEPTH)")
+    deep = _too_deep_scope(node)
+    if deep is not None:
+        raise ScenarioError(file, deep.start_mark.line + 1, "", f"scope nesting deeper than {MAX_SCOPE_DEPTH} "
+                                                                "(sim.node.MAX_SCOPE_DEPTH)")
     if not isinstance(data, dict):
         raise ScenarioError(file, 1, "", "a scenario is a YAML mapping (scenario:, topology:, program:, ...)")
     scn = validate(node, data, Scenario, file, "scenario", ScenarioError)
@@ -395,6 +402,24 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         line, path = locate(node, loc, missing=True)
         raise ScenarioError(file, line, path, msg)
     return scn
+
+
+def _too_deep_scope(root: yaml.Node | None) -> yaml.Node | None:
+    """The ``scope`` key that nests deeper than MAX_SCOPE_DEPTH scopes, if any (the tree is already bounded)."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)] if root is not None else []
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((n, depth) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                d = depth
+                if isinstance(k, yaml.ScalarNode) and k.value == "scope" and isinstance(v, yaml.SequenceNode):
+                    d += 1
+                    if d > MAX_SCOPE_DEPTH:
+                        return k
+                stack.append((v, d))
+    return None
 
 
 def load_scenario(path: str | Path) -> Scenario:
