@@ -28,6 +28,22 @@ from sim.errors import InvalidArgument
 CONTROL_OUTCOMES = ("error", "timeout")
 
 
+def check_choice(kind: str, ordinal: Any, probability: Any, hint: str = "") -> None:
+    """A fault that picks its hits needs exactly one of ``ordinal`` (1-based) or ``probability`` in (0, 1]."""
+    if (ordinal is None) == (probability is None):
+        raise InvalidArgument(f"{kind} needs exactly one of ordinal={hint} or probability=")
+    if ordinal is not None and (isinstance(ordinal, bool) or not isinstance(ordinal, int) or ordinal < 1):
+        raise InvalidArgument(f"{kind}.ordinal counts from 1, got {ordinal!r}")
+    if probability is not None and (isinstance(probability, bool) or not isinstance(probability, int | float)
+                                    or not 0.0 < probability <= 1.0):
+        raise InvalidArgument(f"{kind}.probability must be in (0, 1], got {probability!r}")
+
+
+def choice_text(f: Any) -> str:
+    """How a fault picks its hits, for the trace: ``#3`` (the third) or ``p=0.5``."""
+    return f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
+
+
 class ControlMatcher:
     """Control faults of one target, matched against the controls it receives (deterministic per seed)."""
 
@@ -73,18 +89,9 @@ class LocalControlFault:
         if self.outcome not in CONTROL_OUTCOMES:
             raise InvalidArgument(f"LocalControlFault.outcome must be one of {CONTROL_OUTCOMES}, got "
                                   f"{self.outcome!r}")
-        if (self.ordinal is None) == (self.probability is None):
-            raise InvalidArgument("LocalControlFault needs exactly one of ordinal= or probability=")
-        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
-                                         or self.ordinal < 1):
-            raise InvalidArgument(f"LocalControlFault.ordinal counts from 1, got {self.ordinal!r}")
-        if self.probability is not None and (isinstance(self.probability, bool) or
-                                             not isinstance(self.probability, int | float) or
-                                             not 0.0 < self.probability <= 1.0):
-            raise InvalidArgument(f"LocalControlFault.probability must be in (0, 1], got {self.probability!r}")
+        check_choice("LocalControlFault", self.ordinal, self.probability)
 
 
 def describe_local(f: LocalControlFault) -> str:
     """A one-line description of a local control fault for the trace."""
-    which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
-    return f"local control {f.outcome} {f.control}{which}"
+    return f"local control {f.outcome} {f.control}{choice_text(f)}"

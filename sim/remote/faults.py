@@ -50,7 +50,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sim.control_faults import CONTROL_OUTCOMES, ControlMatcher, LocalControlFault, describe_local
+from sim.control_faults import (
+    CONTROL_OUTCOMES,
+    ControlMatcher,
+    LocalControlFault,
+    check_choice,
+    choice_text,
+    describe_local,
+)
 from sim.errors import InvalidArgument
 from sim.faultpoints import FaultPoint, describe_point
 from sim.remote.wire_base import FrameType
@@ -170,15 +177,7 @@ class FrameFault:
         object.__setattr__(self, "frame_type", name)
         if self.action not in FRAME_ACTIONS:
             raise InvalidArgument(f"FrameFault.action must be one of {FRAME_ACTIONS}, got {self.action!r}")
-        if (self.ordinal is None) == (self.probability is None):
-            raise InvalidArgument("FrameFault needs exactly one of ordinal= (which frame) or probability=")
-        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
-                                         or self.ordinal < 1):
-            raise InvalidArgument(f"FrameFault.ordinal counts from 1, got {self.ordinal!r}")
-        if self.probability is not None and (isinstance(self.probability, bool) or
-                                             not isinstance(self.probability, int | float) or
-                                             not 0.0 < self.probability <= 1.0):
-            raise InvalidArgument(f"FrameFault.probability must be in (0, 1], got {self.probability!r}")
+        check_choice("FrameFault", self.ordinal, self.probability, " (which frame)")
         object.__setattr__(self, "delay_us", _time(self.delay_us, "FrameFault.delay_us"))
         if self.action == "delay" and self.delay_us <= 0:
             raise InvalidArgument("FrameFault(action='delay') needs delay_us > 0")
@@ -215,15 +214,7 @@ class ControlFault:
             raise InvalidArgument(f"ControlFault.control must be one of {', '.join(ControlName.__members__)}, "
                                   f"got {self.control!r}")
         object.__setattr__(self, "control", name)
-        if (self.ordinal is None) == (self.probability is None):
-            raise InvalidArgument("ControlFault needs exactly one of ordinal= (which control) or probability=")
-        if self.ordinal is not None and (isinstance(self.ordinal, bool) or not isinstance(self.ordinal, int)
-                                         or self.ordinal < 1):
-            raise InvalidArgument(f"ControlFault.ordinal counts from 1, got {self.ordinal!r}")
-        if self.probability is not None and (isinstance(self.probability, bool) or
-                                             not isinstance(self.probability, int | float) or
-                                             not 0.0 < self.probability <= 1.0):
-            raise InvalidArgument(f"ControlFault.probability must be in (0, 1], got {self.probability!r}")
+        check_choice("ControlFault", self.ordinal, self.probability, " (which control)")
 
     @property
     def worker(self) -> int:
@@ -294,10 +285,8 @@ def describe(f: Fault) -> str:
     if isinstance(f, LocalControlFault):
         return describe_local(f)
     if isinstance(f, ControlFault):
-        which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
-        return f"control {f.outcome} {f.control}{which}"
-    which = f"#{f.ordinal}" if f.ordinal is not None else f"p={f.probability:g}"
-    return f"frame {f.action} {f.frame_type}{which}" + (f" +{f.delay_us:g}us" if f.action == "delay" else "")
+        return f"control {f.outcome} {f.control}{choice_text(f)}"
+    return f"frame {f.action} {f.frame_type}{choice_text(f)}" + (f" +{f.delay_us:g}us" if f.action == "delay" else "")
 
 
 def injected_at(f: Fault) -> float:
