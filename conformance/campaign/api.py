@@ -164,14 +164,14 @@ def run_campaign(target: Target | str | Path, seeds: range | str, *, out: Path |
         bar.close()
     wall = time.perf_counter() - t0
     write_rows(rows, out / ROWS_FILE)
-    points = usable_points(spec.space, spec.topology)
+    points, kinds = usable_points(spec.space, spec.topology), usable_kinds(spec.space, spec.topology)
     summary = summarize(rows, config=config, points=points, interrupted=interrupted, wall_s=wall,
-                        requested=len(seeds), kinds=usable_kinds(spec.space, spec.topology))
+                        requested=len(seeds), kinds=kinds)
     shrunk: dict[str, str] = {}
     if do_shrink and not interrupted:
         shrunk = shrink_all(spec, rows, out)
     summary["shrunk"] = shrunk
-    usable = set(usable_kinds(spec.space, spec.topology)) | set(points)
+    usable = set(kinds) | set(points)
     summary["not_applicable"] = [k for k in [*spec.space.kind_list(), *spec.space.point_probabilities()]
                                  if k not in usable]  # the target cannot host them: never drawn
     write_json(summary, out / SUMMARY_FILE)
