@@ -7,8 +7,15 @@ SHOULD) and the backends it applies to. The function receives the backend's
 :class:`~conformance.backends.RuntimeAPI` and a :class:`~conformance.context.CaseContext`, drives the
 runtime through the first and declares its expectations on the second.
 
-The runner finds a case again in a fresh process from ``(module, qualname, file)``, so a case must
-be a module-level function.
+The runner finds a case again in a fresh process from its :meth:`Case.locator`. A locator has one
+of two kinds:
+
+- ``function`` (the catalog's cases): ``module.qualname`` is the registered case function itself
+  (imported by name, or from ``file``), so a case must be a module-level function;
+- ``file`` (cases read from a file, e.g. a corpus of YAML scenarios, :mod:`conformance.corpus`):
+  ``module.qualname`` is a *case loader*, a module-level function marked with :func:`case_loader`
+  that rebuilds the case from ``file`` (and the locator's ``args``). The catalog never names the
+  modules that hold loaders: the locator does, so reading cases from files adds no import here.
 """
 
 from __future__ import annotations
@@ -27,6 +34,11 @@ from typing import Any
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]{1,7}-\d{3}$")
 ALL_BACKENDS = ("sim", "reference", "hw")
 CASE_ATTR = "__conformance_case__"
+LOADER_ATTR = "__conformance_case_loader__"
+LOCATOR_KINDS = ("function", "file")
+
+#: What a fresh process needs to find a case again: (module, qualname, file, kind, args).
+Locator = tuple[str, str, str | None, str, tuple[str, ...]]
 
 
 class Level(StrEnum):
@@ -54,10 +66,13 @@ class Case:
     module: str = ""
     qualname: str = ""
     file: str | None = None
+    kind: str = "function"  # how locator() finds it again: "function" or "file" (see the module docstring)
+    args: tuple[str, ...] = ()  # a "file" case: what its loader is given after the file
 
     @property
     def area(self) -> str:
-        return self.id.split("-", 1)[0]
+        """The ID's area (``ORCH`` for ``ORCH-001``); ``scenario`` for a case read from a file."""
+        return "scenario" if self.kind == "file" else self.id.split("-", 1)[0]
 
     def applies_to(self, backend: str) -> bool:
         return backend in self.backends
@@ -65,9 +80,9 @@ class Case:
     def spec_text(self) -> str:
         return f"{self.spec[0]} \u00a7 {self.spec[1]}"
 
-    def locator(self) -> tuple[str, str, str | None]:
-        """What a fresh process needs to find this case again."""
-        return self.module, self.qualname, self.file
+    def locator(self) -> Locator:
+        """What a fresh process needs to find this case again (:func:`find_case`)."""
+        return self.module, self.qualname, self.file, self.kind, self.args
 
 
 class Catalog:
@@ -147,24 +162,55 @@ def load_catalog() -> Catalog:
     return CATALOG
 
 
-def find_case(module: str, qualname: str, file: str | None) -> Case:
-    """Re-import the module holding a case (by name, or from its file) and return the case."""
+def case_loader(fn: Callable[..., Case]) -> Callable[..., Case]:
+    """Mark ``fn(file, *args) -> Case`` (a module-level function) as a case loader that a ``file``
+    locator may name."""
+    if "<locals>" in fn.__qualname__:
+        raise CatalogError(f"a case loader must be a module-level function, got {fn.__qualname__}")
+    setattr(fn, LOADER_ATTR, True)
+    return fn
+
+
+def _import(module: str, file: str | None) -> Any:
     mod = sys.modules.get(module)
-    if mod is None:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            if not file:
-                raise
-            spec = importlib.util.spec_from_file_location(module, file)
-            if spec is None or spec.loader is None:
-                raise
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[module] = mod
-            spec.loader.exec_module(mod)
-    obj: Any = mod
+    if mod is not None:
+        return mod
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if not file:
+            raise
+        spec = importlib.util.spec_from_file_location(module, file)
+        if spec is None or spec.loader is None:
+            raise
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[module] = mod
+        spec.loader.exec_module(mod)
+        return mod
+
+
+def find_case(module: str, qualname: str, file: str | None, kind: str = "function", args: tuple[str, ...] = ()
+              ) -> Case:
+    """Find a case again from its locator (see :meth:`Case.locator`).
+
+    ``function``: re-import the module holding the case (by name, or from its file) and return the
+    case registered on ``module.qualname``. ``file``: import the module holding the case loader
+    ``module.qualname`` and return ``loader(file, *args)``.
+    """
+    if kind not in LOCATOR_KINDS:
+        raise CatalogError(f"unknown locator kind {kind!r}; known: {', '.join(LOCATOR_KINDS)}")
+    obj: Any = _import(module, file if kind == "function" else None)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+    if kind == "file":
+        if not getattr(obj, LOADER_ATTR, False):
+            raise CatalogError(f"{module}.{qualname} is not a case loader")
+        if not file:
+            raise CatalogError(f"a file locator names no file ({module}.{qualname})")
+        found = obj(file, *args)
+        if not isinstance(found, Case):
+            raise CatalogError(f"case loader {module}.{qualname} returned {type(found).__name__}, not a Case")
+        return found
     found = getattr(obj, CASE_ATTR, None)
     if found is None:
         raise CatalogError(f"{module}.{qualname} is not a registered case")

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.backends import NotSupportedByBackend, get_backend
-from conformance.catalog import Case, find_case, load_catalog
+from conformance.catalog import Case, Locator, find_case, load_catalog
 from conformance.expectations import Expectations
 from conformance.judge import FAILING, Judgment, Verdict, judge
 from conformance.timeline import case_timeline
 
 DEFAULT_TIMEOUT_S = 30.0
 PRELOAD = ["numpy", "sim", "sim.remote", "reference", "reference.executor", "conformance.runner",
-           "conformance.cases"]
+           "conformance.cases", "conformance.corpus"]
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _redirect_output(log_path: str) -> None:
     os.close(fd)
 
 
-def _child(conn: multiprocessing.connection.Connection, locator: tuple[str, str, str | None], backend: str,
+def _child(conn: multiprocessing.connection.Connection, locator: Locator, backend: str,
            seed: int, log_path: str | None = None) -> None:
     if log_path is not None:
         _redirect_output(log_path)
