@@ -138,17 +138,25 @@ class Catalog:
 
     def select(self, pattern: str | None = None) -> list[Case]:
         """Cases whose ID matches ``pattern``: comma-separated globs; a term without ``*?[`` is a prefix."""
-        cases = list(self)
-        if not pattern:
-            return cases
-        terms = [t.strip().upper() for t in pattern.split(",") if t.strip()]
-        out = []
-        for c in cases:
-            for t in terms:
-                if (any(ch in t for ch in "*?[") and fnmatch.fnmatchcase(c.id, t)) or c.id.startswith(t):
-                    out.append(c)
-                    break
-        return out
+        return select_cases(self, pattern)
+
+
+def select_cases(cases: Iterable[Case], pattern: str | None = None) -> list[Case]:
+    """The ``cases`` whose ID matches ``pattern`` (comma-separated globs; a term without ``*?[`` is a
+    prefix), in order; IDs are matched without regard to case (a catalog ID is upper case, a corpus
+    scenario's name usually is not)."""
+    cases = list(cases)
+    if not pattern:
+        return cases
+    terms = [t.strip().upper() for t in pattern.split(",") if t.strip()]
+    out = []
+    for c in cases:
+        cid = c.id.upper()
+        for t in terms:
+            if (any(ch in t for ch in "*?[") and fnmatch.fnmatchcase(cid, t)) or cid.startswith(t):
+                out.append(c)
+                break
+    return out
 
 
 #: The project's catalog (``conformance.cases`` fills it).

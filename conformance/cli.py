@@ -105,31 +105,49 @@ def list_cases(pattern: str | None) -> None:
               help="An extra expectations file of known departures (repeatable); see conformance/expectations/.")
 @click.option("--no-builtin-expectations", is_flag=True,
               help="Ignore the shipped expectations files: every departure counts as a failure.")
+@click.option("--scenarios", "scenario_paths", multiple=True, type=click.Path(path_type=Path),
+              help="A YAML scenario file, or a directory of them (searched recursively), run as cases next to "
+                   "the catalog (repeatable); a case ID is the scenario's name.")
+@click.option("--no-catalog", is_flag=True, help="Run only the --scenarios cases, not the catalog.")
 def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: float, out: Path,
-            expectation_files: tuple[Path, ...], no_builtin_expectations: bool) -> None:
+            expectation_files: tuple[Path, ...], no_builtin_expectations: bool, scenario_paths: tuple[Path, ...],
+            no_catalog: bool) -> None:
     """Run the conformance catalog on one backend; exit 1 if a MUST case FAILs, CRASHes or TIMEs OUT.
 
     A failure that an expectations file lists for this backend's version is reported as a known
     departure (with its reason) and does not fail the run; a listed case that now passes is
-    reported as a stale expectation.
+    reported as a stale expectation. --scenarios adds a corpus of YAML scenarios, judged the same
+    way (an expectations file lists one by its scenario name). Bad input (a scenario file that does
+    not load, two scenarios or a scenario and a catalog case with one name, no case selected) exits 2
+    before anything runs or any report is written.
     """
     import sys
 
     from conformance.backends import BackendUnavailable, get_backend
-    from conformance.catalog import load_catalog
-    from conformance.expectations import ExpectationsError, expectations_for
+    from conformance.catalog import load_catalog, select_cases
+    from conformance.expectations import ExpectationsError, backend_version, load_expectations
     from conformance.html import write_html
     from conformance.report import selection, to_json, write_reports
     from conformance.runner import run_cases
 
+    if no_catalog and not scenario_paths:
+        raise _InputError("--no-catalog runs only the --scenarios cases: give --scenarios PATH")
     try:
         rt = get_backend(backend, seed)
-        expectations = expectations_for(rt, expectation_files, builtin=not no_builtin_expectations)
-    except (BackendUnavailable, ExpectationsError) as exc:
+    except BackendUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    cases = load_catalog().select(pattern)
+    catalog = load_catalog()
+    corpus = _load_corpus(scenario_paths, reserved=[c.id for c in catalog]) if scenario_paths else []
+    try:
+        expectations = load_expectations(rt.name, backend_version(rt.describe()), expectation_files,
+                                         builtin=not no_builtin_expectations,
+                                         case_ids=[*(c.id for c in catalog), *(c.id for c in corpus)])
+    except ExpectationsError as exc:
+        raise click.ClickException(str(exc)) from None
+    cases = select_cases([*([] if no_catalog else catalog), *corpus], pattern)
     if not cases:
-        raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'")
+        raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'" + (
+            " (and the --scenarios names)" if corpus else ""))
     if sys.stderr.isatty():  # a live bar on a terminal
         with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
                                show_pos=True) as bar:
@@ -144,6 +162,8 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
                         progress=lambda r: lines.update(r.verdict in FAILING and not r.known),
                         expectations=expectations)
     run.metadata["selection"] = selection(pattern, cases)
+    if scenario_paths:  # where the corpus cases came from, as given
+        run.metadata["selection"].update(scenarios=[p.as_posix() for p in scenario_paths], catalog=not no_catalog)
     json_path, junit_path = write_reports(run, out)
     html_path = write_html([to_json(run)], out / f"conformance-{backend}.html")
     click.echo(f"tierbed conform: backend {backend}, seed {seed}, {len(run.results)} cases in {run.duration_s:.1f}s")
@@ -185,7 +205,7 @@ def report(runs: tuple[Path, ...], out: Path) -> None:
 
 
 @main.command("run")
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("scenario_paths", metavar="SCENARIO...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--backend", type=click.Choice(["sim", "reference", "hw"]), default="sim", show_default=True,
               help="Backend to run the scenario on.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
@@ -195,16 +215,34 @@ def report(runs: tuple[Path, ...], out: Path) -> None:
               help="Also check this invariant after the run: a built-in name (see 'tierbed campaign --help') or "
                    "module:function (repeatable; adds to the file's own invariants:).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
-              help="Seconds the run (invariant checks included) may take; past it the verdict is TIMEOUT, exit 1.")
+              help="Seconds each scenario's run (invariant checks included) may take; past it the verdict is "
+                   "TIMEOUT, exit 1.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Scenarios run at once (several scenarios only).")
 @click.pass_context
-def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed: int, trace_out: Path | None,
-                     invariants: tuple[str, ...], timeout_s: float) -> None:
-    """Run a YAML scenario on one backend, print its verdict; exit 1 on FAIL, CRASH, TIMEOUT or a violated
-    invariant. A shrunk campaign case (a scenario with invariants:, or a target: case file) replays here.
+def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backend: str, seed: int,
+                     trace_out: Path | None, invariants: tuple[str, ...], timeout_s: float, jobs: int) -> None:
+    """Run YAML scenarios on one backend, print their verdicts; exit 1 on FAIL, CRASH, TIMEOUT or a violated
+    invariant, 2 on invalid input. A shrunk campaign case (a scenario with invariants:, or a target: case
+    file) replays here.
 
-    The run is in this process; a watchdog thread ends the process (verdict TIMEOUT, exit 1) when it
-    takes longer than --timeout (the simulator runs no child processes, so nothing is left behind).
+    One SCENARIO file: the run is in this process and prints the scenario's checks; a watchdog thread ends
+    the process (verdict TIMEOUT, exit 1) when it takes longer than --timeout (the simulator runs no child
+    processes, so nothing is left behind).
+
+    Several SCENARIOs, or a directory (its *.yaml and *.yml files, recursively, in path order): every
+    file is loaded first, and any invalid one (reported as file:line: field: problem), an unknown
+    invariant or two files with one scenario name exits 2 before anything runs. Then each scenario runs
+    in its own process with the --timeout, as 'tierbed conform' runs a case; one line per scenario, then
+    a summary. A file's seed: is used unless --seed is given.
     """
+    if len(scenario_paths) > 1 or scenario_paths[0].is_dir():
+        if trace_out is not None:
+            raise _InputError("--trace-out is for one scenario file; run that file alone")
+        seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+        _run_many(scenario_paths, backend, seed if seed_given else None, invariants, timeout_s, jobs)
+        return
+    scenario_file = scenario_paths[0]
     import os
     import sys
     import threading
@@ -282,6 +320,76 @@ def run_scenario_cmd(ctx: click.Context, scenario_file: Path, backend: str, seed
         raise SystemExit(1)
 
 
+def _run_many(paths: tuple[Path, ...], backend: str, seed: int | None, invariants: tuple[str, ...],
+              timeout_s: float, jobs: int) -> None:
+    """``tierbed run`` of several scenario files: all checked first, then each in its own process."""
+    import sys
+
+    from conformance.backends import BackendUnavailable, get_backend
+    from conformance.campaign.invariants import resolve
+    from conformance.campaign.target import CampaignInputError
+    from conformance.corpus import CorpusError, load_entries
+    from conformance.judge import FAILING
+    from conformance.progress import LineProgress
+    from conformance.runner import CaseResult, run_cases
+
+    try:
+        get_backend(backend, seed or 0)
+    except BackendUnavailable as exc:
+        raise _InputError(str(exc)) from None
+    try:
+        entries = load_entries(paths, invariants=invariants, targets=True)
+    except CorpusError as exc:
+        problems = exc.problems
+    else:
+        problems = []
+        for e in entries:  # an invariant that cannot be imported is bad input too
+            try:
+                resolve(list(e.invariants))
+            except CampaignInputError as exc:
+                problems.append(f"{e.file.as_posix()}: {exc} (a module:function invariant must be importable "
+                                "from the current directory or PYTHONPATH)")
+    if problems:
+        for line in problems:
+            click.echo(line, err=True)
+        raise _InputError(f"{_plural(len(problems), 'invalid input')}; nothing was run")
+    # One run of the runner per seed (a file's seed: unless --seed), in the order the seeds first appear.
+    by_seed: dict[int, list] = {}
+    for e in entries:
+        s = seed if seed is not None else (e.seed if e.seed is not None else 0)
+        by_seed.setdefault(s, []).append(e.case)
+    seeds = sorted(by_seed) if len(by_seed) > 1 else list(by_seed)
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (the files' seed:)"
+    click.echo(f"tierbed run: {_plural(len(entries), 'scenario')}, backend {backend}, {seed_text}")
+    lines = LineProgress(f"run {backend}", len(entries), unit="scenarios", stream=sys.stderr)
+    results: dict[str, CaseResult] = {}
+    interrupted = False
+    for s in seeds:
+        run = run_cases(by_seed[s], backend, seed=s, jobs=jobs, timeout_s=timeout_s,
+                        progress=lambda r: lines.update(r.verdict in FAILING))
+        results.update((r.case.id, r) for r in run.results)
+        if run.metadata.get("interrupted"):
+            interrupted = True
+            break
+    width = max(len(e.case.id) for e in entries)
+    for e in entries:
+        r = results.get(e.case.id)
+        if r is None:
+            continue
+        shown = e.file.as_posix()
+        where = "" if shown == e.case.id else f"  ({shown})"
+        why = f": {r.summary[:200]}" if r.summary and r.verdict.value != "PASS" else ""
+        click.echo(f"  {r.verdict.value:<14} {e.case.id:<{width}}{where}{why}")
+    counts = Counter(r.verdict.value for r in results.values())
+    click.echo("  summary       " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())) +
+               f" of {_plural(len(entries), 'scenario')}")
+    if interrupted:
+        click.echo(f"interrupted: {len(results)} of {len(entries)} scenarios run", err=True)
+        raise SystemExit(130)
+    if any(r.verdict in FAILING for r in results.values()):
+        raise SystemExit(1)
+
+
 def _check_invariants(file: Path, faults: list, names: list[str], backend: str, seed: int) -> list[str]:
     """Run the scenario once more as a campaign case and print each invariant's result; the violated ones."""
     from conformance.campaign.api import run_case
@@ -323,6 +431,22 @@ def _run_target_case(file: Path, case: dict, backend: str, seed: int | None, ext
         click.echo(f"  invariant   {n}: " + (f"VIOLATED: {ev[0][:300]}" if ev else "holds"))
     if violations:
         raise SystemExit(1)
+
+
+def _load_corpus(paths: tuple[Path, ...], reserved: list[str]) -> list:
+    """The scenario files of ``paths`` as cases; every problem to stderr, then exit 2 (nothing has run)."""
+    from conformance.corpus import CorpusError, load_corpus
+
+    try:
+        return load_corpus(paths, reserved=reserved)
+    except CorpusError as exc:
+        for line in exc.problems:
+            click.echo(line, err=True)
+        raise _InputError(f"{_plural(len(exc.problems), 'invalid scenario input')}; nothing was run") from None
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 class _InputError(click.ClickException):

@@ -197,11 +197,13 @@ def target_case_from_file(file: str, *invariants: str) -> Case:
 
 @dataclass(frozen=True)
 class Entry:
-    """One file of a selection: its case, and the seed the file asks for (``seed:``), if any."""
+    """One file of a selection: its case, the seed the file asks for (``seed:``), if any, and every
+    invariant its case checks (the file's own, then those given)."""
 
     file: Path
     case: Case
     seed: int | None = None
+    invariants: tuple[str, ...] = ()
 
 
 def load_entries(paths: Iterable[str | Path], *, invariants: Sequence[str] = (), targets: bool = False,
@@ -219,13 +221,15 @@ def load_entries(paths: Iterable[str | Path], *, invariants: Sequence[str] = (),
         try:
             data = load_target_case(f) if targets else None
             if data is not None:
-                entries.append(Entry(f, target_file_case(data, f, invariants), data.get("seed")))
+                names = tuple(dict.fromkeys([*(data.get("invariants") or []), *invariants]))
+                entries.append(Entry(f, target_file_case(data, f, invariants), data.get("seed"), names))
                 continue
             scn = load_scenario(f)
         except (ScenarioError, ValueError) as exc:
             problems.append(str(exc))
             continue
-        entries.append(Entry(f, scenario_file_case(scn, f, invariants), scn.seed))
+        names = tuple(dict.fromkeys([*scn.invariants, *invariants]))
+        entries.append(Entry(f, scenario_file_case(scn, f, invariants), scn.seed, names))
     by_id: dict[str, Entry] = {}
     taken = set(reserved)
     for e in entries:
