@@ -58,6 +58,7 @@ TagName = Literal["INPUT", "OUTPUT", "INOUT", "OUTPUT_EXISTING", "NO_DEP"]
 DType = Literal["float32", "float16", "bfloat16", "float64", "int8", "int32", "int64", "uint8"]
 OutcomeWord = Literal["COMPLETED", "NOT_RUN", "FAILED"]
 RemoteTarget = Literal["noop", "fail", "chain", "add_buffers"]
+BuiltinKind = Literal["fail", "slow", "noop"]
 
 
 class _Strict(BaseModel):
@@ -95,7 +96,8 @@ class TensorDef(_Strict):
 
 
 class CallableDef(_Strict):
-    """A callable registered on ``worker`` before ``init()``: a reference kernel or a remote target."""
+    """A callable registered on ``worker`` before ``init()`` (or after it, ``after_init: true``): a reference
+    kernel, a remote target or a built-in host SUB callable."""
 
     name: Name
     worker: Name
@@ -105,14 +107,39 @@ class CallableDef(_Strict):
     remote: RemoteTarget | None = Field(default=None, description="a standard remote orchestration function")
     targets: list[Name] | None = Field(default=None, description="the remote children it is registered on "
                                        "(default: all of the worker's remote children)")
+    builtin: BuiltinKind | None = Field(default=None, description="a host SUB callable every backend has: fail "
+                                        "(raises), slow (takes duration_us), noop; it ignores its args")
+    duration_us: float | None = Field(default=None, ge=0, description="a builtin's modeled time (sim); "
+                                      "elsewhere slow sleeps at most 0.05 s")
+    after_init: bool = Field(default=False, description="registered after init() (and before the run)")
 
     @model_validator(mode="after")
     def _one_target(self) -> CallableDef:
-        if (self.kernel is None) == (self.remote is None):
-            raise ValueError("a callable needs exactly one of kernel: or remote:")
+        if sum(x is not None for x in (self.kernel, self.remote, self.builtin)) != 1:
+            raise ValueError("a callable needs exactly one of kernel:, remote: or builtin:")
         if self.remote is None and self.targets is not None:
             raise ValueError("targets: applies to remote callables only")
+        if self.builtin is None and self.duration_us is not None:
+            raise ValueError("duration_us: applies to builtin callables only")
+        if self.builtin == "slow" and self.duration_us is None:
+            raise ValueError("a slow builtin needs duration_us:")
+        if self.builtin == "fail" and self.duration_us is not None:
+            raise ValueError("duration_us: applies to the slow and noop builtins, not fail")
+        if self.builtin is not None and "runs_on" in self.model_fields_set and self.runs_on != "sub":
+            raise ValueError("a builtin is a SUB callable: leave runs_on: out (or give runs_on: sub)")
         return self
+
+    @property
+    def is_sub(self) -> bool:
+        """Whether it is submitted as a SUB callable (``sub`` / ``sub_group``)."""
+        return self.builtin is not None or (self.kernel is not None and self.runs_on == "sub")
+
+
+class UnregisterDef(_Strict):
+    """``Worker.unregister`` of a declared callable's handle, before or after ``init()``."""
+
+    callable: Name
+    when: Literal["before_init", "after_init"] = "after_init"
 
 
 # ------------------------------------------------------------------------------------------- program
@@ -137,14 +164,16 @@ WorkerRef = int | Name
 
 
 class Member(_Strict):
-    worker: WorkerRef
+    worker: WorkerRef | None = Field(default=None, description="the member's worker (group); a sub_group "
+                                     "member takes none")
     args: list[Arg] = Field(default_factory=list)
 
 
 class Submit(_Strict):
-    """One submit: ``next_level`` (to ``worker``), ``sub`` (any SUB worker) or ``group`` (``members``)."""
+    """One submit: ``next_level`` (to ``worker``), ``sub`` (any SUB worker), ``group`` (``members``, each
+    with its worker) or ``sub_group`` (``members``, each on its own SUB worker)."""
 
-    kind: Literal["next_level", "sub", "group"]
+    kind: Literal["next_level", "sub", "group", "sub_group"]
     callable: Name | None = None
     id: Name | None = Field(default=None, description="a label for expect.tasks (root program only)")
     worker: WorkerRef | None = None
@@ -160,6 +189,15 @@ class Submit(_Strict):
                 raise ValueError("a group submit needs members: [{worker, args}, ...]")
             if self.worker is not None or self.args:
                 raise ValueError("a group submit takes members:, not worker:/args:")
+            if any(m.worker is None for m in self.members):
+                raise ValueError("every member of a group submit needs worker:")
+        elif self.kind == "sub_group":
+            if not self.members:
+                raise ValueError("a sub_group submit needs members: [{args}, ...]")
+            if self.worker is not None or self.args:
+                raise ValueError("a sub_group submit takes members:, not worker:/args:")
+            if any(m.worker is not None for m in self.members):
+                raise ValueError("a sub_group member runs on any SUB worker: it takes no worker:")
         elif self.members is not None:
             raise ValueError(f"members: applies to group submits, not {self.kind}")
         if self.kind == "sub" and self.worker is not None:
@@ -173,11 +211,25 @@ class Scope(_Strict):
     scope: list[Step]
 
 
+class Alloc(_Strict):
+    """``o.alloc(shape, dtype)``: binds ``alloc`` (for the later steps of its scope, nested scopes included) to a
+    runtime-owned intermediate tensor."""
+
+    alloc: Name
+    shape: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    dtype: DType = "float32"
+
+
 def _step_kind(v: Any) -> str:
-    return "scope-step" if isinstance(v, Scope) or (isinstance(v, dict) and "scope" in v) else "submit-step"
+    if isinstance(v, Scope) or (isinstance(v, dict) and "scope" in v):
+        return "scope-step"
+    if isinstance(v, Alloc) or (isinstance(v, dict) and "alloc" in v):
+        return "alloc-step"
+    return "submit-step"
 
 
-Step = Annotated[Annotated[Submit, Tag("submit-step")] | Annotated[Scope, Tag("scope-step")], Discriminator(_step_kind)]
+Step = Annotated[Annotated[Submit, Tag("submit-step")] | Annotated[Scope, Tag("scope-step")]
+                 | Annotated[Alloc, Tag("alloc-step")], Discriminator(_step_kind)]
 Scope.model_rebuild()
 
 
@@ -298,12 +350,29 @@ class FailedExpect(_Strict):
 
 
 class Expect(_Strict):
+    init: Literal["OK"] | ErrorExpect = Field(default="OK", description="how init() ends; with an error the "
+                                              "program does not run")
     run: Literal["OK"] | ErrorExpect = "OK"
     tasks: dict[str, OutcomeWord | FailedExpect] = Field(
         default_factory=dict, description="per task (a submit id of the root program, or a record task id)")
     exact_tasks: bool = Field(default=False, description="the record holds no task other than those listed")
     outputs: list[Name] = Field(default_factory=list,
                                 description="tensors compared with the reference executor's run of the program")
+
+
+# ------------------------------------------------------------------------------------------- provenance
+
+
+class Found(_Strict):
+    """Where a generated case came from: informational, never judged."""
+
+    by: str | None = Field(default=None, description="what found it (a fuzzer, a campaign, a person)")
+    backend: str | None = None
+    version: str | None = None
+    seed: int | None = None
+    property: str | None = Field(default=None, description="the property or invariant it broke")
+    observed: dict[str, Any] | None = Field(default=None, description="what was observed, free-form")
+    note: str | None = None
 
 
 # ------------------------------------------------------------------------------------------- the scenario
@@ -318,6 +387,8 @@ class Scenario(_Strict):
     topology: WorkerNode
     tensors: list[TensorDef] = Field(default_factory=list)
     callables: list[CallableDef] = Field(default_factory=list)
+    unregister: list[UnregisterDef] = Field(default_factory=list, description="handles released before or "
+                                            "after init() (before the run)")
     program: dict[Name, ProgramEntry] = Field(
         min_length=1, description="per orchestrating worker: a list of steps, or {params, steps}")
     faults: list[FaultDef] = Field(default_factory=list)
@@ -326,6 +397,7 @@ class Scenario(_Strict):
     fault_space: FaultSpace | None = Field(default=None, description="what a campaign's seeds draw faults from")
     invariants: list[str] = Field(default_factory=list, description="invariants checked after the run: built-in "
                                   "names (see 'tierbed campaign --help') or module:function")
+    found: Found | None = Field(default=None, description="provenance of a found case (not judged)")
 
     @model_validator(mode="after")
     def _lists_are_programs(self) -> Scenario:
@@ -376,6 +448,19 @@ def scenario_json_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     return json.dumps(scenario_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def scenario_to_yaml(scn: Scenario) -> str:
+    """``scn`` as scenario YAML that :func:`parse_scenario` loads back to an equal Scenario.
+
+    Defaults are left out; keys come in the models' field order (deterministic); a program without
+    params is written as its list of steps; mappings and lists of scalars only are written inline.
+    """
+    data = scn.model_dump(mode="json", exclude_defaults=True)
+    for name, prog in list(data.get("program", {}).items()):
+        if isinstance(prog, dict) and set(prog) == {"steps"}:
+            data["program"][name] = prog["steps"]
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
 
 
 # ------------------------------------------------------------------------------------------- loading
@@ -444,7 +529,7 @@ def _root_labels(scn: Scenario) -> set[str]:
         for st in steps:
             if isinstance(st, Scope):
                 walk(st.scope)
-            elif st.id is not None:
+            elif isinstance(st, Submit) and st.id is not None:
                 out.add(st.id)
 
     if prog is not None:
@@ -460,13 +545,14 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
     workers = scn.workers()
     kernels = set(kernel_names())
     classes = _error_classes()
+    init_fails = isinstance(scn.expect.init, ErrorExpect)
 
     def walk_topology(n: WorkerNode, loc: Loc, seen: set[str]) -> None:
         if n.name in seen:
             out.append(((*loc, "name"), f"worker name {n.name!r} is used twice"))
         seen.add(n.name)
-        if n.level == 3 and not n.device_ids and not n.remote:
-            out.append(((*loc, "device_ids"), "an L3 Worker needs device_ids (its chips)"))
+        if n.level == 3 and n.device_ids is None and not n.remote:
+            out.append(((*loc, "device_ids"), "an L3 Worker needs device_ids (its chips; [] for none)"))
         if n.level != 3 and n.device_ids is not None:
             out.append(((*loc, "device_ids"), f"device_ids applies to L3, not L{n.level}"))
         if n.level <= 3 and n.children:
@@ -504,8 +590,12 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
         if c.kernel is not None and c.runs_on == "chip" and w.level != 3 and not any(k.remote for k in w.children):
             out.append(((*loc, "runs_on"), f"a chip callable is registered on an L3 Worker (or on the parent of "
                                            f"remote L3s, for their sessions), {c.worker} is L{w.level}"))
-        if c.kernel is not None and c.runs_on == "sub" and w.num_sub_workers == 0 and w.level >= 3:
-            out.append(((*loc, "worker"), f"{c.worker} has no SUB workers (num_sub_workers: 0)"))
+        if c.is_sub and w.level < 3:
+            out.append(((*loc, "worker"), f"a SUB callable is registered on an L3 or higher Worker, {c.worker} is "
+                                          f"L{w.level}"))
+        elif c.is_sub and w.num_sub_workers == 0 and not init_fails:
+            out.append(((*loc, "worker"), f"{c.worker} has no SUB workers (num_sub_workers: 0); an init() that "
+                                          "fails for it is stated with expect: {init: {error: INVALID_STATE}}"))
         if c.remote is not None:
             remote_kids = [k.name for k in w.children if k.remote]
             if not remote_kids:
@@ -514,6 +604,22 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
                 if name not in remote_kids:
                     out.append(((*loc, "targets", j), f"{name!r} is not a remote child of {c.worker}; "
                                                  f"remote children: {', '.join(remote_kids) or 'none'}"))
+
+    unregistered: dict[str, UnregisterDef] = {}
+    for i, u in enumerate(scn.unregister):
+        loc = ("unregister", i)
+        c = callables.get(u.callable)
+        if c is None:
+            out.append(((*loc, "callable"), f"no callable named {u.callable!r}; declared: "
+                                            f"{', '.join(callables) or 'none'}"))
+            continue
+        if u.callable in unregistered:
+            out.append(((*loc, "callable"), f"{u.callable!r} is unregistered twice (a callable is unregistered "
+                                            "at most once)"))
+        unregistered[u.callable] = u
+        if c.after_init and u.when == "before_init":
+            out.append(((*loc, "when"), f"{u.callable!r} is registered after init (after_init: true): it can only "
+                                        "be unregistered after_init"))
 
     def check_args(args: list[Any], loc: Loc, bound: set[str]) -> None:
         for k, a in enumerate(args):
@@ -540,16 +646,27 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
                 return c
         return None
 
-    def check_steps(w: WorkerNode, steps: list[Any], loc: Loc, bound: set[str]) -> None:
+    def check_steps(w: WorkerNode, steps: list[Any], loc: Loc, bound: set[str], allocs: set[str]) -> None:
+        bound = set(bound)  # what this scope binds ends with it
         for j, st in enumerate(steps):
             sl = (*loc, j)
             if isinstance(st, Scope):
-                check_steps(w, st.scope, (*sl, "scope"), bound)
+                check_steps(w, st.scope, (*sl, "scope"), bound, allocs)
+                continue
+            if isinstance(st, Alloc):
+                if st.alloc in tensors or st.alloc in bound or st.alloc in allocs:
+                    what = ("a tensor" if st.alloc in tensors else "an earlier alloc" if st.alloc in allocs
+                            else "a parameter")
+                    out.append(((*sl, "alloc"), f"{st.alloc!r} is already {what} of this program: an alloc "
+                                                "names a new tensor"))
+                allocs.add(st.alloc)
+                bound.add(st.alloc)
                 continue
             if st.id is not None and loc[:2] != ("program", scn.topology.name):
                 out.append(((*sl, "id"), "submit ids label tasks of the root program only"))
             targets = [(st.worker, (*sl, "worker"))] if st.kind == "next_level" else []
-            targets += [(m.worker, (*sl, "members", k, "worker")) for k, m in enumerate(st.members or [])]
+            targets += [(m.worker, (*sl, "members", k, "worker")) for k, m in enumerate(st.members or [])
+                        if st.kind == "group"]
             for ref, rl in targets:
                 check_worker(w, ref, rl)
             if st.callable is not None:
@@ -559,8 +676,9 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
                                                    f"{', '.join(callables) or 'none'}"))
                 elif c.worker != w.name:
                     out.append(((*sl, "callable"), f"{st.callable!r} is registered on {c.worker}, not {w.name}"))
-                elif (st.kind == "sub") != (c.runs_on == "sub" and c.kernel is not None):
-                    want = "a SUB callable (runs_on: sub)" if st.kind == "sub" else "a chip or remote callable"
+                elif (st.kind in ("sub", "sub_group")) != c.is_sub:
+                    want = ("a SUB callable (runs_on: sub, or builtin:)" if st.kind in ("sub", "sub_group")
+                            else "a chip or remote callable")
                     out.append(((*sl, "callable"), f"a {st.kind} submit needs {want}"))
             elif st.kind == "next_level":
                 child = child_of(w, st.worker)
@@ -582,7 +700,7 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
             continue
         if parent is None and prog.params:
             out.append((("program", name, "params"), "the root program has no parameters"))
-        check_steps(w, prog.steps, ("program", name, "steps"), set(prog.params))
+        check_steps(w, prog.steps, ("program", name, "steps"), set(prog.params), set())
     if scn.topology.name not in scn.program:
         out.append((("program",), f"no program for the root worker {scn.topology.name!r}"))
 
@@ -595,10 +713,17 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
         if isinstance(f, FaultPointF) and f.target is not None and f.target not in workers:
             out.append((("faults", i, "target"), f"{f.target!r} is not a worker of the topology; workers: "
                                                  f"{', '.join(workers)}"))
-    if isinstance(scn.expect.run, ErrorExpect):
-        for c in scn.expect.run.classes():
-            if c not in classes:
-                out.append((("expect", "run", "error"), f"unknown error class {c!r}"))
+    for phase in ("init", "run"):
+        want = getattr(scn.expect, phase)
+        if isinstance(want, ErrorExpect):
+            for c in want.classes():
+                if c not in classes:
+                    out.append((("expect", phase, "error"), f"unknown error class {c!r}"))
+    if init_fails:
+        for field in ("run", "tasks", "outputs"):
+            if field in scn.expect.model_fields_set:
+                out.append((("expect", field), f"init() is expected to fail, so nothing runs: expect.{field} "
+                                               "does not apply"))
     labels = _root_labels(scn)
     for key, want in scn.expect.tasks.items():
         if key not in labels and ":r" not in key:
@@ -621,4 +746,4 @@ def check_semantics(scn: Scenario) -> list[tuple[Loc, str]]:
 
 
 __all__ = ["SCHEMA_FILE", "Scenario", "ScenarioError", "check_semantics", "load_scenario", "parse_faults",
-           "parse_scenario", "scenario_json_schema", "schema_text"]
+           "parse_scenario", "scenario_json_schema", "scenario_to_yaml", "schema_text"]

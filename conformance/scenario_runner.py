@@ -23,6 +23,7 @@ from conformance.catalog import ALL_BACKENDS, Case, Level
 from conformance.context import CaseContext
 from conformance.judge import Judgment, Verdict
 from conformance.scenario import (
+    Alloc,
     CallableDef,
     ErrorExpect,
     FailedExpect,
@@ -44,6 +45,9 @@ class Built:
     tensors: dict[str, Any]
     orch: Any = None  # the root program as an orchestration function
     labels: dict[str, str] = field(default_factory=dict)  # submit id -> task id (root program)
+    workers: dict[str, Any] = field(default_factory=dict)  # Worker objects by topology name
+    handles: dict[str, Any] = field(default_factory=dict)  # callable handles by callable name
+    child_ids: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +101,42 @@ def _sub_from_kernel(kernel: Any) -> Any:
 
     sub.__name__ = sub.__qualname__ = f"sub_{kernel.name}"
     return sub
+
+
+class BuiltinFailure(RuntimeError):
+    """What the ``fail`` builtin raises (the runtime turns it into its task's failure)."""
+
+
+#: The longest real sleep of the ``slow`` builtin off the simulator, in seconds.
+SLOW_SLEEP_CAP_S = 0.05
+
+
+def builtin_callable(kind: str, duration_us: float | None, name: str, *, modeled: bool) -> Any:
+    """The host SUB callable of builtin ``kind`` (``fail``, ``slow``, ``noop``); it ignores its args.
+
+    ``modeled`` (the simulator): ``duration_us`` is its modeled time (``sim.modeled_duration``) and nothing
+    sleeps; elsewhere ``slow`` really sleeps ``duration_us``, at most :data:`SLOW_SLEEP_CAP_S`.
+    """
+    from sim.cost import modeled_duration
+
+    if kind == "fail":
+        def fn(args: Any) -> None:
+            raise BuiltinFailure(f"builtin fail callable {name!r} raised, as it always does")
+    elif kind == "slow" and not modeled:
+        seconds = min((duration_us or 0.0) / 1e6, SLOW_SLEEP_CAP_S)
+
+        def fn(args: Any) -> None:
+            import time
+
+            time.sleep(seconds)
+    else:
+        def fn(args: Any) -> None:
+            return None
+
+    fn.__name__ = fn.__qualname__ = f"builtin_{kind}_{name}"
+    if modeled and duration_us is not None:
+        fn = modeled_duration(duration_us)(fn)
+    return fn
 
 
 def _fault(f: Any, remote_ids: dict[str, int], scopes: dict[str, str] | None = None) -> Any:
@@ -177,7 +217,17 @@ def _scopes(node: WorkerNode) -> dict[str, str]:
 
 
 def build(rt: RuntimeAPI, scn: Scenario) -> Built:
-    """Create the Workers, register the callables and programs, and ``init()`` the root."""
+    """Create the Workers, register the callables and programs, ``init()`` the root, then make the
+    registrations and unregistrations the scenario places after ``init()``."""
+    built = prepare(rt, scn)
+    built.root.init()
+    after_init(rt, scn, built)
+    return built
+
+
+def prepare(rt: RuntimeAPI, scn: Scenario) -> Built:
+    """Everything :func:`build` does before ``init()``: the Workers, the callables registered before it (and
+    unregistered before it), and the programs."""
     tensors = {t.name: _init_tensor(rt, t) for t in scn.tensors}
     faults = [backend_fault(rt, f, _remote_ids(scn.topology), _scopes(scn.topology)) for f in scn.faults]
     if faults:
@@ -213,12 +263,17 @@ def build(rt: RuntimeAPI, scn: Scenario) -> Built:
         return w
 
     root = make(scn.topology, True)
-    built = Built(root, tensors)
-    handles: dict[str, Any] = {}
+    built = Built(root, tensors, workers=workers, child_ids=child_ids)
+    handles = built.handles
     nodes = {name: n for name, (n, _) in scn.workers().items()}
     for c in scn.callables:
-        remote = {k.name for k in nodes[c.worker].children if k.remote}
-        handles[c.name] = _register(rt, workers[c.worker], c, child_ids[c.worker], remote, kernels)
+        if not c.after_init:
+            remote = {k.name for k in nodes[c.worker].children if k.remote}
+            handles[c.name] = _register(rt, workers[c.worker], c, child_ids[c.worker], remote, kernels)
+    by_name = {c.name: c for c in scn.callables}
+    for u in scn.unregister:
+        if u.when == "before_init":
+            workers[by_name[u.callable].worker].unregister(handles[u.callable])
     # A non-root local Worker's program is the orchestration function its parent registers for it.
     child_programs: dict[str, Any] = {}
     for name, (n, parent) in scn.workers().items():
@@ -229,8 +284,21 @@ def build(rt: RuntimeAPI, scn: Scenario) -> Built:
     built.orch = _orchestration(rt, scn, programs[scn.topology.name], nodes[scn.topology.name], handles,
                                 child_programs, child_ids, tensors, built.labels)
     built.orch.__name__ = built.orch.__qualname__ = f"program_{scn.topology.name}"
-    root.init()
     return built
+
+
+def after_init(rt: RuntimeAPI, scn: Scenario, built: Built) -> None:
+    """The registrations (``after_init: true``), then the unregistrations (``when: after_init``), that follow
+    ``init()``; the programs look their handles up when they run."""
+    nodes = {name: n for name, (n, _) in scn.workers().items()}
+    for c in scn.callables:
+        if c.after_init:
+            remote = {k.name for k in nodes[c.worker].children if k.remote}
+            built.handles[c.name] = _register(rt, built.workers[c.worker], c, built.child_ids[c.worker], remote, {})
+    by_name = {c.name: c for c in scn.callables}
+    for u in scn.unregister:
+        if u.when == "after_init":
+            built.workers[by_name[u.callable].worker].unregister(built.handles[u.callable])
 
 
 def _register(rt: RuntimeAPI, w: Any, c: CallableDef, ids: dict[str, int], remote: set[str],
@@ -238,6 +306,8 @@ def _register(rt: RuntimeAPI, w: Any, c: CallableDef, ids: dict[str, int], remot
     if c.remote is not None:
         on = c.targets or [n for n in ids if n in remote]
         return w.register(rt.RemoteCallable(rt.remote_target(c.remote)), workers=[ids[n] for n in on])
+    if c.builtin is not None:
+        return w.register(builtin_callable(c.builtin, c.duration_us, c.name, modeled=rt.name == "sim"))
     if c.runs_on == "sub":  # a host Python callable on every backend: the reference kernel's golden
         from reference import get_kernel
 
@@ -283,17 +353,22 @@ def _orchestration(rt: RuntimeAPI, scn: Scenario, prog: Program, node: WorkerNod
             if isinstance(st, Scope):
                 o.scope_begin()
                 try:
-                    steps(o, st.scope, env)
+                    steps(o, st.scope, dict(env))  # what the scope allocs ends with it
                 finally:
                     o.scope_end()
                 continue
-            counter[0] += 1
+            counter[0] += 1  # an alloc takes a task slot too (docs/orchestrator.md §8b)
+            if isinstance(st, Alloc):
+                env[st.alloc] = o.alloc(st.shape, st.dtype).tensor(st.shape, st.dtype)
+                continue
             if labels is not None and st.id is not None:
                 labels[st.id] = f"l{node.level}:r1:t{counter[0]}"
             if st.kind == "next_level":
                 o.submit_next_level(callable_of(st), targs(st.args, env), worker=wid(st.worker))
             elif st.kind == "sub":
                 o.submit_sub(handles[st.callable], targs(st.args, env))
+            elif st.kind == "sub_group":
+                o.submit_sub_group(handles[st.callable], [targs(m.args, env) for m in st.members or []])
             else:
                 members = st.members or []
                 o.submit_next_level_group(handles[st.callable], [targs(m.args, env) for m in members],
@@ -330,11 +405,42 @@ def _tolerance(scn: Scenario, dtype: Any) -> tuple[float, float]:
     return (max(t[0] for t in tols), max(t[1] for t in tols)) if tols else (0.0, 0.0)
 
 
+def _bring_up(rt: RuntimeAPI, scn: Scenario, b: Built, ctx: CaseContext) -> bool:
+    """``init()`` and what follows it, judged: whether the run goes ahead.
+
+    An init error the scenario expects (``expect.init``) passes and ends the case; an unexpected one fails
+    it with the error class in the evidence. A passing init is judged only when an error was expected, so
+    the evidence of a scenario without ``expect.init`` is what it always was.
+    """
+    from conformance.backends import NotSupportedByBackend
+
+    want = scn.expect.init
+    if isinstance(want, ErrorExpect):
+        classes = want.classes()
+        with ctx.expect_error("init", classes[0] if len(classes) == 1 else classes):
+            b.root.init()
+        b.root.close()  # safe after a failed init
+        return False
+    try:
+        b.root.init()
+    except NotSupportedByBackend:
+        raise
+    except Exception as exc:
+        with ctx.expect_ok("init"):
+            raise exc
+        b.root.close()
+        return False
+    after_init(rt, scn, b)
+    return True
+
+
 def scenario_case(scn: Scenario, file: str, state: dict[str, Any]) -> Case:
     """The scenario as a :class:`Case` (its function drives ``rt`` and fills ``ctx``)."""
 
     def fn(rt: RuntimeAPI, ctx: CaseContext) -> None:
-        b = build(rt, scn)
+        b = prepare(rt, scn)
+        if not _bring_up(rt, scn, b, ctx):
+            return
         run = scn.expect.run
         err = run.classes() if isinstance(run, ErrorExpect) else None
         rec = ctx.run_expecting(b.root, b.orch, err[0] if err and len(err) == 1 else err)
@@ -379,5 +485,5 @@ def run_scenario(scenario: Scenario | str | Path, backend: str = "sim", seed: in
 #: The naming rule the campaign shares with the scenario runner.
 remote_ids = _remote_ids
 
-__all__ = ["Built", "ScenarioResult", "backend_fault", "build", "golden_outputs", "remote_ids", "run_scenario",
-           "scenario_case"]
+__all__ = ["Built", "BuiltinFailure", "ScenarioResult", "after_init", "backend_fault", "build", "builtin_callable",
+           "golden_outputs", "prepare", "remote_ids", "run_scenario", "scenario_case"]
