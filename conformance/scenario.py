@@ -371,6 +371,8 @@ class Found(_Strict):
     version: str | None = None
     seed: int | None = None
     property: str | None = Field(default=None, description="the property or invariant it broke")
+    signature: str | None = Field(default=None, description="what kind of departure it is (tierbed fuzz keeps "
+                                  "one case per signature)")
     observed: dict[str, Any] | None = Field(default=None, description="what was observed, free-form")
     note: str | None = None
 
