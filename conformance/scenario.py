@@ -21,20 +21,35 @@ Shape of a file (see ``conformance/scenarios/`` for complete examples)::
     callables:
       - {name: add, kernel: add, worker: node}                      # chip callable (default)
       - {name: check, kernel: mul, worker: node, runs_on: sub}      # the kernel's golden as a SUB callable
+      - {name: boom, builtin: fail, worker: node}                   # host SUB builtins: fail (raises),
+      - {name: nap, builtin: slow, duration_us: 400, worker: node}  #   slow, noop (duration_us optional)
+      - {name: late, kernel: add, worker: node, after_init: true}   # registered after init()
+    unregister: [{callable: add, when: before_init}]                # or when: after_init (the default)
     program:                              # per orchestrating Worker, by name
       node:
         - {kind: next_level, callable: add, worker: 0, id: first,
            args: [{tensor: a, tag: INPUT}, {tensor: b, tag: INPUT}, {tensor: x, tag: OUTPUT}]}
+        - {alloc: t, shape: [16], dtype: float32}                   # o.alloc: t names it in later steps
+        - {kind: sub_group, callable: nap, members: [{args: []}, {args: []}]}
         - scope: [ ...steps... ]
     faults: [{type: SessionCrash, worker: node1, at_us: 2000}]
     expect:
+      init: OK                            # or {error: INVALID_STATE}: then nothing runs
       run: OK                             # or {error: TASK_FAILURE} / {error: [A, B]}
       tasks: {first: COMPLETED, "l3:r1:t2": {failed: TASK_FAILURE}}
       outputs: [x]                        # against the reference executor's run of the same program
+    found: {by: fuzz, seed: 3, property: ..., observed: {...}}      # provenance, never judged
 
 Worker ids in a program are chip indices at L3 and child names (or ids) at L4 and above. A
 non-root local Worker's program is what its parent's ``next_level`` submits run (the callable may
-be left out); its ``params`` name, in order, the tensors the parent passes.
+be left out); its ``params`` name, in order, the tensors the parent passes. An ``alloc`` name is new
+in its program and visible to the later steps of its scope (nested scopes included); an alloc
+takes a task slot, so it counts in task ids (``l3:r1:tN``) without being a task of the record.
+
+An L3 states its chips with ``device_ids`` (``[]`` for none); an L4+ may have ``children: []``.
+``init()`` accepts such Workers; it fails (INVALID_STATE) when a registered callable has no target
+there (a chip kernel without chips, a SUB callable without SUB workers: REG-012, REG-013).
+:func:`scenario_to_yaml` writes a Scenario model back as a file (what generators save).
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 
 The scenario (:mod:`conformance.scenario`) is replayed exactly as a Python case would drive the
 runtime: build the topology (``rt.Worker``, ``add_worker``, ``add_remote_worker``), register the
-callables before ``init()``, run the root program as the orchestration function (a non-root
+callables before ``init()`` (unregistering those the scenario releases then), ``init()`` (judged when
+the scenario expects it to fail, or when it fails unexpectedly), make the registrations and
+unregistrations placed after it, run the root program as the orchestration function (a non-root
 Worker's program becomes the orchestration function its parent's ``next_level`` submits run),
 take the record and declare the expectations on a :class:`~conformance.context.CaseContext`.
 Outputs are judged against a golden made by running the same program on the reference executor.
+Builtin callables (:func:`builtin_callable`) are host functions made here for every backend.
 The verdict comes from the same judge and the same in-process case execution as the catalog's
 cases (:func:`conformance.runner.execute_case`).
 """
