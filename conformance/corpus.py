@@ -106,25 +106,26 @@ def _check_invariants(ctx: Any, rt: Any, file: str, faults: list[Any], names: li
         ctx.check(f"invariant {n}", "holds", f"VIOLATED: {ev[0][:300]}" if ev else "holds")
 
 
-def scenario_file_case(scn: Scenario, file: str | Path, invariants: Sequence[str] = ()) -> Case:
+def scenario_file_case(scn: Scenario, file: str | Path, invariants: Sequence[str] = (), *,
+                       located: str | Path | None = None) -> Case:
     """Scenario ``scn`` (read from ``file``) as a case: ID the scenario's name, spec the file as given,
-    found again in a child process through :func:`case_from_file`. ``invariants`` are checked after the
-    run in addition to the file's own ``invariants:``."""
+    found again in a child process through :func:`case_from_file` (from ``located``, by default ``file``
+    made absolute). ``invariants`` are checked after the run in addition to the file's own ``invariants:``."""
     from conformance.scenario_runner import scenario_case
 
     shown = _display(Path(file))
     base = scenario_case(scn, shown, {})
     names = list(dict.fromkeys([*scn.invariants, *invariants]))
     fn = base.fn
+    located = str(Path(located if located is not None else file).resolve())
     if names:
-        located = str(Path(file).resolve())
 
         def fn(rt: Any, ctx: Any) -> None:
             base.fn(rt, ctx)
             _check_invariants(ctx, rt, located, scn.faults, names)
 
-    return replace(base, fn=fn, module=__name__, qualname=case_from_file.__name__,
-                   file=str(Path(file).resolve()), kind="file", args=tuple(invariants))
+    return replace(base, fn=fn, module=__name__, qualname=case_from_file.__name__, file=located, kind="file",
+                   args=tuple(invariants))
 
 
 @case_loader

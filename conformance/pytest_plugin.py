@@ -1,4 +1,4 @@
-"""A pytest plugin: the conformance catalog as test items.
+"""A pytest plugin: the conformance catalog, and YAML scenario files, as test items.
 
 ``pytest --tierbed-backend=sim [--tierbed-cases=PATTERN]`` collects one item per catalog case (its
 name is the case ID) and runs each through the real runner (:func:`conformance.runner.run_cases`,
@@ -17,17 +17,33 @@ The catalog items are added to what pytest collects anyway (in a checkout, the p
 suite); each carries the ``tierbed`` marker (registered below), so ``-m tierbed`` runs only the
 catalog and ``-m "not tierbed"`` only the rest.
 
+YAML scenarios (a corpus, :mod:`conformance.corpus`) become items too, one per file, named by the
+scenario (``dir/a.yaml::l3-chip-pipeline``), run and mapped the same way (an expectations file lists
+one by its scenario name), with the ``tierbed`` marker:
+
+- ``--tierbed-scenarios PATH`` (a file or a directory, searched recursively; repeatable) adds them;
+- a ``*.yaml`` / ``*.yml`` file that pytest collects (given on the command line, or in a collected
+  directory) whose top-level mapping has a ``scenario:`` key is collected as one; other YAML files
+  are left alone.
+
+A scenario file that does not load is a collection error reading ``file:line: field: message``; two
+scenarios with one name, or a scenario named like a catalog case, is a usage error.
+``--tierbed-no-catalog`` collects the scenarios without the catalog.
+
 Without ``--tierbed-backend`` the plugin collects nothing and changes nothing. It is registered
 through the ``pytest11`` entry point of the package.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 BACKENDS = ("sim", "reference", "hw")
+#: The known departures for the session's backend version (set once collection is done).
+EXPECTATIONS_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "conformance/expectations/.")
     group.addoption("--tierbed-no-builtin-expectations", action="store_true", default=False,
                     help="Ignore the shipped expectations files: a known departure fails like any other.")
+    group.addoption("--tierbed-scenarios", action="append", default=[], metavar="PATH",
+                    help="A YAML scenario file, or a directory of them (recursive), collected as items next to the "
+                         "catalog (repeatable).")
+    group.addoption("--tierbed-no-catalog", action="store_true", default=False,
+                    help="Do not collect the catalog: only the YAML scenarios.")
 
 
 class TierbedCaseFailure(Exception):
@@ -99,9 +120,8 @@ class TierbedCaseItem(pytest.Item):
         from conformance.runner import run_cases
 
         opt = self.config.getoption
-        catalog = self.parent
-        run = run_cases([self.case], catalog.backend, seed=opt("tierbed_seed"), jobs=1,
-                        timeout_s=opt("tierbed_timeout"), expectations=catalog.expectations)
+        run = run_cases([self.case], opt("tierbed_backend"), seed=opt("tierbed_seed"), jobs=1,
+                        timeout_s=opt("tierbed_timeout"), expectations=self.config.stash.get(EXPECTATIONS_KEY, None))
         result = run.results[0]
         self.user_properties.append(("verdict", result.verdict.value))
         if result.verdict is Verdict.PASS:
@@ -128,11 +148,89 @@ class TierbedCaseItem(pytest.Item):
     def reportinfo(self) -> tuple[Any, int | None, str]:
         import inspect
 
+        if self.case.kind == "file":  # a scenario: its file
+            return self.path, None, f"{self.case.id} {self.case.title}"
         try:
             line: int | None = inspect.getsourcelines(self.case.fn)[1] - 1
         except (OSError, TypeError):
             line = None
         return self.case.file or self.path, line, f"{self.case.id} {self.case.title}"
+
+
+class TierbedScenarioError(Exception):
+    """A scenario file that does not load; its message is ``file:line: field: message``."""
+
+
+class TierbedScenarioFile(pytest.File):
+    """One YAML scenario file: one item, named by the scenario."""
+
+    def collect(self) -> list[pytest.Item]:
+        from conformance.corpus import scenario_file_case
+        from conformance.scenario import ScenarioError, parse_scenario
+        from conformance.yamlfile import read_text
+
+        here = self.config.invocation_params.dir
+        shown = self.path.relative_to(here) if self.path.is_relative_to(here) else self.path
+        try:
+            scn = parse_scenario(read_text(self.path, "scenario", ScenarioError), shown.as_posix())
+        except ScenarioError as exc:
+            raise TierbedScenarioError(str(exc)) from None
+        case = scenario_file_case(scn, shown, located=self.path)  # the child process finds it from anywhere
+        return [TierbedCaseItem.from_parent(self, name=scn.scenario, case=case)]
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, TierbedScenarioError):
+            return str(excinfo.value)  # file:line: field: message, without a traceback
+        return super().repr_failure(excinfo, style=style)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A ``*.yaml`` / ``*.yml`` file whose top-level mapping has ``scenario:``, under ``--tierbed-backend``."""
+    if not parent.config.getoption("tierbed_backend", default=None):
+        return None
+    from conformance.corpus import SUFFIXES, looks_like_scenario
+
+    if file_path.suffix in SUFFIXES and looks_like_scenario(file_path):
+        return TierbedScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _scenario_items(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> list[pytest.Item]:
+    """The items of ``--tierbed-scenarios`` (files already collected are not collected twice)."""
+    from _pytest.runner import collect_one_node
+
+    from conformance.corpus import CorpusError, scenario_files
+
+    try:
+        files = scenario_files(config.getoption("tierbed_scenarios"))
+    except CorpusError as exc:
+        raise pytest.UsageError(f"--tierbed-scenarios: {exc}") from None
+    have = {it.path.resolve() for it in items if isinstance(it, TierbedCaseItem) and it.case.kind == "file"}
+    out: list[pytest.Item] = []
+    for f in files:
+        if f.resolve() in have:
+            continue
+        node = TierbedScenarioFile.from_parent(session, path=f.resolve())
+        rep = collect_one_node(node)
+        session.ihook.pytest_collectreport(report=rep)  # a collection error is counted and shown as pytest's own
+        out.extend(x for x in rep.result if isinstance(x, pytest.Item))
+    return out
+
+
+def _check_names(scenarios: list[pytest.Item], catalog_ids: set[str]) -> None:
+    """Two scenario items with one name, or one named like a catalog case: a usage error naming the files."""
+    seen: dict[str, Any] = {}
+    problems = []
+    for it in scenarios:
+        cid = it.case.id
+        if cid in seen:
+            problems.append(f"{it.path}: scenario name {cid!r} is also the name of {seen[cid]}")
+        elif cid in catalog_ids:
+            problems.append(f"{it.path}: scenario name {cid!r} is the ID of a catalog case; rename the scenario")
+        else:
+            seen[cid] = it.path
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -147,17 +245,29 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from _pytest.runner import collect_one_node
 
     from conformance.backends import BackendUnavailable, get_backend
-    from conformance.expectations import ExpectationsError, expectations_for
+    from conformance.catalog import load_catalog
+    from conformance.expectations import ExpectationsError, backend_version, load_expectations
 
     try:
         rt = get_backend(backend, config.getoption("tierbed_seed"))
     except BackendUnavailable as exc:
         raise pytest.UsageError(f"--tierbed-backend={backend}: {exc}") from None
+    scenarios = [it for it in items if isinstance(it, TierbedCaseItem) and it.case.kind == "file"]
+    scenarios += _scenario_items(session, config, items)
+    catalog_ids = {c.id for c in load_catalog()}
+    _check_names(scenarios, catalog_ids)
     try:
-        expectations = expectations_for(rt, config.getoption("tierbed_expectations"),
-                                        builtin=not config.getoption("tierbed_no_builtin_expectations"))
+        expectations = load_expectations(rt.name, backend_version(rt.describe()),
+                                         config.getoption("tierbed_expectations"),
+                                         builtin=not config.getoption("tierbed_no_builtin_expectations"),
+                                         case_ids=[*catalog_ids, *(it.case.id for it in scenarios)])
     except ExpectationsError as exc:
         raise pytest.UsageError(f"--tierbed-expectations: {exc}") from None
+    config.stash[EXPECTATIONS_KEY] = expectations
+    have = {id(it) for it in items}
+    items.extend(it for it in scenarios if id(it) not in have)
+    if config.getoption("tierbed_no_catalog"):
+        return
     name = f"tierbed-{backend}"
     catalog = TierbedCatalog.from_parent(session, name=name, nodeid=name, backend=backend,
                                          pattern=config.getoption("tierbed_cases"), expectations=expectations)
@@ -170,4 +280,3 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not cases:
         raise pytest.UsageError(f"--tierbed-cases={config.getoption('tierbed_cases')!r} matches no case")
     items.extend(cases)
-
