@@ -337,18 +337,24 @@ def _run_many(paths: tuple[Path, ...], backend: str, seed: int | None, invariant
         get_backend(backend, seed or 0)
     except BackendUnavailable as exc:
         raise _InputError(str(exc)) from None
+    hint = " (a module:function invariant must be importable from the current directory or PYTHONPATH)"
+    problems: list[str] = []
+    for name in dict.fromkeys(invariants):  # an invariant that cannot be imported is bad input too
+        try:
+            resolve([name])
+        except CampaignInputError as exc:
+            problems.append(f"--invariant {name}: {exc}{hint}")
     try:
         entries = load_entries(paths, invariants=invariants, targets=True)
     except CorpusError as exc:
-        problems = exc.problems
+        problems += exc.problems
     else:
-        problems = []
-        for e in entries:  # an invariant that cannot be imported is bad input too
+        for e in entries:  # the files' own invariants:
+            own = [n for n in e.invariants if n not in invariants]
             try:
-                resolve(list(e.invariants))
+                resolve(own)
             except CampaignInputError as exc:
-                problems.append(f"{e.file.as_posix()}: {exc} (a module:function invariant must be importable "
-                                "from the current directory or PYTHONPATH)")
+                problems.append(f"{e.file.as_posix()}: {exc}{hint}")
     if problems:
         for line in problems:
             click.echo(line, err=True)
@@ -471,13 +477,15 @@ def scenario_schema(out: Path | None) -> None:
         click.echo(f"wrote {out}")
 
 
-def _register_campaign() -> None:
+def _register_commands() -> None:
     from conformance.campaign.cli import campaign
+    from conformance.fuzz.cli import fuzz
 
     main.add_command(campaign)
+    main.add_command(fuzz)
 
 
-_register_campaign()
+_register_commands()
 
 if __name__ == "__main__":
     main()

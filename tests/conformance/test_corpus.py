@@ -141,9 +141,14 @@ def test_run_accepts_a_campaign_case_file_and_checks_invariants_first(corpus: Pa
     assert res.exit_code == 0, res.output
     assert "seeds 0, 3 (the files' seed:)" in res.stdout
     assert [ln.split()[:2] for ln in res.stdout.splitlines()[1:3]] == [["PASS", "add-ok"], ["PASS", str(case)]]
-    res = _invoke("run", str(corpus / "pass.yaml"), str(case), "--invariant", "nosuch:check")
-    assert res.exit_code == 2 and "nothing was run" in res.output
-    assert f"{case}: invariant 'nosuch:check'" in res.output and "pass.yaml: invariant 'nosuch:check'" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CORRUPT)
+    res = _invoke("run", str(corpus / "pass.yaml"), str(case), str(bad), "--invariant", "nosuch:check")
+    assert res.exit_code == 2 and "2 invalid inputs; nothing was run" in res.output
+    assert "--invariant nosuch:check: invariant 'nosuch:check'" in res.output and f"{bad}:5:" in res.output
+    case.write_text("target: conformance.campaign.examples:l3_pipeline\ninvariants: [nosuch:own]\n")
+    res = _invoke("run", str(corpus / "pass.yaml"), str(case))
+    assert res.exit_code == 2 and f"{case}: invariant 'nosuch:own'" in res.output
 
 
 def test_run_of_one_file_keeps_its_detailed_output(corpus: Path) -> None:
