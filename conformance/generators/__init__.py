@@ -1,0 +1,1 @@
+"""Hypothesis generators of runtime programs."""
