@@ -85,6 +85,17 @@ def test_a_planted_departure_is_found_shrunk_kept_and_replayed(tmp_path: Path, w
     assert again.failing
     monkeypatch.undo()
     assert run_scenario(path, "sim").verdict.value == "PASS"
+    # The corpus is a test suite: conform and pytest collect the kept case (in processes without the plant).
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "conform", "--backend", "sim", "--no-catalog",
+                        "--scenarios", str(corpus), "--out", str(tmp_path / "reports")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+    run_json = json.loads(next((tmp_path / "reports").glob("*.json")).read_text())
+    assert [(c["id"], c["verdict"]) for c in run_json["cases"]] == [(scn.scenario, "PASS")]
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tierbed-backend=sim",
+                        "--tierbed-no-catalog", str(corpus)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
     fixed = run_fuzz("sim", examples=5, seed=2, inline=True, corpus=corpus, limits=HONEST, faults=False)
     assert [c.departs for c in fixed.corpus] == [False] and not fixed.failing
 
