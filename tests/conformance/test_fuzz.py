@@ -140,3 +140,35 @@ def test_an_isolated_run_that_outlives_its_limit_is_a_timeout_and_its_process_is
     alive = [p for p in leftover if Path(f"/proc/{p}/stat").exists()
              and Path(f"/proc/{p}/stat").read_text().split()[3] == str(os.getpid())]
     assert alive == [] or all(Path(f"/proc/{p}/cmdline").read_bytes().find(b"forkserver") >= 0 for p in alive)
+
+
+def test_the_differential_compares_what_both_backends_fix_and_nothing_else() -> None:
+    """Root tasks by id; nested runs' tasks as counts (their run numbers follow arrival order); unobserved
+    outcomes and tasks cancelled by a refused submit are not compared."""
+    from conformance.fuzz.oracle import UNOBSERVED, Outcome, differences, expect_from
+
+    spec = Outcome("sim", "ERROR:TASK_FAILURE", tasks={
+        "l4:r1:t1": "COMPLETED", "l4:r1:t2": "FAILED:TASK_FAILURE", "l4.w0.l3:r1:t1": "COMPLETED",
+        "l4.w0.l3:r3:t1": "COMPLETED"})
+    renumbered = Outcome("hw", "ERROR:TASK_FAILURE", tasks={
+        "l4:r1:t1": "COMPLETED", "l4:r1:t2": "FAILED:TASK_FAILURE", "l4.w0.l3:r1:t1": "COMPLETED",
+        "l4.w0.l3:r2:t1": "COMPLETED"})
+    assert differences(spec, renumbered, timed=False) == []
+    lost = Outcome("hw", "ERROR:TASK_FAILURE", tasks={**renumbered.tasks, "l4.w0.l3:r2:t1": "NOT_RUN"})
+    assert differences(spec, lost, timed=False) == [
+        "tasks of l4.w0.l3: spec {'COMPLETED': 2}, hw {'COMPLETED': 1, 'NOT_RUN': 1}"]
+    unseen = Outcome("hw", "ERROR:TASK_FAILURE", tasks={**lost.tasks, "l4:r1:t1": UNOBSERVED,
+                                                         "l4.w0.l3:r2:t1": UNOBSERVED})
+    assert differences(spec, unseen, timed=False) == []
+    wrong = Outcome("hw", "ERROR:TASK_FAILURE", tasks={**renumbered.tasks, "l4:r1:t1": "NOT_RUN"})
+    assert differences(spec, wrong, timed=False) == ["task l4:r1:t1: spec COMPLETED, hw NOT_RUN"]
+    refused = Outcome("sim", "ERROR:INVALID_ARGUMENT", tasks={"l3:r1:t1": "NOT_RUN"})
+    assert differences(refused, Outcome("hw", "ERROR:INVALID_ARGUMENT", tasks={"l3:r1:t1": "COMPLETED"}),
+                       timed=False) == []
+    assert differences(refused, Outcome("hw", "OK"), timed=False) == ["run: spec ERROR:INVALID_ARGUMENT, hw OK"]
+    assert expect_from(refused) == {"run": {"error": "INVALID_ARGUMENT"}}
+    assert expect_from(spec)["tasks"] == {"l4:r1:t1": "COMPLETED", "l4:r1:t2": {"failed": "TASK_FAILURE"}}
+    assert expect_from(spec)["exact_tasks"] is False
+    # Under faults timing is the model's own: only the invariants and hangs are compared.
+    hung = Outcome("hw", "TIMEOUT", "no result within 60s")
+    assert differences(spec, hung, timed=True) == ["hw run TIMEOUT: no result within 60s"]
