@@ -555,12 +555,12 @@ class Harness:
             return _error("INVALID_STATE", CLOSED)
         if op == "unregister":
             h = self.handles[s["handle"]]
-            if w.state == "CLOSED":
-                return _error("INVALID_STATE", CLOSED)
-            if h.worker != s["worker"]:
-                return _error("FOREIGN_HANDLE", REG_FOREIGN)
-            if not h.live:
-                return _error("UNKNOWN_CALLABLE", REG_TWICE)
+            broken = [cls for cls, bad in (("INVALID_STATE", w.state == "CLOSED"),
+                                           ("FOREIGN_HANDLE", h.worker != s["worker"]),
+                                           ("UNKNOWN_CALLABLE", not h.live and h.worker == s["worker"])) if bad]
+            if broken:  # several at once: the spec does not order the checks, any of them is right
+                cites = {"INVALID_STATE": CLOSED, "FOREIGN_HANDLE": REG_FOREIGN, "UNKNOWN_CALLABLE": REG_TWICE}
+                return Expect(tuple(broken), "; ".join(cites[c] for c in broken))
             if w.state in ("NEW", "READY"):
                 return Expect((), REG_LIVE)
             return None

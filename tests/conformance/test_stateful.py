@@ -20,6 +20,8 @@ from hypothesis import settings
 import sim
 from conformance.backends import SimAPI
 from conformance.generators.stateful import (
+    KnownDeparture,
+    Outcome,
     StatefulFailure,
     StepError,
     StepsFileError,
@@ -27,12 +29,15 @@ from conformance.generators.stateful import (
     load_steps_file,
     make_machine,
     new_harness,
+    record_problems,
     replay_steps,
     run_stateful,
     save_steps,
     steps_to_yaml,
 )
-from sim.errors import InvalidState, UnknownCallable
+from sim.errors import InvalidState, InvalidWorkerType, UnknownCallable, UnknownWorker
+from sim.record import Outcome as TaskOutcome
+from sim.record import RunRecord, TaskRecord
 
 # ------------------------------------------------------------------------------- the machine on sim
 
@@ -171,6 +176,81 @@ def test_the_harness_raises_at_the_first_mismatch() -> None:
             h.step(dict(MISUSE[13]))
     finally:
         h.close()
+
+
+SECOND_UNREGISTER = KnownDeparture("unregister", "ERROR INVALID_STATE", "ERROR UNKNOWN_CALLABLE", "REG-006")
+
+
+def test_a_known_departure_is_tolerated_and_ends_the_comparison() -> None:
+    res = run_stateful(BrokenAPI, examples=60, seed=0, known=[SECOND_UNREGISTER])
+    assert not res.failed, res.message
+    h = new_harness(BrokenAPI, 0, [SECOND_UNREGISTER])
+    try:
+        for step in MISUSE:
+            h.step(dict(step))
+        assert h.tolerated == [(13, SECOND_UNREGISTER)]
+        assert len(h.steps) == 14  # nothing after the departure was applied
+    finally:
+        h.close()
+
+
+class _LevelFirstWorker(sim.Worker):
+    """Checks the level rule before anything else, as the real runtime does."""
+
+    def add_worker(self, worker: Any) -> int:
+        if self.level == 3:
+            raise InvalidWorkerType("add_worker() requires level >= 4")
+        return super().add_worker(worker)
+
+
+class _WrongClassWorker(sim.Worker):
+    def add_worker(self, worker: Any) -> int:
+        if worker is self:
+            raise UnknownWorker("wrong on purpose")
+        return super().add_worker(worker)
+
+
+def _api_with(worker_cls: type) -> Any:
+    class API(SimAPI):
+        def Worker(self, level: int, *, faults: Any = None, **config: Any) -> Any:
+            w = worker_cls(level, sim=sim.SimConfig(seed=self.seed), **config)
+            self.workers.append(w)
+            return w
+
+    return API
+
+
+def test_a_call_breaking_two_rules_may_answer_either_class_but_no_other() -> None:
+    steps = [{"op": "worker", "level": 3, "device_ids": 0, "num_sub_workers": 0},
+             {"op": "add_worker", "parent": 0, "child": 0}]  # itself, and an L3 under an L3
+    assert replay_steps(steps, _api_with(_LevelFirstWorker)) == []
+    (m, *_) = replay_steps(steps, _api_with(_WrongClassWorker))
+    assert (m.step, m.kind, m.sut) == (1, "differential", "ERROR UNKNOWN_WORKER")
+
+
+def _task(tid: str, outcome: str, producers: tuple[str, ...] = (), start: float | None = 1.0,
+          end: float | None = 2.0, error: str | None = None) -> TaskRecord:
+    return TaskRecord(tid, "l3", 3, "sub", "f", TaskOutcome(outcome), error, "", start, end, ("l3.sub0",), producers)
+
+
+def test_record_problems_names_each_broken_invariant() -> None:
+    rec = RunRecord("x", tasks={t.task_id: t for t in (
+        _task("t1", "FAILED", error="TASK_FAILURE"),
+        _task("t2", "COMPLETED", ("t1",), start=3.0, end=4.0),  # consumer of a failed producer ran
+        _task("t3", "NOT_RUN", ("t1",), start=5.0, end=None),  # not run, yet started
+        _task("t4", "COMPLETED", ("t2",), start=3.5, end=6.0),  # started before its producer ended
+        _task("t5", "FAILED"),  # no error class
+    )})
+    problems = record_problems(rec, Outcome("OK"))
+    assert any("t2 is COMPLETED but its producer t1 is FAILED" in p for p in problems)
+    assert any("t3 is NOT_RUN but has a start stamp" in p for p in problems)
+    assert any("edge t2 -> t4" in p for p in problems)
+    assert any("t5 FAILED with no error class" in p for p in problems)
+    assert any("run returned OK with failed task t1" in p for p in problems)
+    assert record_problems(rec, Outcome("ERROR", "TASK_FAILURE"))[-1].startswith("edge")
+    good = RunRecord("x", tasks={t.task_id: t for t in (_task("t1", "FAILED", error="TASK_FAILURE"),
+                                                         _task("t2", "NOT_RUN", ("t1",), start=None, end=None))})
+    assert record_problems(good, Outcome("ERROR", "TASK_FAILURE")) == []
 
 
 # ------------------------------------------------------------------------------- the steps file
