@@ -37,6 +37,11 @@ Each step is plain data (``{"op": "register", "worker": 0, "callable": "add"}``)
 applied, so that a failing sequence is saved (:func:`steps_to_yaml`, :func:`save_steps`), loaded
 (:func:`load_steps`, with ``file:line`` errors) and replayed without hypothesis
 (:func:`replay_steps`). :func:`run_stateful` runs the machine and returns the shrunk steps.
+
+A backend's listed departures (its expectations file) can be passed as ``known``
+(:class:`KnownDeparture`; :data:`HW_KNOWN` for the real runtime 0.1.x): a step that meets one is
+tolerated and ends the comparison of that sequence, since the two sides may no longer hold the same
+state, so that a run can look past a departure already known.
 """
 
 from __future__ import annotations
