@@ -236,7 +236,9 @@ def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backe
     in its own process with the --timeout, as 'tierbed conform' runs a case; one line per scenario, then
     a summary. A file's seed: is used unless --seed is given.
     """
-    if len(scenario_paths) > 1 or scenario_paths[0].is_dir():
+    from conformance.corpus import looks_like_sequence
+
+    if len(scenario_paths) > 1 or scenario_paths[0].is_dir() or looks_like_sequence(scenario_paths[0]):
         if trace_out is not None:
             raise _InputError("--trace-out is for one scenario file; run that file alone")
         seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT

@@ -31,6 +31,7 @@ import yaml
 
 from conformance.catalog import Case, Level, case_loader
 from conformance.scenario import Scenario, ScenarioError, load_scenario
+from conformance.yamlfile import YamlFileError
 
 SUFFIXES = (".yaml", ".yml")
 _TOP_SCENARIO_KEY = re.compile(r"^scenario[ \t]*:", re.MULTILINE)
@@ -89,6 +90,16 @@ def looks_like_scenario(path: str | Path) -> bool:
     except yaml.YAMLError:
         return bool(_TOP_SCENARIO_KEY.search(text))
     return isinstance(data, dict) and "scenario" in data
+
+
+def looks_like_sequence(path: str | Path) -> bool:
+    """Whether ``path`` is an API sequence file (``conformance.generators.stateful``): a top-level
+    ``api_sequence:`` key."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "api_sequence" in data
 
 
 # ------------------------------------------------------------------------------------- cases
@@ -193,6 +204,37 @@ def target_case_from_file(file: str, *invariants: str) -> Case:
     return target_file_case(data, file, invariants)
 
 
+def sequence_file_case(file: str | Path) -> Case:
+    """An API sequence file (a shrunk stateful-machine failure) as a case: its steps replay on the
+    backend against the simulator as model, and the case passes when no step departs. ID: the file's stem.
+    Raises the file's ``StepsFileError`` (``file:line: field: message``) for a bad file."""
+    from conformance.generators.stateful import load_steps, load_steps_file
+
+    load_steps_file(file)
+    steps = load_steps(file)
+    located = str(Path(file).resolve())
+
+    def fn(rt: Any, ctx: Any) -> None:
+        from conformance.generators.stateful import replay_steps
+
+        mismatches = replay_steps(steps, rt.name, rt.seed)
+        ctx.note(f"{len(steps)} API calls replayed on {rt.name}, the simulator as model")
+        ctx.check("every call ends as the simulator models it", "no departure",
+                  "; ".join(f"step {m.step} {m.op}: {m.detail}" for m in mismatches)[:600] or "no departure")
+
+    fn.__name__ = fn.__qualname__ = "api_sequence"
+    shown = _display(Path(file))
+    return Case(id=Path(file).stem, title=f"API sequence {shown}", spec=(shown, "api_sequence"), level=Level.MUST,
+                backends=("sim", "hw"), fn=fn, module=__name__, qualname=sequence_case_from_file.__name__,
+                file=located, kind="file", args=())
+
+
+@case_loader
+def sequence_case_from_file(file: str) -> Case:
+    """The case of API sequence file ``file`` (the ``file`` locator of :func:`sequence_file_case`)."""
+    return sequence_file_case(file)
+
+
 # ------------------------------------------------------------------------------------- a selection
 
 
@@ -220,13 +262,16 @@ def load_entries(paths: Iterable[str | Path], *, invariants: Sequence[str] = (),
     entries: list[Entry] = []
     for f in files:
         try:
+            if looks_like_sequence(f):
+                entries.append(Entry(f, sequence_file_case(f)))
+                continue
             data = load_target_case(f) if targets else None
             if data is not None:
                 names = tuple(dict.fromkeys([*(data.get("invariants") or []), *invariants]))
                 entries.append(Entry(f, target_file_case(data, f, invariants), data.get("seed"), names))
                 continue
             scn = load_scenario(f)
-        except (ScenarioError, ValueError) as exc:
+        except (ScenarioError, ValueError, YamlFileError) as exc:
             problems.append(str(exc))
             continue
         names = tuple(dict.fromkeys([*scn.invariants, *invariants]))
@@ -253,5 +298,5 @@ def load_corpus(paths: Iterable[str | Path], *, reserved: Iterable[str] = ()) ->
 
 
 __all__ = ["SUFFIXES", "CorpusError", "Entry", "case_from_file", "load_corpus", "load_entries", "load_target_case",
-           "looks_like_scenario", "scenario_file_case", "scenario_files", "target_case_from_file",
-           "target_file_case"]
+           "looks_like_scenario", "looks_like_sequence", "scenario_file_case", "scenario_files",
+           "sequence_case_from_file", "sequence_file_case", "target_case_from_file", "target_file_case"]

@@ -165,12 +165,18 @@ class TierbedScenarioFile(pytest.File):
     """One YAML scenario file: one item, named by the scenario."""
 
     def collect(self) -> list[pytest.Item]:
-        from conformance.corpus import scenario_file_case
+        from conformance.corpus import looks_like_sequence, scenario_file_case, sequence_file_case
         from conformance.scenario import ScenarioError, parse_scenario
-        from conformance.yamlfile import read_text
+        from conformance.yamlfile import YamlFileError, read_text
 
         here = self.config.invocation_params.dir
         shown = self.path.relative_to(here) if self.path.is_relative_to(here) else self.path
+        if looks_like_sequence(self.path):  # a shrunk API sequence (tierbed fuzz --api)
+            try:
+                case = sequence_file_case(self.path)
+            except YamlFileError as exc:
+                raise TierbedScenarioError(str(exc)) from None
+            return [TierbedCaseItem.from_parent(self, name=case.id, case=case)]
         try:
             scn = parse_scenario(read_text(self.path, "scenario", ScenarioError), shown.as_posix())
         except ScenarioError as exc:
@@ -185,12 +191,13 @@ class TierbedScenarioFile(pytest.File):
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """A ``*.yaml`` / ``*.yml`` file whose top-level mapping has ``scenario:``, under ``--tierbed-backend``."""
+    """A ``*.yaml`` / ``*.yml`` file whose top-level mapping has ``scenario:`` (or ``api_sequence:``), under
+    ``--tierbed-backend``."""
     if not parent.config.getoption("tierbed_backend", default=None):
         return None
-    from conformance.corpus import SUFFIXES, looks_like_scenario
+    from conformance.corpus import SUFFIXES, looks_like_scenario, looks_like_sequence
 
-    if file_path.suffix in SUFFIXES and looks_like_scenario(file_path):
+    if file_path.suffix in SUFFIXES and (looks_like_scenario(file_path) or looks_like_sequence(file_path)):
         return TierbedScenarioFile.from_parent(parent, path=file_path)
     return None
 

@@ -57,24 +57,29 @@ class FuzzReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     stopped_by_budget: bool = False
     interrupted: bool = False
+    api: bool = False  # the stateful machine over the Worker API, not generated scenarios
+    api_findings: list[tuple[Any, Path | None]] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
         """Departures found: new findings, or corpus cases that still depart and nobody accepted."""
-        return bool(self.findings) or any(c.departs and not c.known for c in self.corpus)
+        return bool(self.findings or self.api_findings) or any(c.departs and not c.known for c in self.corpus)
 
     def outcome_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(r["sim_run"].split(":")[0] for r in self.rows).items()))
 
 
 def yaml_scenario_name(path: Path) -> str:
-    """The ``scenario:`` name of a corpus file (validated later, with file:line errors)."""
+    """The case name of a corpus file: its ``scenario:`` name, or an API sequence file's stem (validated
+    later, with file:line errors)."""
     import yaml
 
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except Exception:  # reported with its line by check_corpus
         return ""
+    if isinstance(doc, dict) and "api_sequence" in doc:
+        return path.stem
     return str(doc.get("scenario", "")) if isinstance(doc, dict) else ""
 
 
@@ -88,15 +93,25 @@ def _version(backend: str) -> str:
 
 def check_corpus(paths: list[Path], checker: Checker, known_names: set[str]) -> list[CorpusCheck]:
     """Check every corpus scenario again; FuzzInputError (naming file:line) for a corrupt one, before any runs."""
+    from conformance.corpus import looks_like_sequence
+    from conformance.generators.stateful import load_steps, replay_steps
     from conformance.scenario import ScenarioError
+    from conformance.yamlfile import YamlFileError
 
     cases = []
+    sequences = []
     for p in corpus_files(paths):
         try:
-            cases.append((p, *read_case(p)))
-        except ScenarioError as exc:
+            if looks_like_sequence(p):
+                sequences.append((p, load_steps(p)))
+            else:
+                cases.append((p, *read_case(p)))
+        except (ScenarioError, YamlFileError) as exc:
             raise FuzzInputError(str(exc)) from None
     out = []
+    for p, steps in sequences:  # a shrunk API sequence: replayed against the simulator as model
+        lines = [str(m) for m in replay_steps(steps, checker.backend, checker.seed)]
+        out.append(CorpusCheck(str(p), p.stem, bool(lines), lines, p.stem in known_names))
     for p, doc, _found in cases:
         judged = bool((doc.get("expect") or {}).get("outputs"))  # written only for honest, non-failing programs
         drawn = {**replayable(doc), "_honest": judged, "_failing": not judged}
@@ -123,7 +138,7 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
              corpus: Path | None = None, out: Path | None = None, limits: Limits | None = None,
              timeout_s: float = 60.0, inline: bool = False, scheduler: str | None = None,
              workers: int | None = None, chunk: int | None = None, faults: bool = True,
-             expectations: list[Path] | None = None,
+             expectations: list[Path] | None = None, api: bool = False,
              on_chunk: Callable[[ChunkResult, FuzzReport], None] | None = None) -> FuzzReport:
     """Fuzz ``backend``; see the module docstring. ``examples``: the total over all chunks."""
     t0 = time.perf_counter()
@@ -141,6 +156,12 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
             sig = (read_case(p)[1] or {}).get("signature")
             if sig:
                 known.add(str(sig))
+    if api:
+        _api_search(rep, examples, seed, time_budget_s, corpus, known)
+        rep.wall_s = time.perf_counter() - t0
+        if out is not None:
+            write_outputs(rep, out)
+        return rep
     deadline = time.time() + time_budget_s if time_budget_s else None
     size = chunk or (5 if backend == "hw" else 50)
     seeds = [seed * 100_003 + i for i in range((examples + size - 1) // size)]
@@ -172,6 +193,46 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
     if out is not None:
         write_outputs(rep, out)
     return rep
+
+
+@dataclass
+class ApiFinding:
+    """A shrunk API sequence on which the backend departs from the simulator (``tierbed fuzz --api``)."""
+
+    signature: str
+    lines: list[str]
+    steps: list[dict[str, Any]]
+    flaky: bool = False
+
+
+def _api_search(rep: FuzzReport, examples: int, seed: int, time_budget_s: float | None, corpus: Path | None,
+                known: set[str]) -> None:
+    """The stateful machine over the Worker API (``conformance.generators.stateful``), as one search."""
+    import hashlib
+
+    from conformance.generators.stateful import HW_KNOWN, run_stateful, steps_to_yaml
+
+    res = run_stateful(rep.backend, examples=examples, seed=seed, time_budget_s=time_budget_s,
+                       known=HW_KNOWN if rep.backend == "hw" else ())
+    rep.examples = res.examples
+    rep.api = True
+    if not res.failed:
+        return
+    lines = [str(m) for m in res.mismatches] or [res.message.splitlines()[0][:300]]
+    kinds = sorted({f"{m.op}:{m.kind}:{m.sut}:{m.model}" for m in res.mismatches}) or lines
+    sig = hashlib.sha256("\n".join(kinds).encode()).hexdigest()[:12]
+    path = None
+    if corpus is not None and sig not in known:
+        corpus.mkdir(parents=True, exist_ok=True)
+        path = corpus / f"fuzz-{rep.backend}-api-{sig}.yaml"
+        found = {"backend": rep.backend, "version": rep.version,
+                 "note": f"tierbed fuzz --api, seed {seed}, signature {sig}: {lines[0][:200]}"}
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(f"# Replay: tierbed run --backend {rep.backend} {path.name}\n" + steps_to_yaml(res.steps, found),
+                       encoding="utf-8")
+        tmp.replace(path)
+    if sig not in known:
+        rep.api_findings.append((ApiFinding(sig, lines, list(res.steps)), path))
 
 
 def _run_dask(checker: Checker, lim: Limits, seeds: list[int], counts: list[int], known: set[str],
@@ -215,7 +276,11 @@ def write_outputs(rep: FuzzReport, out: Path) -> tuple[Path, Path]:
         "stopped_by_budget": rep.stopped_by_budget, "interrupted": rep.interrupted,
         "sim_outcomes": rep.outcome_counts(),
         "findings": [{"signature": f.signature, "file": str(p) if p else None, "lines": f.lines,
-                      "tasks": len(f.checked.spec.tasks), "shrink_calls": f.shrink_calls} for f, p in rep.findings],
+                      "tasks": len(f.checked.spec.tasks), "shrink_calls": f.shrink_calls, "flaky": f.flaky}
+                     for f, p in rep.findings]
+        + [{"signature": f.signature, "file": str(p) if p else None, "lines": f.lines, "api_calls": len(f.steps)}
+           for f, p in rep.api_findings],
+        "mode": "api" if rep.api else "scenarios",
         "corpus": [c.__dict__ for c in rep.corpus],
     }
     js = out / "fuzz.json"
@@ -233,6 +298,8 @@ def describe(rep: FuzzReport, stream: Any = None) -> None:
     print(f"tierbed fuzz: backend {rep.backend} ({rep.version}), seed {rep.seed}: {rep.examples} examples in "
           f"{rep.wall_s:.1f}s ({rate:.1f}/s)" + (", stopped by the time budget" if rep.stopped_by_budget else "")
           + (", interrupted" if rep.interrupted else ""), file=s)
+    if rep.api:
+        print("  mode        the stateful machine over the Worker API (the simulator as model)", file=s)
     if rep.rows:
         print("  simulator   " + ", ".join(f"{k} {v}" for k, v in rep.outcome_counts().items()), file=s)
     for c in rep.corpus:
@@ -245,7 +312,11 @@ def describe(rep: FuzzReport, stream: Any = None) -> None:
             print(f"              {line[:200]}", file=s)
         print(f"              {len(f.checked.spec.tasks)} tasks after shrinking; "
               + (f"kept as {p}" if p else "not kept (no --corpus)"), file=s)
-    if not rep.findings:
+    for f, p in rep.api_findings:
+        print(f"  DEPARTURE   {f.lines[0][:200]}", file=s)
+        print(f"              {len(f.steps)} API calls after shrinking; "
+              + (f"kept as {p}" if p else "not kept (no --corpus)"), file=s)
+    if not rep.findings and not rep.api_findings:
         print("  no new departure found", file=s)
 
 

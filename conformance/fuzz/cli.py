@@ -30,6 +30,9 @@ class _InputError(click.ClickException):
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
               help="Wall-clock limit of one example's run; past it the run is a TIMEOUT (a finding).")
 @click.option("--no-faults", is_flag=True, help="Generate fault-free scenarios only.")
+@click.option("--api", is_flag=True, help="Drive the stateful machine over the Worker API (construct, compose, "
+                                          "register, init, run, remote memory, close) instead of scenarios; a "
+                                          "shrunk departure is kept as an api_sequence file.")
 @click.option("--expectations", "expectation_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An expectations file accepting corpus departures by scenario name (repeatable).")
@@ -39,7 +42,7 @@ class _InputError(click.ClickException):
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Embedded cluster size (default: one per core; 1 for hw).")
 def fuzz(backend: str, examples: int, seed: int, time_budget: float | None, corpus: Path, out: Path,
-         timeout_s: float, no_faults: bool, expectation_files: tuple[Path, ...], inline: bool,
+         timeout_s: float, no_faults: bool, api: bool, expectation_files: tuple[Path, ...], inline: bool,
          scheduler: str | None, workers: int | None) -> None:
     """Generate scenarios, run them, and keep every shrunk departure from the spec as a scenario file.
 
@@ -73,7 +76,7 @@ def fuzz(backend: str, examples: int, seed: int, time_budget: float | None, corp
     try:
         rep = run_fuzz(backend, examples=examples, seed=seed, time_budget_s=time_budget, corpus=corpus, out=out,
                        timeout_s=timeout_s, inline=inline, scheduler=scheduler, workers=workers,
-                       faults=not no_faults, expectations=list(expectation_files), on_chunk=on_chunk)
+                       faults=not no_faults, expectations=list(expectation_files), api=api, on_chunk=on_chunk)
     except FuzzInputError as exc:
         raise _InputError(str(exc)) from None
     describe(rep)

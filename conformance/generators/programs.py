@@ -98,13 +98,17 @@ def _args(ctx: _Ctx, sig: tuple[str, ...]) -> list[dict[str, Any]] | None:
     draw = ctx.draw
     out: list[dict[str, Any]] = []
     if not ctx.honest:
+        named: set[str] = set()
         for d in sig:
             if d == "SCALAR":
                 out.append({"scalar": draw(st.sampled_from([0, 1, 2, 0.5, -3]))})
-            elif not ctx.env:
+                continue
+            pool = sorted(ctx.env) if ctx.lim.overlaps else sorted(set(ctx.env) - named)
+            if not pool:
                 return None
             else:
-                name = draw(st.sampled_from(sorted(ctx.env)))
+                name = draw(st.sampled_from(pool))
+                named.add(name)
                 tag = draw(st.sampled_from(TAGS)) if draw(st.integers(0, 2)) == 2 else \
                     {"IN": "INPUT", "OUT": "OUTPUT", "INOUT": "INOUT"}[d]
                 out.append({"tensor": name, "tag": tag})
