@@ -13,12 +13,12 @@ Files live in ``conformance/expectations/*.yaml`` (shipped with the package) or 
     backend: hw                       # sim | reference | hw
     versions: ">=0.1,<0.2"            # PEP 440 specifiers on the backend's runtime version ("" = any)
     departures:
-      - case: LVL-021                 # a catalog case ID, or the name of a corpus scenario run with
+      - case: LVL-008                 # a catalog case ID, or the name of a corpus scenario run with
                                       # --scenarios (conformance.corpus)
         verdicts: [FAIL]              # the verdicts this departure allows (default [FAIL]); add PASS
                                       # for one that shows only sometimes (a race): never stale
         reason: "why the backend departs and what decides it"
-        upstream: "python/simpler/worker.py Worker.close"   # optional: where the backend's behaviour is
+        upstream: "python/simpler/worker.py Worker.add_worker"   # optional: where the backend's behaviour is
 
 A bad file fails with :class:`ExpectationsError` naming the file, the line and the field; a case ID
 that is not in the catalog, or one listed twice for the same backend version, is an error too.
@@ -52,7 +52,7 @@ class _Strict(BaseModel):
 
 class DepartureEntry(_Strict):
     case: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$",
-                               description="a catalog case ID (e.g. LVL-021) or a corpus scenario's name")]
+                               description="a catalog case ID (e.g. LVL-008) or a corpus scenario's name")]
     verdicts: list[VerdictName] = Field(default_factory=lambda: ["FAIL"], min_length=1)
     reason: Annotated[str, Field(min_length=10, description="why the backend departs; what would settle it")]
     upstream: str | None = None

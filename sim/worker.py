@@ -347,11 +347,17 @@ class Worker:
             w._state = state
 
     def close(self) -> None:
-        """Tear the tree down. Safe after a failed init; a second close of a good Worker is an error."""
+        """Tear the tree down. Safe after a failed init, and safe to call again.
+
+        A later ``close()`` of a closed Worker is a no-op: upstream ``python/simpler/worker.py``
+        ``Worker.close`` is "publicly terminal and retryable" and a fresh call after a finished
+        close "replays" its result (``None``) instead of tearing down twice; python-api.md asks for
+        the call in a ``finally``. The Worker stays CLOSED and refuses new work.
+        """
         if self._parent is not None:
             raise InvalidState("close(): this Worker is a child; close its root")
         if self._state is _Lifecycle.CLOSED:
-            raise InvalidState("close(): the Worker is already closed")
+            return  # already torn down: nothing to release, nothing traced
         if self._state is _Lifecycle.RUNNING:
             raise InvalidState("close(): a run is in progress")
         if self._state is _Lifecycle.FAILED:

@@ -9,7 +9,8 @@ leaves behind"); ``docs/hierarchical-level-runtime.md`` §4 "Recursive Compositi
 is the L3 child's whole run, so a failed inner run fails the L4 task);
 ``docs/directed-next-level-scheduling.md`` "Placement contract" (unknown worker ids);
 ``docs/user/reference/python-api.md`` "``CallConfig``" (a diagnostic needs ``output_prefix``)
-and "``Worker``" lifecycle (run before init, close twice). ``DESIGN.md`` "Conventions": bad
+and "``Worker``" lifecycle (run before init; a second close is a no-op, upstream
+``python/simpler/worker.py`` ``Worker.close``). ``DESIGN.md`` "Conventions": bad
 input gets a clear typed error and leaves no state behind.
 """
 
@@ -382,14 +383,20 @@ def test_run_before_init_is_invalid_state() -> None:
     w.close()
 
 
-def test_double_close_is_invalid_state() -> None:
-    w = Worker(level=3, num_sub_workers=1)
+def test_second_close_is_a_no_op_and_the_worker_stays_closed() -> None:
+    # Upstream python/simpler/worker.py Worker.close: "publicly terminal and retryable"; a call
+    # after a finished close replays its result. Catalog LVL-021.
+    w = Worker(level=3, num_sub_workers=1, sim=SimConfig(seed=1))
     w.init()
     w.close()
-    with pytest.raises(InvalidState):
-        w.close()
+    events = len(w._sim.trace)
+    w.close()
+    w.close()
+    assert len(w._sim.trace) == events  # nothing torn down or traced twice
     with pytest.raises(InvalidState):
         w.run(lambda o, a, c: None)
+    with pytest.raises(InvalidState):
+        w.register(lambda a: None)
 
 
 def test_double_init_is_invalid_state(l3: L3) -> None:
