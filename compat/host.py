@@ -41,3 +41,15 @@ def torch_to_numpy(t: Any) -> np.ndarray:
 def as_host(obj: Any) -> Any:
     """``obj`` with a torch tensor replaced by its numpy view; anything else unchanged."""
     return torch_to_numpy(obj) if is_torch_tensor(obj) else obj
+
+
+def as_host_array(obj: Any) -> Any:
+    """Like :func:`as_host`, and a buffer-protocol object (ctypes array, ...) as a flat uint8 view of it."""
+    obj = as_host(obj)
+    if isinstance(obj, np.ndarray | bytes | bytearray | memoryview):
+        return obj
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        return obj  # a Buffer, Tensor or anything else: the simulator says what it accepts
+    return np.frombuffer(view.cast("B"), dtype=np.uint8)

@@ -42,6 +42,15 @@ def _exit_code(code: Any) -> int:
     return 1
 
 
+def _print_script_traceback(exc: BaseException, script: Path) -> None:
+    """The traceback as ``python SCRIPT`` would print it: from the script's first frame on."""
+    tb = exc.__traceback__
+    target = str(script.resolve())
+    while tb is not None and str(Path(tb.tb_frame.f_code.co_filename).resolve()) != target:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return obj.value
@@ -118,8 +127,8 @@ def exec_script(path: str | os.PathLike, argv: Sequence[str] = (), *, profile: s
                 code = _exit_code(exc.code)
             except KeyboardInterrupt:
                 code = 130
-            except BaseException:
-                traceback.print_exc()
+            except BaseException as exc:
+                _print_script_traceback(exc, script)
                 code = 1
     finally:
         sys.argv = saved_argv

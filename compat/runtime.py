@@ -25,7 +25,7 @@ import numpy as np
 
 import sim
 from compat.callables import ChipCallable
-from compat.host import as_host, is_torch_tensor, torch_to_numpy
+from compat.host import as_host, as_host_array, is_torch_tensor, torch_to_numpy
 from compat.session import current_session
 from sim.cost import DURATION_ATTR
 from sim.device_memory import DeviceBuffer, DeviceMemory
@@ -448,10 +448,10 @@ class Worker:
         self._sim.remote_free(handle)
 
     def remote_copy_to(self, handle: Any, host_ptr: Any, nbytes: int, *, offset: int = 0) -> None:
-        self._sim.remote_copy_to(handle, as_host(host_ptr), nbytes, offset=offset)
+        self._sim.remote_copy_to(handle, as_host_array(host_ptr), nbytes, offset=offset)
 
     def remote_copy_from(self, handle: Any, host_ptr: Any, nbytes: int, *, offset: int = 0) -> None:
-        self._sim.remote_copy_from(handle, as_host(host_ptr), nbytes, offset=offset)
+        self._sim.remote_copy_from(handle, as_host_array(host_ptr), nbytes, offset=offset)
 
     def remote_export(self, handle: Any, **kwargs: Any) -> Any:
         return self._sim.remote_export(handle, **kwargs)

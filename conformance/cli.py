@@ -481,9 +481,11 @@ def scenario_schema(out: Path | None) -> None:
 
 def _register_commands() -> None:
     from conformance.campaign.cli import campaign
+    from conformance.exec_cmd import exec_command
     from conformance.fuzz.cli import fuzz
 
     main.add_command(campaign)
+    main.add_command(exec_command)
     main.add_command(fuzz)
 
 

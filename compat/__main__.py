@@ -1,0 +1,5 @@
+"""``python -m compat SCRIPT [ARGS...]``: the same command as ``tierbed exec``."""
+
+from conformance.exec_cmd import main
+
+main()
