@@ -19,6 +19,7 @@ from sim import determinism
 from sim.cost import builtin_profiles
 from sim.errors import SimError
 from sim.simulation import SimConfig
+from sim.trace import write_trace_text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,9 +61,8 @@ def demo(seed: int, profile: str | None, timing_only: bool, jitter: float, out: 
     if result.max_abs_error is not None:
         click.echo(f"  output vs numpy: max |error| {result.max_abs_error:.3g}")
     out.mkdir(parents=True, exist_ok=True)
-    perfetto = sim.trace.write_perfetto(out / "trace.perfetto.json")
-    text = out / "trace.txt"
-    text.write_text(sim.trace.text(), encoding="utf-8")
+    perfetto = sim.trace.write_perfetto(out / "trace.perfetto.json", edges)
+    text = sim.trace.write_text(out / "trace.txt")
     click.echo(f"  trace       {perfetto} (open in ui.perfetto.dev), text: {text}")
     if check_determinism:
         def scenario(c: SimConfig):
@@ -309,8 +309,7 @@ def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backe
         if res.trace_text is None:
             click.echo(f"  trace       not written: backend {backend} records no trace")
         else:
-            trace_out.parent.mkdir(parents=True, exist_ok=True)
-            trace_out.write_text(res.trace_text, encoding="utf-8")
+            write_trace_text(trace_out, res.trace_text)
             click.echo(f"  trace       {trace_out}")
     violated = _check_invariants(scenario_file, scn.faults, names, backend, seed) if names else []
     if violated and res.verdict not in FAILING:

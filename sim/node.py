@@ -139,6 +139,8 @@ class Node:
         """Fix the lane sets at init (the NEXT_LEVEL worker-id map is frozen after init)."""
         self.nl_lanes = nl_lanes
         self.sub_lanes = sub_lanes
+        if self.trace.enabled:  # the Perfetto export's tracks, idle lanes included (not an event)
+            self.trace.declare_node(self.scope, self.level, [lane.scope for lane in (*nl_lanes, *sub_lanes)])
         self.has_remote = any(lane.remote for lane in nl_lanes)  # a remote lane kind (sim.plugins)
         self.single_fifos = [deque() for _ in nl_lanes]
         self.idle_subs = list(range(len(sub_lanes)))

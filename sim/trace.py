@@ -5,13 +5,18 @@ complete, fail, poison, register, … — in virtual time (microseconds). It is 
 ordered containers, so one seed gives one trace byte for byte, and it exports to the
 Chrome/Perfetto JSON trace format with one track per worker (``docs/dfx/host-trace.md``
 describes upstream's own host trace; tierbed's is its simulated counterpart).
+
+:meth:`Trace.text` (and its :meth:`~Trace.digest`) is the bare event lines, the form determinism
+checks and campaign digests hash. A ``trace.txt`` *file* starts with one ``#`` header line naming
+the columns and units (:data:`TEXT_HEADER`, written by :func:`write_trace_text`);
+:func:`read_trace_text` gives the bare text back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from functools import partial
 from operator import itemgetter
@@ -63,6 +68,29 @@ class TraceEvent(NamedTuple):
         return f"{self.t:14.3f} {self.kind.value:<12} {self.scope:<24} {self.subject:<28} {self.detail}"
 
 
+#: The first line of a ``trace.txt`` file (not part of :meth:`Trace.text` nor of its digest).
+TEXT_HEADER = ("# t_us kind scope subject detail -- t_us: virtual time in microseconds (3 decimals); "
+               "fixed-width columns of 14, 12, 24 and 28 characters, then the detail")
+
+
+def write_trace_text(path: str | Path, text: str) -> Path:
+    """Write a trace's text (:meth:`Trace.text`) to ``path`` under the :data:`TEXT_HEADER` line."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(TEXT_HEADER + "\n" + text, encoding="utf-8")
+    return p
+
+
+def read_trace_text(path: str | Path) -> str:
+    """The bare trace text of a ``trace.txt`` file (leading ``#`` header lines skipped), as
+    :meth:`Trace.text` gave it; a file without a header is returned as it is."""
+    text = Path(path).read_text(encoding="utf-8")
+    while text.startswith("#"):
+        nl = text.find("\n")
+        text = "" if nl < 0 else text[nl + 1:]
+    return text
+
+
 class Trace:
     """An append-only record of :class:`TraceEvent` s; disabled traces record nothing.
 
@@ -71,11 +99,14 @@ class Trace:
     in C, when the trace is read.
     """
 
-    __slots__ = ("_raw", "enabled", "record")
+    __slots__ = ("_raw", "enabled", "nodes", "record")
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self._raw: list[tuple[float, EventKind, str, str, str]] = []
+        # Every Worker node's scope -> (level, its lanes' scopes), as elaborated (idle lanes too): the
+        # Perfetto export's processes and tracks. Not an event: the text and digest do not see it.
+        self.nodes: dict[str, tuple[int, tuple[str, ...]]] = {}
         # The hot path's form of :meth:`add`, for callers that checked ``enabled``: it takes one
         # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent.
         self.record = self._raw.append
@@ -83,6 +114,14 @@ class Trace:
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
         if self.enabled:
             self._raw.append((t, kind, scope, subject, detail))
+
+    def declare_node(self, scope: str, level: int, lanes: Iterable[str]) -> None:
+        """Name a Worker node and its lanes (called once per node at elaboration)."""
+        self.nodes[scope] = (level, tuple(lanes))
+
+    def write_text(self, path: str | Path) -> Path:
+        """Write :meth:`text` to ``path`` as a ``trace.txt`` file (under the :data:`TEXT_HEADER` line)."""
+        return write_trace_text(path, self.text())
 
     def retract(self, mark: int, drop: Callable[[tuple], bool]) -> int:
         """Withdraw the events recorded after the first ``mark`` for which ``drop(event)`` is true.
@@ -137,49 +176,108 @@ class Trace:
     def of_kind(self, kind: EventKind) -> list[TraceEvent]:
         return [e for e in self.ordered() if e.kind is kind]
 
-    def to_perfetto(self) -> dict:
-        """Chrome/Perfetto trace JSON: one process per level node, one thread track per worker.
+    def to_perfetto(self, edges: Iterable[tuple[str, str]] = ()) -> dict:
+        """Chrome/Perfetto trace JSON: one process per Worker node, one thread track per lane.
 
-        Task executions (start..end on a worker) become complete ("X") slices; every other
-        event becomes an instant on its component's track.
+        Every declared node (:meth:`declare_node`) is a process named ``L<level> Worker <scope>``
+        holding one track for the node's own events (``<scope> orch/sched``) and one per lane
+        (named by the lane's scope), idle lanes included; a scope no node declared gets its tracks
+        on first use. Task executions (start..end on a lane) become complete ("X") slices named by
+        the task's callable (the task id is in ``args.task``); every other event is an instant on
+        its component's track. Each ``(producer, consumer)`` edge of ``edges`` (e.g. the
+        RunRecord's :meth:`~sim.record.RunRecord.edges`) whose tasks both ran becomes a flow arrow
+        from the producer's end to the consumer's start. Times are microseconds rounded to the
+        nanosecond.
         """
-        tracks: dict[str, tuple[int, int]] = {}
-        procs: dict[str, int] = {}
         out: list[dict] = []
+        procs: dict[str, int] = {}
+        tracks: dict[tuple[str, str], tuple[int, int]] = {}  # (process scope, thread name) -> (pid, tid)
+        names: set[str] = set()
 
-        def track(scope: str) -> tuple[int, int]:
-            if scope not in tracks:
-                proc = scope.rsplit(".", 1)[0] if "." in scope else scope
-                if proc not in procs:
-                    procs[proc] = len(procs) + 1
-                    out.append({"ph": "M", "name": "process_name", "pid": procs[proc], "tid": 0,
-                                "args": {"name": proc}})
-                tracks[scope] = (procs[proc], len(tracks) + 1)
-                out.append({"ph": "M", "name": "thread_name", "pid": tracks[scope][0], "tid": tracks[scope][1],
-                            "args": {"name": scope}})
-            return tracks[scope]
+        def unique(name: str) -> str:
+            base, n = name, 1
+            while name in names:
+                n += 1
+                name = f"{base} #{n}"
+            names.add(name)
+            return name
 
-        open_slices: dict[tuple[str, str], float] = {}
-        for ev in self.ordered():
-            pid, tid = track(ev.scope)
+        def proc(scope: str, level: int | None = None) -> int:
+            if scope not in procs:
+                procs[scope] = pid = len(procs) + 1
+                label = f"L{level} Worker {scope}" if level is not None else f"Worker {scope}"
+                out.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": unique(label)}})
+                out.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,
+                            "args": {"sort_index": pid}})
+            return procs[scope]
+
+        def thread(pscope: str, name: str) -> tuple[int, int]:
+            key = (pscope, name)
+            if key not in tracks:
+                pid = proc(pscope)
+                tracks[key] = ids = (pid, len(tracks) + 1)
+                out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": ids[1],
+                            "args": {"name": unique(name)}})
+                out.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": ids[1],
+                            "args": {"sort_index": ids[1]}})
+            return tracks[key]
+
+        lane_of: dict[str, str] = {}  # lane scope -> its node's scope
+        for scope, (level, lanes) in sorted(self.nodes.items(), key=lambda kv: (-kv[1][0], kv[0])):
+            proc(scope, level)
+            thread(scope, f"{scope} orch/sched")
+            for lane in lanes:
+                lane_of[lane] = scope
+                thread(scope, lane)
+
+        def lane_track(scope: str) -> tuple[int, int]:
+            return thread(lane_of.get(scope) or (scope.rsplit(".", 1)[0] if "." in scope else scope), scope)
+
+        def node_track(scope: str) -> tuple[int, int]:
+            return thread(scope, f"{scope} orch/sched")
+
+        events = self.ordered()
+        callables = {ev.subject: ev.detail for ev in events if ev.kind is EventKind.SUBMIT and ev.detail}
+        open_slices: dict[tuple[str, str], int] = {}
+        ran: dict[str, list[tuple[int, int, int, int]]] = {}  # task id -> [(start ns, end ns, pid, tid)]
+        for ev in events:
+            ns = round(ev.t * 1000)
             if ev.kind is EventKind.START:
-                open_slices[(ev.scope, ev.subject)] = ev.t
-            elif ev.kind is EventKind.END and (ev.scope, ev.subject) in open_slices:
+                lane_track(ev.scope)
+                open_slices[(ev.scope, ev.subject)] = ns
+                continue
+            if ev.kind is EventKind.END and (ev.scope, ev.subject) in open_slices:
+                pid, tid = lane_track(ev.scope)
                 t0 = open_slices.pop((ev.scope, ev.subject))
-                out.append({"ph": "X", "name": ev.subject, "cat": "task", "pid": pid, "tid": tid, "ts": t0,
-                            "dur": ev.t - t0, "args": {"detail": ev.detail}})
-            else:
-                out.append({"ph": "i", "s": "t", "name": f"{ev.kind.value} {ev.subject}".strip(),
-                            "cat": ev.kind.value, "pid": pid, "tid": tid, "ts": ev.t,
-                            "args": {"detail": ev.detail}})
+                ran.setdefault(ev.subject, []).append((t0, ns, pid, tid))
+                out.append({"ph": "X", "name": callables.get(ev.subject, ev.subject), "cat": "task", "pid": pid,
+                            "tid": tid, "ts": t0 / 1000, "dur": (ns - t0) / 1000,
+                            "args": {"task": ev.subject, "lane": ev.scope, "detail": ev.detail}})
+                continue
+            pid, tid = lane_track(ev.scope) if ev.kind is EventKind.END else node_track(ev.scope)
+            out.append({"ph": "i", "s": "t", "name": f"{ev.kind.value} {ev.subject}".strip(),
+                        "cat": ev.kind.value, "pid": pid, "tid": tid, "ts": ns / 1000,
+                        "args": {"detail": ev.detail}})
+        flow = 0
+        for producer, consumer in edges:
+            if producer not in ran or consumer not in ran:
+                continue
+            p0, p1, ppid, ptid = max(ran[producer], key=itemgetter(1))
+            c0, _c1, cpid, ctid = min(ran[consumer], key=itemgetter(0))
+            flow += 1
+            at = max(p0, p1 - 1)  # inside the producer's slice, at its end
+            out.append({"ph": "s", "id": flow, "name": "dependency", "cat": "dependency", "pid": ppid, "tid": ptid,
+                        "ts": at / 1000, "args": {"producer": producer, "consumer": consumer}})
+            out.append({"ph": "f", "bp": "e", "id": flow, "name": "dependency", "cat": "dependency", "pid": cpid,
+                        "tid": ctid, "ts": c0 / 1000})
         return {"traceEvents": out, "displayTimeUnit": "ns", "otherData": {"producer": "tierbed sim",
                                                                             "time_unit": "us"}}
 
-    def write_perfetto(self, path: str | Path) -> Path:
+    def write_perfetto(self, path: str | Path, edges: Iterable[tuple[str, str]] = ()) -> Path:
         """Write :meth:`to_perfetto` to ``path`` (open it in ui.perfetto.dev or chrome://tracing)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_perfetto(), separators=(",", ":")), encoding="utf-8")
+        p.write_text(json.dumps(self.to_perfetto(edges), separators=(",", ":")), encoding="utf-8")
         return p
 
 

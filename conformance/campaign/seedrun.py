@@ -19,6 +19,7 @@ from conformance.campaign.generate import Plan, Topology, draw_plan, label
 from conformance.campaign.invariants import Invariant, Observation, RunOutcome, check, resolve
 from conformance.campaign.target import Target
 from conformance.fault_space import FaultSpace
+from sim.trace import write_trace_text
 
 
 @dataclass
@@ -144,8 +145,8 @@ def observe(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], *, keep
                 obs.trace = text
             if trace_dir is not None:
                 trace_dir.mkdir(parents=True, exist_ok=True)
-                root.simulation.trace.write_perfetto(trace_dir / "trace.perfetto.json")
-                (trace_dir / "trace.txt").write_text(text, encoding="utf-8")
+                root.simulation.trace.write_perfetto(trace_dir / "trace.perfetto.json", record.edges())
+                write_trace_text(trace_dir / "trace.txt", text)
         try:
             root.close()
         except Exception as exc:  # a typed close failure leaves state behind; an untyped one is a bug
