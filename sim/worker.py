@@ -360,8 +360,9 @@ class Worker:
             return  # already torn down: nothing to release, nothing traced
         if self._state is _Lifecycle.RUNNING:
             raise InvalidState("close(): a run is in progress")
-        if self._state is _Lifecycle.FAILED:
-            return  # nothing was brought up; closing again stays safe
+        if self._state is _Lifecycle.FAILED:  # nothing was brought up, but close is terminal all the same
+            self._set_tree_state(_Lifecycle.CLOSED)
+            return
         self._close_remote()
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.CLOSE, self._scope, f"L{self._level}")

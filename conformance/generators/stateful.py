@@ -397,7 +397,6 @@ class KnownDeparture:
 
 #: The departures of the real runtime 0.1.x the expectations file lists that this machine meets.
 HW_KNOWN = (
-    KnownDeparture("close", "OK", "ERROR INVALID_STATE", "LVL-021"),  # a second close is OK there
     KnownDeparture("add_worker", "OK", "ERROR INVALID_WORKER_TYPE", "LVL-008"),  # parent level checked only
 )
 
@@ -573,8 +572,8 @@ class Harness:
             if w.parent is not None or w.state != "NEW":
                 return _error("INVALID_STATE", LVL_INIT)
             return None
-        if op == "close":
-            if w.parent is not None or w.state == "CLOSED":
+        if op == "close":  # terminal and retryable: a closed Worker closes again as a no-op; a child never
+            if w.parent is not None:
                 return _error("INVALID_STATE", LVL_CLOSE)
             return Expect((), LVL_CLOSE)
         if op == "run":
@@ -623,10 +622,9 @@ class Harness:
             if w.parent is None and w.state == "NEW":
                 for i in self._tree(s["worker"]):
                     self.workers[i].state = "READY" if ok else "FAILED"
-        elif op == "close" and ok:
-            if self.workers[s["worker"]].state != "FAILED":
-                for i in self._tree(s["worker"]):
-                    self.workers[i].state = "CLOSED"
+        elif op == "close" and ok:  # after a failed init too: close is terminal (python/simpler/worker.py)
+            for i in self._tree(s["worker"]):
+                self.workers[i].state = "CLOSED"
         elif op == "remote_malloc" and ok:
             self.buffers.append(BufferInfo(s["worker"], s["remote"], None))
         elif op == "remote_import" and ok:

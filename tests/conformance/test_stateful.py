@@ -111,7 +111,19 @@ REMOTE = [
 ]
 
 
-@pytest.mark.parametrize("steps", [MISUSE, REMOTE], ids=["misuse", "remote"])
+# close() is terminal after a failed init too (python/simpler/worker.py Worker.close): the Worker refuses
+# new work afterwards, as the real runtime does ("worker is closed").
+FAILED_INIT = [
+    {"op": "worker", "level": 3, "device_ids": 0, "num_sub_workers": 0},
+    {"op": "register", "worker": 0, "callable": "add"},
+    {"op": "init", "worker": 0},  # no chip for a chip kernel (REG-013)
+    {"op": "close", "worker": 0},
+    {"op": "unregister", "worker": 0, "handle": 0},  # closed
+    {"op": "close", "worker": 0},  # and closing again is a no-op (LVL-021)
+]
+
+
+@pytest.mark.parametrize("steps", [MISUSE, REMOTE, FAILED_INIT], ids=["misuse", "remote", "failed-init"])
 def test_the_simulator_meets_every_expectation_of_a_hand_written_sequence(steps: list[dict[str, Any]]) -> None:
     assert replay_steps(steps, "sim", seed=0) == []
 
