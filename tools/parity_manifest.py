@@ -17,7 +17,8 @@ Nothing of upstream is imported: every module is read with :mod:`ast`. What is e
   properties and class-level attributes (enum members, constants), and its constructor's parameters
   (``__init__``, or the fields of a ``@dataclass``).
 - For each function and method: its parameters in order, each with its kind (the names of
-  :class:`inspect.Parameter` kinds) and whether it has a default; ``self``/``cls`` are dropped.
+  :class:`inspect.Parameter` kinds) and whether it has a default; ``self``/``cls`` are dropped, and
+  so are ``_``-prefixed keyword-only parameters with a default (private knobs).
 - ``docs/user/reference/python-api.md``: the names it documents with the signatures it writes
   (``"source": "docs"``). This is where the names the extension provides (``CallConfig``,
   ``ChipCallable`` ...) get a signature, since their source is C++.
@@ -57,6 +58,8 @@ def params_of(args: ast.arguments, *, drop_first: bool = False) -> Params:
     if args.vararg is not None:
         out.append({"name": args.vararg.arg, "kind": "VAR_POSITIONAL", "default": False})
     for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        if a.arg.startswith("_") and d is not None:
+            continue  # a private keyword with a default (``_startup_deadline=None``): not public surface
         out.append({"name": a.arg, "kind": "KEYWORD_ONLY", "default": d is not None})
     if args.kwarg is not None:
         out.append({"name": args.kwarg.arg, "kind": "VAR_KEYWORD", "default": False})
