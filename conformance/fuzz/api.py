@@ -152,9 +152,12 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
         for c in rep.corpus:
             if c.departs:
                 known.add(signature(c.lines))
+        from conformance.corpus import looks_like_sequence
+
         for p in corpus_files([corpus]):
-            sig = (read_case(p)[1] or {}).get("signature")
-            if sig:
+            if looks_like_sequence(p):  # fuzz-<backend>-api-<signature>.yaml
+                known.add(p.stem.rsplit("-api-", 1)[-1])
+            elif sig := (read_case(p)[1] or {}).get("signature"):
                 known.add(str(sig))
     if api:
         _api_search(rep, examples, seed, time_budget_s, corpus, known)

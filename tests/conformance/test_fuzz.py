@@ -172,3 +172,43 @@ def test_the_differential_compares_what_both_backends_fix_and_nothing_else() -> 
     # Under faults timing is the model's own: only the invariants and hangs are compared.
     hung = Outcome("hw", "TIMEOUT", "no result within 60s")
     assert differences(spec, hung, timed=True) == ["hw run TIMEOUT: no result within 60s"]
+
+
+def test_api_mode_finds_a_planted_registry_bug_and_keeps_a_replayable_sequence(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second unregister that succeeds (the spec says UNKNOWN_CALLABLE, REG-006) is found by the stateful
+    machine, kept as an api_sequence file, and replayed by tierbed run and pytest (clean there)."""
+    import sim.worker
+    from conformance.generators.stateful import load_steps, replay_steps
+    from sim.errors import SimError
+
+    real = sim.worker.Worker.unregister
+
+    def lenient(self, handle):  # the planted bug
+        try:
+            return real(self, handle)
+        except SimError as exc:
+            if getattr(exc, "error_class", None) is not None and exc.error_class.value == "UNKNOWN_CALLABLE":
+                return None
+            raise
+
+    monkeypatch.setattr(sim.worker.Worker, "unregister", lenient)
+    corpus = tmp_path / "corpus"
+    rep = run_fuzz("sim", examples=300, seed=5, inline=True, corpus=corpus, api=True)
+    assert len(rep.api_findings) == 1 and rep.failing
+    finding, path = rep.api_findings[0]
+    assert "UNKNOWN_CALLABLE" in finding.lines[0] and path is not None
+    steps = load_steps(path)
+    assert len(steps) <= 6  # shrunk: a Worker, a register, two unregisters (and little else)
+    assert replay_steps(steps, "sim") != []
+    again = run_fuzz("sim", examples=5, seed=6, inline=True, corpus=corpus, api=True)
+    assert [(c.name, c.departs) for c in again.corpus] == [(path.stem, True)]
+    monkeypatch.undo()
+    assert replay_steps(steps, "sim") == []
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "run", str(path)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tierbed-backend=sim",
+                        "--tierbed-no-catalog", str(corpus)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
