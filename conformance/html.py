@@ -16,21 +16,31 @@ cases it was not asked to run).
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from conformance.report import SCHEMA, selected_ids
-from conformance.timeline import span_us
+from conformance.timeline import LEGACY_UNPLACED, TO_US, UNPLACED, span_us, worker_scope
 
 TEMPLATES = Path(__file__).with_name("templates")
 MISSING = "—"
 
-# Swimlane geometry (SVG user units).
-_LABEL_W, _PLOT_W, _LANE_H, _LANE_GAP, _AXIS_H = 130, 560, 12, 4, 16
-_MAX_LANES = 24
-_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
+# Swimlane geometry (SVG user units = CSS px): fits a 1,400 px wide window with the page margins.
+_LABEL_W, _PLOT_W, _LANE_H, _LANE_GAP, _AXIS_H = 170, 1100, 18, 3, 22
+_MAX_LANES = 32
+_MIN_BAR_W = 3.0  # a bar never thinner than this, so an instant task stays visible
+_CHAR_W = 6.1  # width of one character of the 10 px monospace bar labels
+#: Bar colour per task outcome (the legend shows the ones a picture uses); "" for older reports.
+OUTCOME_COLORS = {"COMPLETED": "#8cc68a", "FAILED": "#ef7f81", "NOT_RUN": "#c9c9c9", "": "#9dbbdc"}
+_OUTCOME_LABELS = {"": "outcome not recorded"}
+#: Verdicts that fail a run: in a report of one run, such cases (unless a known departure) are open.
+_FAILING = frozenset({"FAIL", "CRASH", "TIMEOUT"})
+#: Display units of a time span, by size: (name, microseconds per unit, spans below this use it).
+_DISPLAY_UNITS = (("µs", 1.0, 1e3), ("ms", 1e3, 1e6), ("s", 1e6, float("inf")))
 
 
 class ReportInputError(ValueError):
@@ -160,36 +170,138 @@ def _fmt_t(t: float) -> str:
     return f"{t:.6g}"
 
 
-def swimlane(tl: dict[str, Any]) -> dict[str, Any]:
-    """SVG geometry of one record's timeline: lanes (worker scopes) and bars (tasks)."""
-    tasks = tl.get("tasks") or []
-    lanes = sorted({t[1] for t in tasks})
+def _natural(name: str) -> list[Any]:
+    """Sort key that orders ``chip2`` before ``chip10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def nice_step(span: float, target: int = 8) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about ``target`` ticks over ``span``."""
+    if span <= 0:
+        return 1.0
+    raw = span / target
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw * (1 - 1e-9))
+
+
+def axis_ticks(span: float, unit: str) -> tuple[list[tuple[float, str]], str]:
+    """``([(offset in the data unit, label), ...], axis caption)`` for a span starting at 0; the
+    last tick is at or past the span's end.
+
+    Times get round steps in µs, ms or s, chosen by the span; ``step`` (the reference's order of
+    execution, no time) gets whole steps."""
+    if unit == "step":
+        step = max(1.0, nice_step(span))
+        n = max(1, math.ceil(span / step - 1e-9))
+        return [(i * step, f"{i * step:g}") for i in range(n + 1)], "step (ordinal: the reference has no time)"
+    to_us = TO_US.get(unit) or 1.0
+    span_us = span * to_us
+    name, per, _ = next(u for u in _DISPLAY_UNITS if span_us < u[2])
+    step = nice_step(span_us / per)
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    n = max(1, math.ceil(span_us / per / step - 1e-9))
+    return ([(i * step * per / to_us, f"{i * step:.{decimals}f} {name}") for i in range(n + 1)],
+            f"time since the case's first start ({name})")
+
+
+def _upgrade(task: list[Any]) -> list[Any]:
+    """A timeline task row in the current six-column form. Older reports have four columns and name
+    a worker the way the backend did (hw: ``w0`` under the task's node, ``(unplaced)`` when not
+    observed); the node is read from the task id (``l3:r1:t2``, ``l4.w0:r1:t1``)."""
+    if len(task) >= 6:
+        return list(task[:6])
+    tid, worker = str(task[0]), str(task[1])
+    node = tid.split(":", 1)[0] if ":" in tid else ""
+    if worker == LEGACY_UNPLACED and node:
+        worker = f"{node}{UNPLACED}"
+    elif node:
+        worker = worker_scope(worker, node)
+    return [tid, worker, *task[2:4], "", ""]
+
+
+def _pack(tasks: list[list[Any]]) -> dict[int, str]:
+    """Lanes for tasks whose worker was not observed: per node, each task goes on the first lane
+    free at its start (``l3?1``, ``l3?2``, ...). Returns index in ``tasks`` -> lane name."""
+    out: dict[int, str] = {}
+    free_at: dict[str, list[float]] = {}
+    order = sorted(range(len(tasks)), key=lambda i: (tasks[i][2], tasks[i][3], tasks[i][0]))
+    for i in order:
+        w = tasks[i][1]
+        if not (w.endswith(UNPLACED) or w == LEGACY_UNPLACED):
+            continue
+        node = w[: -len(UNPLACED)] if w.endswith(UNPLACED) else "(unplaced) "
+        ends = free_at.setdefault(node, [])
+        k = next((j for j, e in enumerate(ends) if e <= tasks[i][2]), len(ends))
+        if k == len(ends):
+            ends.append(tasks[i][3])
+        else:
+            ends[k] = tasks[i][3]
+        out[i] = f"{node}{UNPLACED}{k + 1}"
+    return out
+
+
+def swimlane(tl: dict[str, Any], origin: float | None = None) -> dict[str, Any]:
+    """SVG geometry of one record's timeline: lanes (workers) and bars (tasks).
+
+    Time runs from ``origin`` (the case's first start; default this record's), in round ticks.
+    Bars are coloured by outcome and labelled with the callable where the label fits. Tasks whose
+    worker was not observed are packed onto ``<node>?n`` lanes. Reference steps are ordinal: a
+    task at step ``s`` fills ``[s, s + 1)``."""
+    unit = tl.get("unit", "")
+    ordinal = unit == "step"
+    raw = [_upgrade(t) for t in tl.get("tasks") or []]
+    packed = _pack(raw)
+    tasks = [[t[0], packed.get(i, t[1]), t[2], t[3] + 1 if ordinal else t[3], t[4] or "", t[5] or ""]
+             for i, t in enumerate(raw)]
+    lanes = sorted({t[1] for t in tasks}, key=_natural)
     hidden = max(0, len(lanes) - _MAX_LANES)
     lanes = lanes[:_MAX_LANES]
     lane_y = {name: _AXIS_H + i * (_LANE_H + _LANE_GAP) for i, name in enumerate(lanes)}
-    t0 = min((t[2] for t in tasks), default=0.0)
-    t1 = max((t[3] for t in tasks), default=1.0)
-    scale = _PLOT_W / (t1 - t0) if t1 > t0 else 0.0
-    unit = tl.get("unit", "")
-    bars = []
-    for task_id, worker, start, end in tasks:
+    t0 = min((t[2] for t in tasks), default=0.0) if origin is None else origin
+    span = max((t[3] for t in tasks), default=t0 + 1.0) - t0
+    ticks, caption = axis_ticks(span, unit)
+    span = max(span, ticks[-1][0])  # the axis ends on its last tick
+    scale = _PLOT_W / span if span > 0 else 0.0
+    bars, used = [], set()
+    for task_id, worker, start, end, fn, outcome in tasks:
         if worker not in lane_y:
             continue
         x = _LABEL_W + (start - t0) * scale
-        w = max(2.0, (end - start) * scale)
-        bars.append({"x": round(x, 2), "y": lane_y[worker] + 1, "w": round(min(w, _LABEL_W + _PLOT_W - x + 2), 2),
-                     "h": _LANE_H - 2, "color": _PALETTE[lanes.index(worker) % len(_PALETTE)],
-                     "title": f"{task_id} on {worker}: {_fmt_t(start)} .. {_fmt_t(end)} {unit}"})
-    height = _AXIS_H + len(lanes) * (_LANE_H + _LANE_GAP)
-    ticks = [{"x": round(_LABEL_W + f * _PLOT_W, 2), "text": _fmt_t(t0 + f * (t1 - t0)),
-              "anchor": ("start", "middle", "middle", "middle", "end")[i]}
-             for i, f in enumerate((0.0, 0.25, 0.5, 0.75, 1.0))]
-    return {"record": tl.get("record", ""), "unit": unit, "width": _LABEL_W + _PLOT_W + 4, "height": height,
-            "label_w": _LABEL_W, "plot_w": _PLOT_W, "axis_h": _AXIS_H,
-            "lanes": [{"name": n, "y": lane_y[n] + _LANE_H - 2} for n in lanes], "bars": bars, "ticks": ticks,
-            "note": ", ".join(x for x in (f"{hidden} more lanes not drawn" if hidden else "",
-                                          f"{tl['truncated']} more tasks not kept" if tl.get("truncated") else "")
-                              if x)}
+        w = min(max(_MIN_BAR_W, (end - start) * scale), _LABEL_W + _PLOT_W - x + _MIN_BAR_W)
+        used.add(outcome)
+        shown_end = end - 1 if ordinal else end
+        when = (f"step {_fmt_t(start)}" + (f" .. {_fmt_t(shown_end)}" if shown_end != start else "")) if ordinal \
+            else f"{_fmt_t(start - t0)} .. {_fmt_t(end - t0)} {unit} after the case's first start"
+        short = fn.rsplit(".", 1)[-1]  # ``outer.<locals>.inner`` -> ``inner``; the title has it all
+        label = short if short and len(short) * _CHAR_W + 6 <= w else ""
+        bars.append({"x": round(x, 2), "y": lane_y[worker] + 1, "w": round(w, 2), "h": _LANE_H - 2,
+                     "color": OUTCOME_COLORS.get(outcome, OUTCOME_COLORS[""]), "label": label,
+                     "tx": round(x + 3, 2), "ty": lane_y[worker] + _LANE_H - 5,
+                     "title": f"{fn or task_id} ({task_id}) on {worker}: {outcome or 'outcome not recorded'}, "
+                              f"{when}"})
+    height = _AXIS_H + len(lanes) * (_LANE_H + _LANE_GAP) + 2
+    tick_rows = []
+    for i, (off, text) in enumerate(ticks):
+        x = _LABEL_W + off * scale
+        anchor = "start" if i == 0 else ("end" if x > _LABEL_W + _PLOT_W - 20 else "middle")
+        tick_rows.append({"x": round(x, 2), "text": text, "anchor": anchor})
+    notes = [f"{hidden} more lanes not drawn" if hidden else "",
+             f"{tl['truncated']} more tasks not kept" if tl.get("truncated") else "",
+             f"?n lanes: {'workers' if len(packed) > 1 else 'worker'} not observed, tasks packed by time"
+             if packed else ""]
+    return {"record": tl.get("record", ""), "unit": unit, "caption": caption, "width": _LABEL_W + _PLOT_W + 8,
+            "height": height, "label_w": _LABEL_W, "plot_w": _PLOT_W, "axis_h": _AXIS_H,
+            "lanes": [{"name": n, "y": lane_y[n] + _LANE_H - 5, "band": lane_y[n]} for n in lanes],
+            "lane_h": _LANE_H, "bars": bars, "ticks": tick_rows,
+            "legend": [{"name": _OUTCOME_LABELS.get(o, o), "color": OUTCOME_COLORS[o]}
+                       for o in OUTCOME_COLORS if o in used],
+            "note": ", ".join(x for x in notes if x)}
+
+
+def case_origin(timeline: list[dict[str, Any]]) -> float | None:
+    """The first start of any task of a case's records (its swimlanes' time 0)."""
+    starts = [t[2] for tl in timeline for t in tl.get("tasks") or []]
+    return min(starts) if starts else None
 
 
 def _evidence_rows(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -229,10 +341,13 @@ def build_view(runs: list[dict[str, Any]], labels: list[str] | None = None) -> d
                 continue
             details.append({"label": lab, "verdict": c["verdict"], "summary": c.get("summary", ""), "expectation": exp,
                             "duration_s": c.get("duration_s"), "evidence": _evidence_rows(c.get("evidence", [])),
-                            "swimlanes": [swimlane(tl) for tl in c.get("timeline", []) if tl.get("tasks")]})
+                            "swimlanes": [swimlane(tl, case_origin(c.get("timeline", [])))
+                                          for tl in c.get("timeline", []) if tl.get("tasks")]})
         rows.append({"id": cid, "title": first.get("title", ""), "level": first.get("level", ""),
                      "spec": f"{spec.get('document', '')} § {spec.get('heading', '')}" if spec else "",
                      "cells": cells, "differs": cid in diff_ids,
+                     "open": cid in diff_ids or (len(runs) == 1 and any(
+                         v in _FAILING and mark != "known" for v, mark in cells)),
                      "predicted": _fmt_us(predicted), "measured": _fmt_us(measured),
                      "ratio": f"{measured / predicted:.2f}" if predicted and measured else "",
                      "details": details})

@@ -46,8 +46,9 @@ def test_json_keeps_a_compact_timeline_per_case(runs) -> None:
     sim = {c["id"]: c for c in runs[0]["cases"]}
     tl = sim["LVL-016"]["timeline"]
     assert tl and tl[0]["unit"] == "us" and tl[0]["record"]
-    for task_id, worker, start, end in tl[0]["tasks"]:
+    for task_id, worker, start, end, fn, outcome in tl[0]["tasks"]:
         assert isinstance(task_id, str) and isinstance(worker, str) and start <= end
+        assert fn and outcome == "COMPLETED"
     assert len({t[1] for t in tl[0]["tasks"]}) >= 2  # several worker scopes, one lane each
     ref = {c["id"]: c for c in runs[1]["cases"]}
     assert ref["LVL-016"]["timeline"][0]["unit"] == "step"
