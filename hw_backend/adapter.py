@@ -48,6 +48,46 @@ _DEFAULT_TAG = object()
 _UNSEEN = "outcome not observable (a chip task of a failed run)"
 REMOTE_STARTUP_TIMEOUT_S = 10.0
 REMOTE_SESSION_TIMEOUT_S = 12.0
+#: The most the limits above are stretched on a loaded host (2x keeps them inside the 30 s case timeout).
+MAX_LOAD_SCALE = 2.0
+
+
+def remote_timeouts(env: dict[str, str] | None = None, load: float | None = None,
+                    cpus: int | None = None) -> tuple[float, float]:
+    """(startup, session) limits in seconds for a remote L3 on the real runtime.
+
+    The runtime's ``remote_session_timeout_s`` (python/simpler/worker.py ``_remote_session_timeout_s``,
+    default 30 s) bounds every remote command; tierbed lowers it so that a fault case ends inside its
+    case timeout. On a busy host a healthy session can stall for seconds (runs of ``tierbed fuzz
+    --backend hw`` saw "progress command timed out" on plain remote runs that passed on replay), so
+    the limits grow with the load average per core, up to :data:`MAX_LOAD_SCALE`.
+    ``TIERBED_HW_REMOTE_STARTUP_TIMEOUT_S`` / ``TIERBED_HW_REMOTE_SESSION_TIMEOUT_S`` set them outright.
+    """
+    import os
+
+    env = dict(os.environ) if env is None else env
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # no load average on this platform: no scaling
+            load = 0.0
+    cpus = cpus or os.cpu_count() or 1
+    scale = min(MAX_LOAD_SCALE, max(1.0, load / cpus))
+    out = []
+    for name, base in (("TIERBED_HW_REMOTE_STARTUP_TIMEOUT_S", REMOTE_STARTUP_TIMEOUT_S),
+                       ("TIERBED_HW_REMOTE_SESSION_TIMEOUT_S", REMOTE_SESSION_TIMEOUT_S)):
+        text = env.get(name)
+        if text is None:
+            out.append(round(base * scale, 3))
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > 0 and value < float("inf")):
+            raise ValueError(f"{name}={text!r}: give a positive number of seconds")
+        out.append(value)
+    return out[0], out[1]
 
 
 def _tensor_arg_type(tag: Any) -> Any:
@@ -282,8 +322,9 @@ class HwWorker:
         config.setdefault("runtime", RUNTIME)
         if self.level >= 4:
             # Bounded remote waits, so that a fault case ends inside the case timeout.
-            config.setdefault("startup_timeout_s", REMOTE_STARTUP_TIMEOUT_S)
-            config.setdefault("remote_session_timeout_s", REMOTE_SESSION_TIMEOUT_S)
+            startup_s, session_s = remote_timeouts()
+            config.setdefault("startup_timeout_s", startup_s)
+            config.setdefault("remote_session_timeout_s", session_s)
         self._real = Worker(level=level, platform=platform, **config)
         self._runs = 0
         self._names: dict[int, str] = {}  # id(handle) -> callable name
