@@ -51,6 +51,8 @@ class Built:
     workers: dict[str, Any] = field(default_factory=dict)  # Worker objects by topology name
     handles: dict[str, Any] = field(default_factory=dict)  # callable handles by callable name
     child_ids: dict[str, dict[str, int]] = field(default_factory=dict)
+    child_programs: dict[str, Any] = field(default_factory=dict)  # program handles by child Worker name
+    deferred: list[tuple[str, str, Any]] = field(default_factory=list)  # (child, parent, fn) registered after init
 
 
 @dataclass
@@ -277,13 +279,21 @@ def prepare(rt: RuntimeAPI, scn: Scenario) -> Built:
     for u in scn.unregister:
         if u.when == "before_init":
             workers[by_name[u.callable].worker].unregister(handles[u.callable])
-    # A non-root local Worker's program is the orchestration function its parent registers for it.
-    child_programs: dict[str, Any] = {}
-    for name, (n, parent) in scn.workers().items():
+    # A non-root local Worker's program is the orchestration function its parent registers for it, children
+    # first (a parent's program names its children's). A real runtime ships a registered function to the child
+    # process as it was when registered, so a program that needs a callable registered after init() (on its
+    # Worker or below) is registered after init() too, after those callables.
+    child_programs = built.child_programs
+    late = {c.worker for c in scn.callables if c.after_init}
+    for name, (n, parent) in reversed(list(scn.workers().items())):
         if parent is not None and not n.remote and name in programs:
             fn = _orchestration(rt, scn, programs[name], n, handles, child_programs, child_ids, tensors, None)
             fn.__name__ = fn.__qualname__ = f"program_{name}"
-            child_programs[name] = workers[parent.name].register(fn)
+            if name in late:
+                late.add(parent.name)
+                built.deferred.append((name, parent.name, fn))
+            else:
+                child_programs[name] = workers[parent.name].register(fn)
     built.orch = _orchestration(rt, scn, programs[scn.topology.name], nodes[scn.topology.name], handles,
                                 child_programs, child_ids, tensors, built.labels)
     built.orch.__name__ = built.orch.__qualname__ = f"program_{scn.topology.name}"
@@ -298,6 +308,8 @@ def after_init(rt: RuntimeAPI, scn: Scenario, built: Built) -> None:
         if c.after_init:
             remote = {k.name for k in nodes[c.worker].children if k.remote}
             built.handles[c.name] = _register(rt, built.workers[c.worker], c, built.child_ids[c.worker], remote, {})
+    for name, parent, fn in built.deferred:  # children first, as prepare() found them
+        built.child_programs[name] = built.workers[parent].register(fn)
     by_name = {c.name: c for c in scn.callables}
     for u in scn.unregister:
         if u.when == "after_init":

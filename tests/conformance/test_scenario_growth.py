@@ -391,3 +391,38 @@ def test_bad_input_names_file_line_and_field(base: str, old: str, new: str, line
     assert (err.file, err.line, err.field) == ("bad.yaml", line, field), str(err)
     assert words in err.message, str(err)
     assert str(err).startswith(f"bad.yaml:{line}: {field}: ")
+
+
+def test_a_program_is_registered_complete_as_a_real_runtime_ships_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real runtime sends a registered Python function to the child process as it was when registered, so
+    a child's program that submits a callable registered after init() is registered after it too (the
+    hw backend otherwise failed such programs with a KeyError: found by tierbed fuzz --backend hw)."""
+    import sim.worker
+
+    real = sim.worker.Worker.register
+    order: list[str] = []
+
+    def logged(self, target, **kw):  # the order registrations reach the runtime
+        order.append(getattr(target, "__name__", None) or getattr(target, "name", "?"))
+        return real(self, target, **kw)
+
+    monkeypatch.setattr(sim.worker.Worker, "register", logged)
+    text = """
+scenario: late-kernel-in-child-program
+topology: {name: pod, level: 4, children: [{name: node, level: 3, device_ids: [0]}]}
+tensors: [{name: a, shape: [8], init: ones}, {name: b, shape: [8], init: ones}, {name: c, shape: [8]}]
+callables: [{name: add, kernel: add, worker: node, after_init: true}]
+program:
+  node:
+    params: [x, y, z]
+    steps:
+      - {kind: next_level, callable: add, worker: 0,
+         args: [{tensor: x, tag: INPUT}, {tensor: y, tag: INPUT}, {tensor: z, tag: OUTPUT}]}
+  pod:
+    - {kind: next_level, worker: node,
+       args: [{tensor: a, tag: INPUT}, {tensor: b, tag: INPUT}, {tensor: c, tag: OUTPUT}]}
+expect: {run: OK, outputs: [c]}
+"""
+    res = run_scenario(parse_scenario(text, "<late>"), "sim")
+    assert res.verdict.value == "PASS", res.judgment.summary
+    assert order.index("program_node") > order.index("add"), order  # the program ships with the kernel known
