@@ -146,6 +146,12 @@ def _child(conn: multiprocessing.connection.Connection, locator: Locator, backen
 _CTX: Any = None
 
 
+def process_context() -> Any:
+    """The multiprocessing context every isolated run uses: a fork server with :data:`PRELOAD` imported
+    (children start warm), or spawn where there is no fork server."""
+    return _context()
+
+
 def _context() -> Any:
     global _CTX
     if _CTX is None:

@@ -9,7 +9,6 @@ workers included — is killed, and the example's outcome is TIMEOUT: a finding,
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import time
@@ -40,25 +39,11 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-#: Imported once by the fork server, so each example's process starts warm.
-PRELOAD = ["numpy", "sim", "sim.remote", "reference", "reference.executor", "conformance.scenario_runner",
-           "conformance.campaign.seedrun", "conformance.fuzz.oracle"]
-_CTX: Any = None
-
-
-def _context() -> Any:
-    global _CTX
-    if _CTX is None:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        _CTX = multiprocessing.get_context(method)
-        if method == "forkserver":
-            _CTX.set_forkserver_preload(PRELOAD)
-    return _CTX
-
-
 def observe(text: str, backend: str, seed: int, timeout_s: float) -> Outcome:
     """:func:`conformance.fuzz.oracle.observe_text` in a child process; TIMEOUT or CRASH when it does not answer."""
-    ctx = _context()
+    from conformance.runner import process_context
+
+    ctx = process_context()  # the fork server the conformance runner uses: children start warm
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, text, backend, seed), daemon=False)
     proc.start()
