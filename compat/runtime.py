@@ -15,6 +15,7 @@ A ``ChipCallable`` becomes a reference kernel through the session's kernel map
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import math
 import weakref
@@ -372,8 +373,8 @@ class Worker:
         if self.level == 2:
             self._sim.run(callable, args, _sim_config(config))
         else:
-            fn = _root_orchestration(callable, config) if callable is not None and hasattr(callable, "__call__") \
-                else callable  # noqa: B004
+            # Anything not callable goes through as is: the simulator rejects it with its own message.
+            fn = _root_orchestration(callable, config) if builtins.callable(callable) else callable
             self._sim.run(fn, args, _sim_config(config))
 
     def submit(self, callable: Any, args: Any = None, config: Any = None) -> RunHandle:
@@ -384,7 +385,17 @@ class Worker:
             return RunHandle(exc)
         return RunHandle(None)
 
+    def live_domains(self) -> dict[str, Any]:
+        """Communication domains currently allocated: the simulator models none, so always empty."""
+        return {}
+
     # ---------------------------------------------------------------- memory
+
+    def committed_device_memory(self, worker_id: int = 0) -> int:
+        """Bytes of device memory the script holds on chip ``worker_id`` (live allocations only)."""
+        if self._devmem is None:
+            return 0
+        return sum(b.nbytes for b in self._devmem.live() if b.owner_worker_id == worker_id)
 
     def _device_memory(self, api: str) -> DeviceMemory:
         if self._devmem is None:

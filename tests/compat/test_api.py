@@ -226,3 +226,25 @@ def test_torch_tensors_where_upstream_takes_them(tmp_path):
         assert got.tolist() == [0.0, 1.0, 2.0, 3.0]
     finally:
         w2.close()
+
+
+def test_direct_chip_api_and_domains_say_what_is_not_simulated():
+    from compat import NotSimulated, hook
+
+    with hook.facade_imports():
+        from simpler.task_interface import ChipTensor, ChipWorker
+
+        with pytest.raises(NotSimulated, match="direct chip API"):
+            ChipTensor.make(0, (4,), DataType.FLOAT32)
+        with pytest.raises(NotSimulated):
+            ChipWorker()
+    w = Worker(level=2)
+    w.init()
+    try:
+        assert w.live_domains() == {}
+        h = w.malloc(100)
+        assert w.committed_device_memory() == 100
+        w.free(h)
+        assert w.committed_device_memory() == 0
+    finally:
+        w.close()
