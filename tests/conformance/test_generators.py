@@ -107,7 +107,9 @@ def test_the_generator_reaches_every_edge_case() -> None:
     """One pass of draws reaches each edge case (a generator that lost one fails here, naming it)."""
     reached: dict[str, int] = {}
 
-    @settings(max_examples=600, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    # Derandomized: the same 600 draws every run, so a miss is the generator's and never the dice's.
+    @settings(max_examples=600, database=None, deadline=None, suppress_health_check=list(HealthCheck),
+              derandomize=True)
     @given(scenarios("sim"))
     def draw(drawn: dict[str, Any]) -> None:
         for name, pred in EDGE_CASES.items():
