@@ -177,6 +177,7 @@ class Report:
     pending: dict[str, str] = field(default_factory=dict)
     failing: dict[str, str] = field(default_factory=dict)  # key -> problem
     unused: list[str] = field(default_factory=list)  # exception patterns that match no entry
+    stale: list[str] = field(default_factory=list)  # pending patterns whose names are all modeled now
 
     def summary(self) -> str:
         return (f"{len(self.modeled)} of {self.total} upstream public names modeled, "
@@ -240,6 +241,7 @@ def run_parity() -> Report:
             continue
         report.failing[key] = problem
     report.unused = [p for p in [*not_modeled, *pending] if not any(covers(p, k) for k in entries)]
+    report.stale = [p for p in pending if not any(covers(p, k) for k in report.pending)]
     return report
 
 
@@ -384,6 +386,9 @@ def test_facade_parity() -> None:
     if report.pending:
         warnings.warn(ParitySummary(f"{len(report.pending)} upstream names pending (not modeled yet); "
                                     f"e.g. {', '.join(list(report.pending)[:5])}"), stacklevel=1)
+    if report.stale:
+        warnings.warn(ParitySummary(f"{len(report.stale)} pending entries are modeled now, remove them "
+                                    f"(--write-pending): {', '.join(report.stale[:5])}"), stacklevel=1)
     problems = compact(report.failing)
     problems += [f"not_modeled.yaml: {p} matches no manifest entry" for p in report.unused]
     assert not problems, (f"{len(report.failing)} upstream names the facade lacks or does not accept as "
