@@ -93,8 +93,12 @@ def _touch(st_: _TState, how: str) -> None:
         st_.written, st_.readers, st_.readable = True, 0, True
 
 
-def _args(ctx: _Ctx, sig: tuple[str, ...]) -> list[dict[str, Any]] | None:
-    """Arguments for a callable of directions ``sig``; None when the honest rules leave no choice."""
+def _args(ctx: _Ctx, sig: tuple[str, ...], shared: set[str] | None = None) -> list[dict[str, Any]] | None:
+    """Arguments for a callable of directions ``sig``; None when the honest rules leave no choice.
+
+    ``shared``: the tensors the task's other members name (a group is one task: in an honest program its
+    members name disjoint tensors, so no two of them write one buffer).
+    """
     draw = ctx.draw
     out: list[dict[str, Any]] = []
     if not ctx.honest:
@@ -113,7 +117,7 @@ def _args(ctx: _Ctx, sig: tuple[str, ...]) -> list[dict[str, Any]] | None:
                     {"IN": "INPUT", "OUT": "OUTPUT", "INOUT": "INOUT"}[d]
                 out.append({"tensor": name, "tag": tag})
         return out
-    used: set[str] = set()
+    used: set[str] = shared if shared is not None else set()
     touched: list[tuple[str, str]] = []
     for d in sig:
         if d == "SCALAR":
@@ -172,8 +176,9 @@ def _step(ctx: _Ctx, depth: int) -> dict[str, Any] | None:
         c = draw(st.sampled_from(chip))
         workers = draw(st.permutations(range(chips)))[:draw(st.integers(1, chips))]
         members = []
+        named: set[str] = set()
         for w in workers:  # one task: the honest state is shared by its members
-            a = _args(ctx, c.sig)
+            a = _args(ctx, c.sig, named)
             if a is None:
                 return None
             members.append({"worker": w, "args": a})
@@ -191,9 +196,10 @@ def _step(ctx: _Ctx, depth: int) -> dict[str, Any] | None:
         c = draw(st.sampled_from(subs))
         n = draw(st.integers(1, max(1, int(node.get("num_sub_workers") or 1))))
         members = []
+        named = set()
         for _ in range(n):  # one task: the honest state is shared by its members
             sig = c.sig if c.kind == "sub" else tuple(draw(st.lists(st.just("IN"), max_size=2)))
-            a = _args(ctx, sig)
+            a = _args(ctx, sig, named)
             if a is None:
                 return None
             members.append({"args": a})

@@ -124,7 +124,7 @@ def test_the_generator_reaches_every_edge_case() -> None:
 def test_honest_programs_write_each_tensor_race_free() -> None:
     """No tensor of an honest root program is first written by OUTPUT after it was read or written."""
 
-    @QUICK
+    @settings(max_examples=400, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(scenarios("reference"))
     def check(drawn: dict[str, Any]) -> None:
         if not drawn["_honest"]:
