@@ -326,7 +326,7 @@ class Worker:
             if w._level == 2 or w._node is None:
                 continue
             has_python = bool(w._node.sub_lanes) or any(isinstance(lane, WorkerLane) for lane in w._node.nl_lanes)
-            has_chip = any(isinstance(lane, ChipLane) for lane in w._node.nl_lanes) or w._remote is not None
+            has_chip = w._chip_below()
             for reg in w._registry.live.values():
                 ns = reg.descriptor.namespace.name
                 if ns == "LOCAL_PYTHON" and not has_python:
@@ -335,6 +335,15 @@ class Worker:
                 if ns == "LOCAL_CHIP" and not has_chip:
                     raise InvalidState(f"init(): registered chip kernel {reg.name!r} on {w._scope} has no eligible "
                                        f"target (needs a chip child: device_ids)")
+
+    def _chip_below(self) -> bool:
+        """Whether a chip kernel registered here reaches a chip: a chip child, a remote L3 (its session installs
+        it), or a chip further down a local child (upstream ``docs/callable-identity-registration.md``
+        "Target Namespace": ``LOCAL_CHIP`` covers "descendant chip registries reached by the existing
+        recursive ``ChipCallable`` cascade")."""
+        if self._remote is not None or any(isinstance(lane, ChipLane) for lane in self._node.nl_lanes):
+            return True
+        return any(c._level >= 3 and c._node is not None and c._chip_below() for c in self._children)
 
     def _walk(self) -> list[Worker]:
         out = [self]

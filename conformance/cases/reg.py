@@ -204,3 +204,16 @@ def duplicate_survives(rt, ctx):
     rt.record_output(rec, "out", out)
     ctx.expect_output(rec, "out", rt.tensor(N, fill=3.0), kernel="add")
     w.close()
+
+
+@case("REG-018", "A chip kernel registered on an L4 reaches the chips of its L3 children: init() succeeds",
+      spec=(CIR, "Target Namespace"))
+def chip_kernel_cascades_to_descendant_chips(rt, ctx):
+    # LOCAL_CHIP covers "descendant chip registries reached by the existing recursive ChipCallable cascade";
+    # found by the stateful machine (the simulator refused it, the real runtime accepts it).
+    pod, node = rt.Worker(4), rt.Worker(3, device_ids=[0], num_sub_workers=1)
+    pod.add_worker(node)
+    pod.register(rt.kernel("add"))
+    with ctx.expect_ok("init"):
+        pod.init()
+    pod.close()
