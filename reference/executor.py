@@ -390,7 +390,7 @@ class Worker(_SimWorker):
                 continue
             can_run = {
                 "LOCAL_PYTHON": bool(engine.sub_lanes) or any(isinstance(t, _ChildTarget) for t in engine.nl_lanes),
-                "LOCAL_CHIP": any(isinstance(t, _ChipTarget) for t in engine.nl_lanes),
+                "LOCAL_CHIP": w._chip_below(),  # the recursive ChipCallable cascade reaches descendants' chips
             }
             for reg in w._registry.live.values():
                 ns = reg.descriptor.namespace.name
@@ -401,6 +401,15 @@ class Worker(_SimWorker):
                                        f"{w._scope} has no eligible target (needs a SUB or next-level child)")
                 raise InvalidState(f"init(): registered chip kernel {reg.name!r} on {w._scope} has no eligible "
                                    f"target (needs a chip child: device_ids)")
+
+    def _chip_below(self) -> bool:
+        """A chip child here, or one further down a child Worker (docs/callable-identity-registration.md
+        "Target Namespace": ``LOCAL_CHIP`` reaches descendant chip registries through the cascade)."""
+        if self._node is None:
+            return False
+        if any(isinstance(t, _ChipTarget) for t in self._node.nl_lanes):
+            return True
+        return any(c._level >= 3 and c._chip_below() for c in self._children)
 
     def _install_local(self, desc: Any, name: str) -> None:
         """Nothing to install: the executor runs every callable in-process, so an install cannot fail."""
