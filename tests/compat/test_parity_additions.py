@@ -335,3 +335,90 @@ def test_task_payload_decodes_to_upstream_shaped_records():
     assert (got.enable_pmu, got.output_prefix) == (1, "out")
     with pytest.raises(ValueError, match="trailing"):
         P.decode_call_config(cfg_bytes + b"\x00")
+
+
+# ----------------------------------------------------------------------------- simpler.callable_identity
+
+
+def _lp(*parts):
+    out = b""
+    for p in parts:
+        data = p.encode() if isinstance(p, str) else p
+        out += struct.pack("<I", len(data)) + data
+    return out
+
+
+def test_python_import_descriptor_and_hashid_helpers():
+    from compat.simpler import callable_identity as CI
+
+    desc = CI.build_python_import_descriptor("pkg.mod", "Cls.run")
+    assert desc == struct.pack("<II", 1, 3) + _lp("pkg.mod", "Cls.run")  # version 1, kind PYTHON_IMPORT
+    hashid = CI.compute_callable_hashid(desc)
+    assert hashid.startswith("sha256:") and len(CI.hashid_to_digest(hashid)) == CI.CALLABLE_HASH_DIGEST_BYTES == 32
+    import hashlib
+
+    assert CI.hashid_to_digest(hashid) == hashlib.sha256(desc).digest()
+    assert CI.validate_hashid(hashid) is None
+    for bad in ("md5:" + "0" * 64, "sha256:" + "A" * 64, "sha256:" + "0" * 63):
+        with pytest.raises(ValueError, match="HASHID_FORMAT_INVALID"):
+            CI.validate_hashid(bad)
+    with pytest.raises(TypeError):
+        CI.validate_hashid(b"sha256:00")
+    assert CI.parse_python_import_target(" pkg.mod:Cls.run\n") == ("pkg.mod", "Cls.run")
+    for bad in ("pkg.mod", ".rel:fn", "pkg:a:b", "pkg:outer.<locals>.fn", "pkg:1bad"):
+        with pytest.raises(ValueError):
+            CI.parse_python_import_target(bad)
+    with pytest.raises(ValueError):
+        CI.build_python_import_descriptor("pkg", "<locals>.fn")
+
+
+def test_python_serialized_payload_and_descriptor():
+    from compat.simpler import callable_identity as CI
+
+    body = b"pickled-bytes"
+    envelope = b"SPYC" + struct.pack("<BBHQ", 1, 1, 0, len(body)) + body
+    assert CI.parse_python_callable_payload(envelope) == (1, 1, body)
+    import hashlib
+
+    assert CI.build_python_serialized_descriptor(envelope) == (struct.pack("<IIII", 1, 2, 1, 1)
+                                                               + _lp(hashlib.sha256(body).digest()))
+    for bad in (b"SPY", b"XXXX" + envelope[4:], envelope[:4] + b"\x02" + envelope[5:], envelope[:-1]):
+        with pytest.raises(ValueError):
+            CI.parse_python_callable_payload(bad)
+    assert set(__import__("typing").get_args(CI.CallableKindName)) == {"CHIP_CALLABLE", "PYTHON_SERIALIZED",
+                                                                       "PYTHON_IMPORT"}
+    assert set(__import__("typing").get_args(CI.TargetNamespaceName)) == {"LOCAL_CHIP", "LOCAL_PYTHON",
+                                                                          "REMOTE_TASK_DISPATCHER"}
+
+
+def test_chip_descriptor_names_the_handle_register_returns(tmp_path):
+    from compat.callables import ArgDirection, ChipCallable
+    from compat.simpler import callable_identity as CI
+    from tests.compat.test_api import _vector_add
+
+    chip = _vector_add(tmp_path)
+    assert isinstance(chip, ChipCallable)
+    schema = CI.build_chip_signature_schema(chip)
+    assert schema == struct.pack("<5I", 1, 3, ArgDirection.IN, ArgDirection.IN, ArgDirection.OUT)
+    desc = CI.build_chip_callable_descriptor(target=chip, platform="a2a3sim", runtime="tensormap_and_ringbuffer")
+    assert desc[:8] == struct.pack("<II", 1, 1) and desc[8:] .startswith(_lp("a2a3", "a2a3sim"))
+    w = Worker(level=2, platform="a2a3sim", runtime="tensormap_and_ringbuffer", device_id=0)
+    try:
+        handle = w.register(chip)
+        assert handle.hashid == CI.compute_callable_hashid(desc)
+    finally:
+        w.close()
+
+
+# ----------------------------------------------------------------------------- simpler.worker_level
+
+
+def test_worker_level_words_and_span_prefix():
+    from compat.simpler.worker_level import WorkerLevel, span_prefix
+
+    assert [(m.name, int(m)) for m in WorkerLevel] == [("core", 0), ("chip", 2), ("node", 3), ("network1", 4),
+                                                       ("network2", 5), ("network3", 6)]
+    assert span_prefix(3) == "node" and span_prefix(WorkerLevel.network1) == "network1"
+    assert WorkerLevel.node >= 3  # an int wherever a level is compared
+    with pytest.raises(ValueError, match="no span prefix for worker level 1"):
+        span_prefix(1)
