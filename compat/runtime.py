@@ -260,6 +260,10 @@ class Orchestrator:
     def free(self, handle: Any) -> None:
         self._worker.free(handle)
 
+    def committed_device_memory(self, worker_id: int) -> int:
+        """What the bound Worker's ``committed_device_memory(worker_id)`` reports (upstream's query)."""
+        return self._worker.committed_device_memory(int(worker_id))
+
     def copy_to(self, dst: Any, src: Any) -> None:
         self._worker.copy_to(dst, src)
 
@@ -344,8 +348,9 @@ class Worker:
             target = PythonTarget(target)
         return self._sim.register(target, workers=workers)
 
-    def unregister(self, handle: Any) -> None:
-        self._sim.unregister(handle)
+    def unregister(self, handle_or_slot: Any) -> None:
+        """Drop a registration by its handle (the simulator issues handles, never bare slot numbers)."""
+        self._sim.unregister(handle_or_slot)
 
     def add_worker(self, worker: Worker) -> int:
         return self._sim.add_worker(worker._sim if isinstance(worker, Worker) else worker)

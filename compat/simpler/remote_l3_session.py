@@ -14,8 +14,9 @@ from sim.remote import session as _session
 __all__ = ["get_inner_handle"]
 
 
-def get_inner_handle(key: str) -> Any:
-    """The inner L3 handle of the chip callable with digest (hex) or hashid ``key``."""
+def get_inner_handle(hashid: str) -> Any:
+    """The inner L3 handle of the chip callable with hashid ``hashid`` (``sha256:`` optional, as upstream)."""
+    key = hashid
     if not _session._ACTIVE:
         raise InvalidArgument("get_inner_handle() is only valid inside a remote session's orchestration function")
     handles = _session._ACTIVE[-1].inner_handles

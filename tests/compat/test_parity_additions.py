@@ -422,3 +422,113 @@ def test_worker_level_words_and_span_prefix():
     assert WorkerLevel.node >= 3  # an int wherever a level is compared
     with pytest.raises(ValueError, match="no span prefix for worker level 1"):
         span_prefix(1)
+
+
+# ----------------------------------------------------------------------------- simpler.task_interface
+
+
+def test_task_interface_constants_states_and_scalars():
+    import ctypes
+
+    from sim.task import TaskState as SimTaskState
+
+    assert TI.MAX_TENSOR_DIMS == 5 and TI.RemoteAddressSpace is P.RemoteAddressSpace
+    assert [(m.name, int(m)) for m in TI.TaskState] == [("FREE", 0), ("PENDING", 1), ("READY", 2), ("RUNNING", 3),
+                                                       ("COMPLETED", 4), ("FAILED", 5), ("CONSUMED", 6),
+                                                       ("BUILDING", 7)]
+    assert TI.TaskState[SimTaskState.BUILDING.name] == 7  # the engine's states map by name
+    assert TI.scalar_to_uint64(1.0) == 0x3F800000  # a float goes as IEEE single precision
+    assert TI.scalar_to_uint64(ctypes.c_double(1.0)) == 0x3FF0000000000000
+    assert TI.scalar_to_uint64(ctypes.c_float(-2.0)) == 0xC0000000
+    assert TI.scalar_to_uint64(-1) == TI.scalar_to_uint64(ctypes.c_int32(-1)) == 2**64 - 1
+    assert TI.scalar_to_uint64(np.int64(7)) == 7 and TI.scalar_to_uint64(True) == 1
+
+
+def test_remote_tensor_ref_takes_upstreams_fields():
+    from sim import SimConfig
+    from sim import Worker as SimWorker
+    from sim.remote.spec import RemoteWorkerSpec
+
+    w = SimWorker(level=4, sim=SimConfig(seed=5))
+    rid = w.add_remote_worker(RemoteWorkerSpec("127.0.0.1:9100", "a2a3sim", device_ids=(0,)))
+    w.init()
+    try:
+        h = w.remote_malloc(worker=rid, nbytes=64)
+        r = TI.RemoteTensorRef(h, 16, (4,), DataType.FLOAT32, 16)
+        assert (r.offset, r.shape, r.nbytes) == (16, (4,), 16) and isinstance(r, TI.RemoteTensorRef)
+        with pytest.raises(InvalidArgument, match="nbytes"):
+            TI.RemoteTensorRef(h, 0, (4,), DataType.FLOAT32, 8)
+        with pytest.raises(InvalidArgument, match="HOST_INLINE"):
+            TI.RemoteTensorRef(h, 0, (4,), DataType.FLOAT32, None, b"\0" * 16)
+        with pytest.raises(InvalidArgument, match="exceeds"):
+            TI.RemoteTensorRef(h, 60, (4,), DataType.FLOAT32)
+        inline = TI.RemoteTensorRef.host_inline(b"\0" * 8, shape=(2,), dtype=DataType.FLOAT32)
+        again = TI.RemoteTensorRef(inline.handle, 0, (2,), DataType.FLOAT32, 8, b"\1" * 8)
+        assert again.is_inline and again.nbytes == 8 and again._payload == b"\1" * 8
+        t = TaskArgs()
+        t.add_tensor(r)
+        assert t.tensor_count() == 1
+    finally:
+        w.close()
+
+
+# ----------------------------------------------------------------------------- orchestrator, worker, remote session
+
+_SEEN_INNER: list = []
+
+
+def remote_inner_lookup(orch, args, config) -> None:
+    """A remote L3 orchestration (``RemoteCallable`` target): looks its inner ``add`` handle up by hashid."""
+    from compat.simpler.remote_l3_session import get_inner_handle
+    from sim.remote.session import find_inner_handle
+
+    add = find_inner_handle("add")
+    by_hashid = get_inner_handle(hashid=add.hashid)
+    by_hex = get_inner_handle(add.hashid.removeprefix("sha256:"))
+    _SEEN_INNER.append((by_hashid is add, by_hex is add))
+
+
+def test_get_inner_handle_takes_a_hashid_with_or_without_prefix():
+    from compat.simpler.remote_l3_session import get_inner_handle
+    from reference import get_kernel
+    from sim import SimConfig
+    from sim import TaskArgs as SimTaskArgs
+    from sim import Worker as SimWorker
+    from sim.errors import InvalidArgument as SimInvalidArgument
+    from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
+
+    with pytest.raises(SimInvalidArgument, match="only valid inside"):
+        get_inner_handle("sha256:" + "0" * 64)
+    _SEEN_INNER.clear()
+    w = SimWorker(level=4, sim=SimConfig(seed=5))
+    rid = w.add_remote_worker(RemoteWorkerSpec("127.0.0.1:9100", "a2a3sim", device_ids=(0,)))
+    w.register(get_kernel("add"))
+    h = w.register(RemoteCallable("tests.compat.test_parity_additions:remote_inner_lookup"), workers=[rid])
+    w.init()
+    try:
+        w.run(lambda o, _a, _c: o.submit_next_level(h, SimTaskArgs(), worker=rid))
+    finally:
+        w.close()
+    assert _SEEN_INNER == [(True, True)]
+
+
+def test_orchestrator_reports_committed_device_memory_and_unregister_takes_upstreams_name():
+    w = Worker(level=3, platform="a2a3sim", device_ids=[0, 1], num_sub_workers=1)
+    sub = w.register(lambda args: None)
+    w.init()
+    seen = []
+    try:
+        def orch(o, _args, _cfg):
+            before = o.committed_device_memory(1)
+            buf = o.malloc(1, 256)
+            seen.append((before, o.committed_device_memory(1), o.committed_device_memory(0)))
+            o.free(buf)
+            seen.append(o.committed_device_memory(1))
+
+        w.run(orch, args=None, config=CallConfig())
+        assert seen == [(0, 256, 0), 0]
+        w.unregister(handle_or_slot=sub)
+        with pytest.raises(KeyError, match="unregistered"):  # upstream: KeyError for a handle not registered
+            w.unregister(sub)
+    finally:
+        w.close()
