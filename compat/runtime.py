@@ -210,7 +210,18 @@ class PythonTarget:
 
 def _root_orchestration(fn: Any, config: Any) -> Any:
     def orchestration(orch: Any, args: Any, _cfg: Any) -> Any:
-        return fn(Orchestrator(orch), args, config if config is not None else CallConfig())
+        facade_orch = Orchestrator(orch)
+        worker = _FACADES.get(orch._worker)
+        if worker is None:
+            return fn(facade_orch, args, config if config is not None else CallConfig())
+        # While the function builds the run: the orchestrator alloc_shared_tensor uses and the
+        # buffers the run's submits name (release_buffer refuses those).
+        worker._building.append(facade_orch)
+        worker._touched.clear()
+        try:
+            return fn(facade_orch, args, config if config is not None else CallConfig())
+        finally:
+            worker._building.pop()
 
     orchestration.__qualname__ = getattr(fn, "__qualname__", "orchestration")
     return orchestration
@@ -234,17 +245,34 @@ class Orchestrator:
             raise InvalidArgument("this orchestrator belongs to a Worker built outside the facade")
         return facade
 
+    def _note(self, *args_list: Any) -> None:
+        """Record the buffers a submit names in its Worker's run being built (see ``release_buffer``)."""
+        facade = _FACADES.get(self._o._worker)
+        if facade is None or not facade._building:
+            return
+        for args in args_list:
+            for i in range(args.tensor_count() if args is not None else 0):
+                buf = getattr(args.tensor(i), "buffer", None)
+                if buf is not None:
+                    facade._touched.add(id(buf))
+
     def submit_next_level(self, callable_handle: Any, args: Any, config: Any = None, *, worker: int) -> None:
+        self._note(args)
         self._o.submit_next_level(callable_handle, args, _sim_config(config), worker=worker)
 
     def submit_next_level_group(self, callable_handle: Any, args_list: Any, config: Any = None, *,
                                 workers: Any) -> None:
+        args_list = list(args_list)
+        self._note(*args_list)
         self._o.submit_next_level_group(callable_handle, list(args_list), _sim_config(config), workers=workers)
 
     def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
+        self._note(args)
         self._o.submit_sub(callable_handle, args)
 
     def submit_sub_group(self, callable_handle: Any, args_list: Any) -> None:
+        args_list = list(args_list)
+        self._note(*args_list)
         self._o.submit_sub_group(callable_handle, list(args_list))
 
     def alloc(self, shape: Sequence[int], dtype: Any) -> Buffer:
@@ -327,6 +355,8 @@ class Worker:
         self._config = dict(config)
         self._sim = sim.Worker(level, sim=session.sim_config(), **_sim_kwargs(level, config))
         self._devmem: DeviceMemory | None = None
+        self._building: list[Orchestrator] = []  # the orchestrator of the run being built, if any
+        self._touched: set[int] = set()  # ids of the buffers that run's submits named
         _FACADES[self._sim] = self
         session.workers.append(self)
 
@@ -444,6 +474,24 @@ class Worker:
 
     def create_buffer(self, nbytes: int) -> Buffer:
         return self._sim.create_buffer(nbytes)
+
+    def alloc_shared_tensor(self, shapes: Sequence[int], dtype: Any) -> Buffer:
+        """Inside an orchestration function: a runtime-managed intermediate of ``shapes`` x ``dtype``
+        (``orch.alloc``), reclaimed once its consumers are done; name it with ``.tensor(...)``."""
+        if not self._building:
+            raise InvalidState("alloc_shared_tensor requires an L3+ orchestration context (call it inside the "
+                               "orchestration function of a run)")
+        return self._building[-1].alloc(shapes, dtype)
+
+    def release_buffer(self, buffer: Any) -> None:
+        """Close a buffer this Worker's ``create_buffer`` made (idempotent). Runs complete before
+        ``run`` / ``submit`` return, so the only run that can still name it is the one being built:
+        a buffer its submits named so far is refused."""
+        if not isinstance(buffer, Buffer):
+            raise TypeError(f"release_buffer expects a Buffer from create_buffer, got {type(buffer).__name__}")
+        if not buffer.closed and self._building and id(buffer) in self._touched:
+            raise RuntimeError(f"release_buffer: {buffer!r} is still referenced by an in-flight run")
+        buffer.close()
 
     def make_tensor_arg(self, tensor: Any, shapes: Sequence[int], dtype: Any, *, strides: Any = None) -> Tensor:
         """Name a host tensor (torch or numpy) as a task tensor over the same memory."""

@@ -16,7 +16,7 @@ from compat.runtime import CallConfig, TaskArgs, Worker
 from compat.simpler import buffer as B
 from compat.simpler import remote_l3_protocol as P
 from compat.simpler import task_interface as TI
-from sim.errors import InvalidArgument, ProtocolError
+from sim.errors import InvalidArgument, InvalidState, ProtocolError
 from sim.remote import wire as simwire
 from sim.types import DataType
 
@@ -530,5 +530,38 @@ def test_orchestrator_reports_committed_device_memory_and_unregister_takes_upstr
         w.unregister(handle_or_slot=sub)
         with pytest.raises(KeyError, match="unregistered"):  # upstream: KeyError for a handle not registered
             w.unregister(sub)
+    finally:
+        w.close()
+
+
+def test_alloc_shared_tensor_and_release_buffer_follow_the_run_being_built():
+    seen = []
+    w = Worker(level=3, platform="a2a3sim", device_ids=[0], num_sub_workers=1)
+    sub = w.register(lambda args: seen.append(float(args.tensor(0)[0])))
+    w.init()
+    try:
+        with pytest.raises(InvalidState, match="orchestration context"):
+            w.alloc_shared_tensor((4,), DataType.FLOAT32)
+        named, spare = w.create_buffer(16), w.create_buffer(16)
+        np.frombuffer(named.shm.buf, np.float32)[:] = 7.0
+
+        def orch(o, _args, _cfg):
+            inter = w.alloc_shared_tensor((4,), DataType.FLOAT32)
+            assert inter.nbytes == 16
+            t = TaskArgs()
+            t.add_tensor(named.tensor((4,), DataType.FLOAT32))
+            o.submit_sub(sub, t)
+            with pytest.raises(RuntimeError, match="in-flight run"):
+                w.release_buffer(named)
+            w.release_buffer(spare)  # not named by this run: released at once
+            assert spare.closed
+
+        w.run(orch, args=None, config=CallConfig())
+        assert seen == [7.0] and not named.closed
+        w.release_buffer(named)  # the run is complete
+        w.release_buffer(named)  # idempotent
+        assert named.closed
+        with pytest.raises(TypeError, match="Buffer"):
+            w.release_buffer(np.zeros(4))
     finally:
         w.close()
