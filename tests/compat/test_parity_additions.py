@@ -565,3 +565,13 @@ def test_alloc_shared_tensor_and_release_buffer_follow_the_run_being_built():
             w.release_buffer(np.zeros(4))
     finally:
         w.close()
+
+
+def test_parse_platform_splits_arch_and_variant():
+    from compat.simpler_setup import parse_platform
+
+    assert [parse_platform(p) for p in ("a2a3", "a2a3sim", "a5", "a5sim")] == [
+        ("a2a3", "onboard"), ("a2a3", "sim"), ("a5", "onboard"), ("a5", "sim")]
+    for bad in ("", "a3", "A2A3sim"):
+        with pytest.raises(ValueError):
+            parse_platform(bad)
