@@ -320,7 +320,7 @@ def wrap_device_malloc(device_ptr: int, nbytes: int, owner_instance_id: bytes, b
 def remote_backing_identity(owner_worker_id: int, buffer_id: int, generation: int) -> CanonicalIdentity:
     """The identity of a backing on a remote worker: the owner's worker id is the nonce (LE), and
     generation 0 (a HOST_INLINE placeholder) becomes 1."""
-    nonce = int(owner_worker_id).to_bytes(OWNER_INSTANCE_ID_BYTES, "little", signed=int(owner_worker_id) < 0)
+    nonce = int(owner_worker_id).to_bytes(OWNER_INSTANCE_ID_BYTES, "little")  # a negative id cannot own a backing
     return CanonicalIdentity(nonce, int(buffer_id), int(generation) or 1)
 
 

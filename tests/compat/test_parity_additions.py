@@ -151,6 +151,8 @@ def test_fork_wrap_re_export_and_remote_identity():
 
     ident = B.remote_backing_identity(3, 9, 0)
     assert ident.owner_instance_id == (3).to_bytes(8, "little") and ident.generation == 1
+    with pytest.raises(OverflowError):
+        B.remote_backing_identity(-1, 9, 1)
     t = B.remote_sidecar_tensor((2, 3), DataType.FLOAT32, 24, 3, 9, 2, B.AddressSpace.HOST)
     assert t.buffer.backend_kind == B.BackendKind.REMOTE_SIDECAR and t.strides == (3, 1)
     assert t.buffer.owner_instance_id == ident.owner_instance_id and t.buffer.generation == 2
