@@ -70,7 +70,7 @@ def _row(chunk: int, index: int, c: Checked, sig: str, wall_s: float) -> dict[st
 def _search(checker: Checker, limits: Limits, run_seed: int, examples: int, seen: set[str], deadline: float | None,
             shrink_s: float, faults: bool, rows: list[dict[str, Any]], chunk_seed: int) -> tuple[int, Finding | None]:
     """One hypothesis run of up to ``examples`` examples: (examples tried, the shrunk finding or None)."""
-    locked: dict[str, Any] = {"sig": None, "best": None, "calls": 0, "since": 0.0}
+    locked: dict[str, Any] = {"sig": None, "best": None, "drawn": None, "calls": 0, "since": 0.0}
     tried = [0]
     first = len(rows)
 
@@ -80,24 +80,28 @@ def _search(checker: Checker, limits: Limits, run_seed: int, examples: int, seen
     @given(scenarios(limits, faults=faults))
     def prop(drawn: dict[str, Any]) -> None:
         now = time.time()
-        if locked["sig"] is None:
-            if deadline is not None and now >= deadline:
+        if locked["sig"] is None and deadline is not None and now >= deadline:
+            return
+        if locked["sig"] is not None and now - locked["since"] > shrink_s:
+            # Shrinking has had its time: only the smallest failing example so far still fails (hypothesis
+            # replays it last to report it); it is not run again, and every other candidate passes.
+            if locked["best"] is None or drawn != locked["drawn"]:
                 return
-        elif now - locked["since"] > shrink_s:
-            return  # shrinking has had its time: what it has is the finding
-        t = time.perf_counter()
-        c = checker.check(drawn)
-        sig = signature(c.lines)
-        if locked["sig"] is None:
-            tried[0] += 1
-            rows.append(_row(chunk_seed, first + tried[0] - 1, c, sig, time.perf_counter() - t))
-            if c.lines and sig not in seen:
-                locked.update(sig=sig, since=now)
         else:
-            locked["calls"] += 1
-        if c.lines and sig == locked["sig"]:
-            locked["best"] = c
-            raise _Found(sig)
+            t = time.perf_counter()
+            c = checker.check(drawn)
+            sig = signature(c.lines)
+            if locked["sig"] is None:
+                tried[0] += 1
+                rows.append(_row(chunk_seed, first + tried[0] - 1, c, sig, time.perf_counter() - t))
+                if c.lines and sig not in seen:
+                    locked.update(sig=sig, since=now)
+            else:
+                locked["calls"] += 1
+            if not c.lines or sig != locked["sig"]:
+                return
+            locked["best"], locked["drawn"] = c, drawn
+        raise _Found(locked["sig"])  # one raise site: hypothesis tells failures apart by where they are raised
 
     try:
         with warnings.catch_warnings():

@@ -212,3 +212,14 @@ def test_api_mode_finds_a_planted_registry_bug_and_keeps_a_replayable_sequence(
                         "--tierbed-no-catalog", str(corpus)], capture_output=True, text=True, cwd=tmp_path,
                        timeout=300)
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_shrink_cut_short_by_its_budget_still_reports_a_solid_finding(wrong_mul: None) -> None:
+    """Past the shrink budget only the smallest failing example still fails, so hypothesis's last replay of it
+    reports the finding (it used to pass that replay and call every slow real-runtime finding flaky)."""
+    from conformance.fuzz.check import Checker
+    from conformance.fuzz.search import run_chunk
+
+    res = run_chunk(Checker("sim"), HONEST, 1, 150, frozenset(), shrink_s=0.05, faults=False)
+    assert len(res.findings) == 1
+    assert res.findings[0].flaky is False and res.findings[0].lines[0].startswith("sim outputs")
