@@ -89,20 +89,11 @@ def _init_tensor(rt: RuntimeAPI, t: Any) -> np.ndarray:
 
 def _sub_from_kernel(kernel: Any) -> Any:
     """A SUB callable that runs ``kernel``'s plain-numpy golden on the host over the task's args."""
-    from reference.kernel import Direction
 
     def sub(args: Any) -> None:
         tensors = [args.tensor(i) for i in range(args.tensor_count())]
         scalars = [args.scalar(i) for i in range(args.scalar_count())]
-        values, ti, si = [], 0, 0
-        for p in kernel.params:
-            if p.direction is Direction.SCALAR:
-                values.append(scalars[si])
-                si += 1
-            else:
-                values.append(tensors[ti])
-                ti += 1
-        kernel.golden(values)
+        kernel.golden(kernel.bind(tensors, scalars))
 
     sub.__name__ = sub.__qualname__ = f"sub_{kernel.name}"
     return sub

@@ -43,20 +43,6 @@ class _Spec:
     dtype: np.dtype
 
 
-def _bind(kernel: Kernel, tensors: Sequence[Any], scalars: Sequence[Any]) -> list[Any]:
-    """Positional values of ``kernel``: its tensor params from ``tensors``, scalar params from ``scalars``."""
-    values: list[Any] = []
-    ti = si = 0
-    for p in kernel.params:
-        if p.direction is Direction.SCALAR:
-            values.append(scalars[si])
-            si += 1
-        else:
-            values.append(tensors[ti])
-            ti += 1
-    return values
-
-
 def composite_kernel(name: str, params: Sequence[tuple[str, Direction]], steps: Sequence[Step],
                      doc: str = "") -> Kernel:
     """A Kernel named ``name`` with ``params`` that runs ``steps`` in order (see the module docstring).
@@ -103,7 +89,7 @@ def composite_kernel(name: str, params: Sequence[tuple[str, Direction]], steps: 
                 like = first if first is not None else next(env[x] for x in step.tensors if x in env)
                 env[t] = (np.zeros(like.shape, like.dtype) if isinstance(like, np.ndarray)
                           else _Spec(tuple(like.shape), np.dtype(like.dtype)))
-            args = _bind(k, [env[t] for t in step.tensors], step.scalars)
+            args = k.bind([env[t] for t in step.tensors], step.scalars)
             if how == "check":
                 k.check(args)
             elif how == "run":
@@ -121,7 +107,7 @@ def composite_kernel(name: str, params: Sequence[tuple[str, Direction]], steps: 
             like = env[step.tensors[0]]
             for t in created:
                 env[t] = _Spec(tuple(like.shape), np.dtype(like.dtype))
-            c = k.cost(_bind(k, [env[t] for t in step.tensors], step.scalars))
+            c = k.cost(k.bind([env[t] for t in step.tensors], step.scalars))
             flops, rd, wr = flops + c.flops, rd + c.bytes_read, wr + c.bytes_written
         return Cost(flops=flops, bytes_read=rd, bytes_written=wr)
 

@@ -157,6 +157,20 @@ class Kernel(ChipKernel):
         self.check_data(values)
         self.run_fn(*values)
 
+    def bind(self, tensors: Sequence[Any], scalars: Sequence[Any]) -> list[Any]:
+        """The positional values of this kernel: its tensor params from ``tensors``, its scalars from ``scalars``
+        (each in order), as a task's args deliver them separately."""
+        values: list[Any] = []
+        ti = si = 0
+        for p in self.params:
+            if p.direction is Direction.SCALAR:
+                values.append(scalars[si])
+                si += 1
+            else:
+                values.append(tensors[ti])
+                ti += 1
+        return values
+
     def golden(self, values: Sequence[Any]) -> None:
         """Run the plain-numpy golden; outputs are written in place."""
         self.check(values)
