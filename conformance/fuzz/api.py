@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.fuzz.check import Checker
-from conformance.fuzz.findings import corpus_files, read_case, replayable, write_finding
+from conformance.fuzz.findings import Kept, read_corpus, replayable, write_finding
 from conformance.fuzz.oracle import signature
 from conformance.fuzz.search import ChunkResult, Finding, run_chunk
 from conformance.generators.limits import Limits, limits_for
@@ -69,20 +69,6 @@ class FuzzReport:
         return dict(sorted(Counter(r["sim_run"].split(":")[0] for r in self.rows).items()))
 
 
-def yaml_scenario_name(path: Path) -> str:
-    """The case name of a corpus file: its ``scenario:`` name, or an API sequence file's stem (validated
-    later, with file:line errors)."""
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:  # reported with its line by check_corpus
-        return ""
-    if isinstance(doc, dict) and "api_sequence" in doc:
-        return path.stem
-    return str(doc.get("scenario", "")) if isinstance(doc, dict) else ""
-
-
 def _version(backend: str) -> str:
     from conformance.backends import get_backend
 
@@ -91,32 +77,19 @@ def _version(backend: str) -> str:
     return f"simpler {runtime} ({info.get('platform')})" if runtime else f"tierbed {info.get('version')}"
 
 
-def check_corpus(paths: list[Path], checker: Checker, known_names: set[str]) -> list[CorpusCheck]:
-    """Check every corpus scenario again; FuzzInputError (naming file:line) for a corrupt one, before any runs."""
-    from conformance.corpus import looks_like_sequence
-    from conformance.generators.stateful import load_steps, replay_steps
-    from conformance.scenario import ScenarioError
-    from conformance.yamlfile import YamlFileError
+def check_corpus(kept: list[Kept], checker: Checker, known_names: set[str]) -> list[CorpusCheck]:
+    """Check every corpus case again on the checker's backend; ``known_names``: those an expectations file accepts."""
+    from conformance.generators.stateful import replay_steps
 
-    cases = []
-    sequences = []
-    for p in corpus_files(paths):
-        try:
-            if looks_like_sequence(p):
-                sequences.append((p, load_steps(p)))
-            else:
-                cases.append((p, *read_case(p)))
-        except (ScenarioError, YamlFileError) as exc:
-            raise FuzzInputError(str(exc)) from None
     out = []
-    for p, steps in sequences:  # a shrunk API sequence: replayed against the simulator as model
-        lines = [str(m) for m in replay_steps(steps, checker.backend, checker.seed)]
-        out.append(CorpusCheck(str(p), p.stem, bool(lines), lines, p.stem in known_names))
-    for p, doc, _found in cases:
-        judged = bool((doc.get("expect") or {}).get("outputs"))  # written only for honest, non-failing programs
-        drawn = {**replayable(doc), "_honest": judged, "_failing": not judged}
-        c = checker.check(drawn)
-        out.append(CorpusCheck(str(p), doc["scenario"], bool(c.lines), c.lines, doc["scenario"] in known_names))
+    for k in kept:
+        if k.steps is not None:  # a shrunk API sequence: replayed against the simulator as model
+            lines = [str(m) for m in replay_steps(k.steps, checker.backend, checker.seed)]
+        else:
+            assert k.doc is not None
+            judged = bool((k.doc.get("expect") or {}).get("outputs"))  # written only for honest, non-failing programs
+            lines = checker.check({**replayable(k.doc), "_honest": judged, "_failing": not judged}).lines
+        out.append(CorpusCheck(str(k.path), k.name, bool(lines), lines, k.name in known_names))
     return out
 
 
@@ -146,19 +119,18 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
     checker = Checker(backend, seed, timeout_s)
     rep = FuzzReport(backend, _version(backend), seed)
     known: set[str] = set()
-    if corpus is not None and corpus.exists():
-        names = [str(yaml_scenario_name(p)) for p in corpus_files([corpus])]
-        rep.corpus = check_corpus([corpus], checker, _known_names(backend, list(expectations or []), names))
-        for c in rep.corpus:
-            if c.departs:
-                known.add(signature(c.lines))
-        from conformance.corpus import looks_like_sequence
+    if corpus is not None:
+        from conformance.yamlfile import YamlFileError
 
-        for p in corpus_files([corpus]):
-            if looks_like_sequence(p):  # fuzz-<backend>-api-<signature>.yaml
-                known.add(p.stem.rsplit("-api-", 1)[-1])
-            elif sig := (read_case(p)[1] or {}).get("signature"):
-                known.add(str(sig))
+        try:
+            kept = read_corpus(corpus)
+        except YamlFileError as exc:  # a corrupt corpus file: named with its line, before anything runs
+            raise FuzzInputError(str(exc)) from None
+        if kept:
+            names = _known_names(backend, list(expectations or []), [k.name for k in kept])
+            rep.corpus = check_corpus(kept, checker, names)
+            known |= {signature(c.lines) for c in rep.corpus if c.departs}
+            known |= {k.signature for k in kept if k.signature}
     if api:
         _api_search(rep, examples, seed, time_budget_s, corpus, known)
         rep.wall_s = time.perf_counter() - t0

@@ -15,6 +15,7 @@ file expects the backend's own outcome and judges the invariants only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +75,37 @@ def write_finding(f: Finding, corpus: Path, backend: str, version: str, *, by: s
     return path
 
 
-def corpus_files(paths: list[Path]) -> list[Path]:
-    """The scenario files under ``paths`` (files as given, directories recursively), sorted."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file())
-        elif p.exists():
-            out.append(p)
+@dataclass
+class Kept:
+    """One file of a corpus, read and validated once: a scenario (``doc``) or an API sequence (``steps``)."""
+
+    path: Path
+    name: str  # the case name: a scenario's name, an API sequence file's stem
+    signature: str | None  # the departure it keeps (found.signature; an API sequence's file name)
+    doc: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] | None = None
+
+
+def read_corpus(corpus: Path) -> list[Kept]:
+    """Every scenario and API sequence file under ``corpus`` (found as ``conformance.corpus.scenario_files``
+    finds them), validated; an absent or empty corpus has none. A corrupt file raises its ``YamlFileError``
+    (``file:line: field: message``)."""
+    from conformance.corpus import CorpusError, looks_like_sequence, scenario_files
+    from conformance.generators.stateful import load_steps
+    from conformance.scenario import load_scenario
+
+    try:
+        files = scenario_files([corpus])
+    except CorpusError:  # one path: absent, or a directory with nothing in it yet
+        return []
+    out = []
+    for p in files:
+        if looks_like_sequence(p):  # fuzz-<backend>-api-<signature>.yaml
+            out.append(Kept(p, p.stem, p.stem.rsplit("-api-", 1)[-1], steps=load_steps(p)))
+            continue
+        scn = load_scenario(p)  # the file:line error of a corrupt file, before anything runs
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        out.append(Kept(p, scn.scenario, scn.found.signature if scn.found else None, doc=doc))
     return out
 
 
@@ -90,13 +114,4 @@ def replayable(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("expect", "invariants", "found", "description", "seed")}
 
 
-def read_case(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A corpus file's mapping and its ``found:`` block, validated as a scenario (ScenarioError on bad input)."""
-    from conformance.scenario import load_scenario
-
-    load_scenario(path)  # the file:line error of a corrupt file, before anything runs
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return doc, dict(doc.get("found") or {})
-
-
-__all__ = ["case_name", "corpus_files", "finding_document", "read_case", "replayable", "write_finding"]
+__all__ = ["Kept", "case_name", "finding_document", "read_corpus", "replayable", "write_finding"]
