@@ -17,8 +17,10 @@ from typing import Any
 import yaml
 
 from conformance.fuzz import isolate
-from conformance.fuzz.oracle import Outcome, differences, golden, observe_text, output_differences
+from conformance.fuzz.oracle import Outcome, differences, observe_text, output_differences
 from conformance.generators.scenarios import split_meta
+from conformance.scenario import parse_scenario
+from conformance.scenario_runner import golden_outputs
 
 
 @dataclass
@@ -94,10 +96,11 @@ class Checker:
             return out
         if comparable and spec.outcome == "OK":
             out.outputs = sorted(spec.outputs)
+        scn = parse_scenario(text, "<generated>") if out.outputs else None  # once, for the bytes' judges
         if self.backend == "sim":
             if out.outputs:
-                out.lines += [f"sim outputs: {x}" for x in output_differences(spec.outputs, golden(text, self.seed),
-                                                                              text)]
+                out.lines += [f"sim outputs: {x}" for x in output_differences(
+                    spec.outputs, golden_outputs(scn, self.seed), scn)]
             return out
         if self.backend == "reference":
             got = _in_thread(lambda: observe_text(text, "reference", self.seed, outputs=bool(out.outputs)),
@@ -107,7 +110,7 @@ class Checker:
         out.got = got
         out.lines += differences(spec, got, timed=timed)
         if out.outputs and got.outcome == "OK" and got.outputs:
-            out.lines += [f"{self.backend} outputs: {x}" for x in output_differences(got.outputs, spec.outputs, text)]
+            out.lines += [f"{self.backend} outputs: {x}" for x in output_differences(got.outputs, spec.outputs, scn)]
         return out
 
 

@@ -101,20 +101,10 @@ def observe_text(text: str, backend: str, seed: int = 0, *, outputs: bool = Fals
     return out
 
 
-def golden(text: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every tensor after the scenario's program on the reference executor (sequential program order)."""
-    from conformance.scenario import parse_scenario
-    from conformance.scenario_runner import golden_outputs
-
-    return golden_outputs(parse_scenario(text, "<generated>"), seed)
-
-
-def output_differences(got: dict[str, np.ndarray], want: dict[str, np.ndarray], text: str) -> list[str]:
-    """Tensors whose bytes differ beyond the kernels' tolerances."""
-    from conformance.scenario import parse_scenario
+def output_differences(got: dict[str, np.ndarray], want: dict[str, np.ndarray], scn: Any) -> list[str]:
+    """Tensors whose bytes differ beyond the tolerances of scenario ``scn``'s kernels."""
     from conformance.scenario_runner import _tolerance
 
-    scn = parse_scenario(text, "<generated>")
     out = []
     for name in sorted(want):
         g, w = got.get(name), want[name]
@@ -234,7 +224,6 @@ __all__ = [
     "Outcome",
     "differences",
     "expect_from",
-    "golden",
     "nested_counts",
     "observe_text",
     "output_differences",
