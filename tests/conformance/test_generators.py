@@ -167,3 +167,23 @@ def test_honest_fault_free_programs_compute_what_the_reference_executor_computes
 
     check()
     assert checked[0] == 40
+
+
+@pytest.mark.parametrize("chaos", [0.0, 1.0])
+def test_a_chaos_share_of_zero_or_one_is_exact(chaos: float) -> None:
+    """Limits(chaos=0.0) draws honest programs only and chaos=1.0 none (a draw of exactly 1.0 once made a
+    chaos=0.0 program chaotic)."""
+    from hypothesis import strategies as st
+
+    from conformance.generators.programs import programs
+    from conformance.generators.topologies import topologies
+
+    lim = limits_for("reference").with_(chaos=chaos)
+
+    @settings(max_examples=300, database=None, deadline=None, suppress_health_check=list(HealthCheck),
+              derandomize=True)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        assert data.draw(programs(data.draw(topologies(lim)), lim)).honest is (chaos == 0.0)
+
+    check()
