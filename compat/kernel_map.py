@@ -7,7 +7,13 @@ A chip callable is keyed by its orchestration source's file name and its functio
 - ``kernel: NAME`` -- one reference kernel (:func:`reference.get_kernel`), or ``"module:attr"``
   naming a :class:`~sim.kernel_spec.ChipKernel` of the user's own;
 - ``params`` + ``steps`` -- a chain of reference kernels (:func:`reference.composite.composite_kernel`);
-- ``timing_only: true`` -- a stand-in that computes nothing and costs one pass over its tensors.
+- ``timing_only: true`` -- a stand-in that computes nothing and costs one pass over its tensors;
+- ``collective: NAME`` -- one rank of a collective over a communication domain
+  (:class:`sim.comm.collective.CollectiveKernel`): ``params`` names the signature's tensors,
+  ``scalars`` the scalars the orchestration appends (one of them, ``ctx``, the rank's
+  ``device_ctx``), ``bind`` which params feed the rank-stacked reference kernel ``NAME``
+  (``all_reduce``, ``all_to_all``, ... -- axis 0 is the rank) and ``traffic`` how many bytes each
+  rank receives (``mesh``, ``alltoall``, ``barrier``).
 
 Maps are read in this order, a later entry for the same key replacing an earlier one: the
 shipped ``kernel_map.yaml`` (upstream's worker examples), the entry-point group
@@ -33,7 +39,8 @@ from compat.callables import ArgDirection, ChipCallable
 from compat.errors import KernelMapError
 from reference.composite import Step, composite_kernel
 from reference.kernel import Cost, Kernel, Param
-from sim.kernel_spec import ChipKernel
+from sim.comm.collective import CollectiveKernel, CollectiveParam
+from sim.kernel_spec import ChipKernel, Direction
 
 ENV_VAR = "TIERBED_KERNEL_MAP"
 ENTRY_POINT_GROUP = "tierbed.kernel_maps"
@@ -42,7 +49,8 @@ HOW_TO_MAP = (f"add an entry {{source: <orchestration file name>, function: <fun
               f"(or params: + steps:, or timing_only: true) to a YAML kernel map named by {ENV_VAR} or "
               f"`tierbed exec --kernel-map FILE`, or publish one under the entry-point group {ENTRY_POINT_GROUP!r}")
 
-_ENTRY_KEYS = {"source", "function", "kernel", "params", "steps", "timing_only", "flops_per_element", "doc"}
+_ENTRY_KEYS = {"source", "function", "kernel", "params", "steps", "timing_only", "flops_per_element", "doc",
+               "collective", "scalars", "bind", "ctx", "traffic"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,11 @@ class Entry:
     steps: tuple[Step, ...] = ()
     timing_only: bool = False
     flops_per_element: float = 1.0
+    collective: str | None = None
+    scalars: tuple[str, ...] = ()
+    bind: tuple[str, ...] = ()
+    ctx: str = ""
+    traffic: str = "mesh"
 
 
 def _fail(origin: str, msg: str) -> KernelMapError:
@@ -86,11 +99,17 @@ def parse_entries(data: Any, origin: str) -> list[Entry]:
         for key in ("source", "function"):
             if not isinstance(item.get(key), str) or not item[key]:
                 raise _fail(where, f"'{key}' must be a non-empty string")
-        forms = [k for k in ("kernel", "steps", "timing_only") if item.get(k)]
+        forms = [k for k in ("kernel", "steps", "timing_only", "collective") if item.get(k)]
         if len(forms) != 1:
-            raise _fail(where, "give exactly one of 'kernel', 'steps' (with 'params') or 'timing_only: true'")
+            raise _fail(where, "give exactly one of 'kernel', 'steps' (with 'params'), 'timing_only: true' or "
+                               "'collective' (with 'params', 'scalars', 'bind', 'ctx')")
         steps: list[Step] = []
-        if "steps" in item:
+        extra: dict[str, Any] = {}
+        if "collective" in item:
+            extra = _collective_fields(item, where)
+        elif any(k in item for k in ("scalars", "bind", "ctx", "traffic")):
+            raise _fail(where, "'scalars', 'bind', 'ctx' and 'traffic' go with 'collective'")
+        elif "steps" in item:
             params = item.get("params")
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 raise _fail(where, "'steps' needs 'params': the callable's argument names in signature order")
@@ -105,7 +124,7 @@ def parse_entries(data: Any, origin: str) -> list[Entry]:
                     raise _fail(f"{where} steps[{j}]", "'scalars' must be a list of numbers")
                 steps.append(Step(s["kernel"], tuple(str(t) for t in s["tensors"]), tuple(scalars)))
         elif "params" in item:
-            raise _fail(where, "'params' goes with 'steps'")
+            raise _fail(where, "'params' goes with 'steps' or 'collective'")
         fpe = item.get("flops_per_element", 1.0)
         if isinstance(fpe, bool) or not isinstance(fpe, int | float) or fpe < 0:
             raise _fail(where, "'flops_per_element' must be a number >= 0")
@@ -113,8 +132,37 @@ def parse_entries(data: Any, origin: str) -> list[Entry]:
             raise _fail(where, "'kernel' must be a string")
         out.append(Entry(source=os.path.basename(item["source"]), function=item["function"], origin=where,
                          kernel=item.get("kernel"), params=tuple(item.get("params") or ()), steps=tuple(steps),
-                         timing_only=bool(item.get("timing_only")), flops_per_element=float(fpe)))
+                         timing_only=bool(item.get("timing_only")), flops_per_element=float(fpe), **extra))
     return out
+
+
+def _names(item: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = item.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(where, f"'{key}' must be a list of names")
+    return tuple(value)
+
+
+def _collective_fields(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The checked fields of a ``collective:`` entry (names only; the kernel is built at resolve)."""
+    from sim.comm.collective import TRAFFIC
+
+    if not isinstance(item["collective"], str):
+        raise _fail(where, "'collective' must name a rank-stacked reference kernel (e.g. all_reduce)")
+    params, scalars, bind = _names(item, "params", where), _names(item, "scalars", where), _names(item, "bind", where)
+    names = params + scalars
+    if len(set(names)) != len(names):
+        raise _fail(where, f"'params' and 'scalars' repeat a name: {list(names)}")
+    for b in bind:
+        if b not in params:
+            raise _fail(where, f"'bind' names {b!r}, which is not one of 'params' {list(params)}")
+    ctx = item.get("ctx")
+    if ctx not in scalars:
+        raise _fail(where, f"'ctx' must name one of 'scalars' {list(scalars)} (the device_ctx), got {ctx!r}")
+    traffic = item.get("traffic", "mesh")
+    if traffic not in TRAFFIC:
+        raise _fail(where, f"'traffic' must be one of {sorted(TRAFFIC)}, got {traffic!r}")
+    return {"collective": item["collective"], "scalars": scalars, "bind": bind, "ctx": ctx, "traffic": traffic}
 
 
 def _read(path: Path) -> list[Entry]:
@@ -171,6 +219,8 @@ class KernelMap:
         where = f"{c.describe()} (map entry {entry.origin})"
         if entry.timing_only:
             return _stand_in(c, entry.flops_per_element)
+        if entry.collective:
+            return _collective(entry, c, where)
         if entry.steps:
             if len(entry.params) != len(c.signature):
                 raise KernelMapError(f"{where}: the entry names {len(entry.params)} params, the callable's "
@@ -208,6 +258,22 @@ def _named_kernel(name: str, where: str) -> ChipKernel:
     try:
         return get_kernel(name)
     except Exception as exc:
+        raise KernelMapError(f"{where}: {exc}") from None
+
+
+def _collective(entry: Entry, c: ChipCallable, where: str) -> ChipKernel:
+    """One rank of a collective: the callable's tensors, then its scalars, over a rank-stacked kernel."""
+    if len(entry.params) != len(c.signature):
+        raise KernelMapError(f"{where}: the entry names {len(entry.params)} params, the callable's signature "
+                             f"has {len(c.signature)}")
+    op = _named_kernel(entry.collective or "", where)
+    params = [CollectiveParam(p, d.direction) for p, d in zip(entry.params, c.signature, strict=True)]
+    params += [CollectiveParam(s, Direction.SCALAR) for s in entry.scalars]
+    names = [p.name for p in params]
+    try:
+        return CollectiveKernel(f"{c.func_name}@{c.source_name}[{op.name}]", params, op,
+                                [names.index(b) for b in entry.bind], names.index(entry.ctx), entry.traffic)
+    except ValueError as exc:
         raise KernelMapError(f"{where}: {exc}") from None
 
 

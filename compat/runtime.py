@@ -29,6 +29,7 @@ from compat.callables import ChipCallable
 from compat.host import as_host, as_host_array, is_torch_tensor, torch_to_numpy
 from compat.session import current_session
 from sim.cost import DURATION_ATTR
+from sim.comm.domain import CommDomainHandle, WindowBuffer, copy_window
 from sim.device_memory import DeviceBuffer, DeviceMemory
 from sim.errors import InvalidArgument, InvalidState
 from sim.kernel_spec import ChipKernel
@@ -295,6 +296,14 @@ class Orchestrator:
     def copy_to(self, dst: Any, src: Any) -> None:
         self._worker.copy_to(dst, src)
 
+    def allocate_domain(self, *, name: str, workers: Sequence[int], window_size: int,
+                        buffers: Sequence[Any] = ()) -> CommDomainHandle:
+        """A communication domain over chips ``workers`` (``docs/comm-domain.md`` §1; :mod:`sim.comm.domain`)."""
+        return self._o.allocate_domain(name=name, workers=workers, window_size=window_size, buffers=buffers)
+
+    def release_domain(self, handle: Any) -> None:
+        self._o.release_domain(handle)
+
     def copy_from(self, dst: Any, src: Any) -> None:
         self._worker.copy_from(dst, src)
 
@@ -420,9 +429,10 @@ class Worker:
             return RunHandle(exc)
         return RunHandle(None)
 
+    @property
     def live_domains(self) -> dict[str, Any]:
-        """Communication domains currently allocated: the simulator models none, so always empty."""
-        return {}
+        """A snapshot of the live communication domains by name (``docs/comm-domain.md``)."""
+        return self._sim.live_domains
 
     # ---------------------------------------------------------------- memory
 
@@ -465,11 +475,19 @@ class Worker:
         return obj
 
     def copy_to(self, dst: Any, src: Any) -> None:
-        """Host to device: ``dst`` a device Buffer, ``src`` the host side (any host object at L2)."""
+        """Host to device: ``dst`` a device Buffer (or a domain window's buffer), ``src`` the host side
+        (any host object at L2)."""
+        if isinstance(dst, WindowBuffer):
+            copy_window(dst, self._host_side(src, "copy_to"), to_window=True)
+            return
         self._device_memory("copy_to").copy_to(dst, self._host_side(src, "copy_to"))
 
     def copy_from(self, dst: Any, src: Any) -> None:
-        """Device to host: ``dst`` the host side (any writable host object at L2), ``src`` a device Buffer."""
+        """Device to host: ``dst`` the host side (any writable host object at L2), ``src`` a device Buffer
+        (or a domain window's buffer)."""
+        if isinstance(src, WindowBuffer):
+            copy_window(src, self._host_side(dst, "copy_from"), to_window=False)
+            return
         self._device_memory("copy_from").copy_from(self._host_side(dst, "copy_from"), src)
 
     def create_buffer(self, nbytes: int) -> Buffer:

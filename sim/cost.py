@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +63,13 @@ class Profile:
     sub: dict[str, float]
     chip: dict[str, float]
     transports: dict[str, Link]
+    #: ``[comm]``: which transport joins two chips of one L3 node and of two nodes (names in
+    #: ``transports``), and the fixed costs of communication-domain setup (:mod:`sim.comm`).
+    comm: dict[str, Any] = field(default_factory=dict)
+
+    def comm_link(self, same_node: bool) -> Link:
+        """The link a domain transfer between two chips crosses: intra-node or inter-node."""
+        return self.transports[self.comm["intra_node_link" if same_node else "inter_node_link"]]
 
     def kernel_us(self, flops: float, nbytes: int, dtype: Any) -> float:
         """Roofline time of one kernel on one chip, excluding the run launch cost."""
@@ -122,7 +129,32 @@ def parse_profile(data: dict[str, Any], where: str) -> Profile:
         if sections["chip"][key] <= 0:
             raise InvalidArgument(f"{where}: [chip] {key} must be > 0")
     return Profile(meta["name"], meta["arch"], meta["description"], sections["host"], sections["mailbox"],
-                   sections["sub"], sections["chip"], transports)
+                   sections["sub"], sections["chip"], transports, _parse_comm(data.get("comm"), transports, where))
+
+
+_COMM_LINKS = ("intra_node_link", "inter_node_link")
+_COMM_COSTS = ("comm_init_us", "domain_alloc_us", "domain_release_us")
+
+
+def _parse_comm(table: Any, transports: dict[str, Link], where: str) -> dict[str, Any]:
+    """The ``[comm]`` table: two transport names and the domain setup costs."""
+    if not isinstance(table, dict):
+        raise InvalidArgument(f"{where}: missing [comm] table")
+    unknown = sorted(set(table) - set(_COMM_LINKS) - set(_COMM_COSTS))
+    if unknown:
+        raise InvalidArgument(f"{where}: [comm] has unknown key {unknown[0]!r}")
+    out: dict[str, Any] = {}
+    for key in _COMM_LINKS:
+        name = table.get(key)
+        if name not in transports:
+            raise InvalidArgument(f"{where}: [comm] {key} must name a [transport.*] table "
+                                  f"({', '.join(sorted(transports))}), got {name!r}")
+        out[key] = name
+    for key in _COMM_COSTS:
+        if key not in table:
+            raise InvalidArgument(f"{where}: [comm] is missing {key!r}")
+        out[key] = _require_number(f"{where} [comm]", key, table[key])
+    return out
 
 
 def load_profile(name_or_path: str | Path) -> Profile:

@@ -74,6 +74,21 @@ class UnknownWorker(SimError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class NotADomainMember(SimError, KeyError):
+    """A chip indexed in a communication domain it is not a member of (``docs/comm-domain.md`` §1)."""
+
+    error_class = ErrorClass.UNKNOWN_WORKER
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DomainReleased(SimError, RuntimeError):
+    """A communication domain used after ``release()`` (``docs/comm-domain.md`` §2 "Lifetime model")."""
+
+    error_class = ErrorClass.INVALID_STATE
+
+
 class UnknownCallable(SimError, KeyError):
     """A handle that was never registered here, or was unregistered."""
 

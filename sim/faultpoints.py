@@ -26,7 +26,10 @@ Where each point sits, and what upstream behaviour it stresses:
   the health lane is independent, and its expiry fails the endpoint);
 - ``task_reply_late`` -- a session sends a TASK's COMPLETION ``delay_us`` after the task ended; the
   session's command lane stalls meanwhile, so later replies stay in order (``protocol.md``
-  "Ordering": one ordered command lane, one request in flight).
+  "Ordering": one ordered command lane, one request in flight);
+- ``domain_member_crash`` / ``domain_link_cut`` -- a collective over a communication domain loses a
+  member as it enters, or a link during the exchange (``docs/comm-domain.md`` §1: kernels publish,
+  signal and wait on their peers through the window; :mod:`sim.comm.collective`).
 
 Determinism. A point fires at a site (a point name and the scope of the component it sits in)
 with its ``probability``, drawn from the site's own seeded stream
@@ -66,6 +69,10 @@ FAULT_POINTS: dict[str, str] = {
                           "(the parent's command timeout fails the endpoint)",
     "health_late": "a remote session's HEALTH frame leaves `delay_us` late",
     "task_reply_late": "a remote session's TASK COMPLETION leaves `delay_us` late (its command lane stalls)",
+    "domain_member_crash": "a chip dies as it enters a collective: its task fails and its domain peers wait "
+                           "for it (sim.comm.collective)",
+    "domain_link_cut": "a chip's link fails during a collective's exchange: every rank of that collective "
+                       "fails with ENDPOINT_FAILURE",
 }
 
 #: Which parameter of a point its effect uses (the trace text shows it).

@@ -67,6 +67,9 @@ class ChipKernel:
 
     name: str
     params: Sequence[Any]
+    #: True for a collective (:class:`sim.comm.collective.CollectiveKernel`): its launches meet the
+    #: other ranks of a communication domain instead of running alone.
+    collective = False
 
     def check(self, values: Sequence[Any]) -> None:
         raise NotImplementedError

@@ -64,8 +64,8 @@ class LaneCompletion(Event):
 class Lane:
     """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
 
-    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "completion", "end", "env", "functional",
-                 "index", "is_sub", "jitter", "member", "node", "points", "rng", "scope", "task", "trace",
+    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "coll_result", "completion", "end", "env",
+                 "functional", "index", "is_sub", "jitter", "member", "node", "points", "rng", "scope", "task", "trace",
                  "workers_entry")
     remote = False  # the lane kind: True for a remote worker id's lane (the remote layer's, sim.plugins)
 
@@ -95,14 +95,20 @@ class Lane:
         self.task: Task | None = None
         self.member = 0
         self.end = 0.0
+        # A collective's outcome (error, class), set by sim.comm when its rendezvous completes.
+        self.coll_result: tuple[str | None, str | None] = (None, None)
 
     def launch(self, task: Task, member: int, t: float) -> None:
         """Start member ``member`` of ``task``, published on the mailbox at virtual time ``t``.
 
         The child observes the frame ``dispatch_us`` (plus ``per_tensor_us`` per tensor)
         later, runs for the member's modeled duration, and its TASK_DONE reaches the parent
-        ``completion_us`` after it ends: one event carries that completion back.
+        ``completion_us`` after it ends: one event carries that completion back. A collective
+        kernel's member instead joins its domain's rendezvous (:mod:`sim.comm.collective`).
         """
+        if task.callable.collective:
+            self.node.sim.comm.arrive(self, task, member, t)
+            return
         start = t + self.c_dispatch + self.c_tensor * len(task.members[member][0])
         dur = self.c_call + task.durations[member]
         if self.jitter:
@@ -141,7 +147,9 @@ class Lane:
         task = self.task
         member = self.member
         end = self.end
-        if self.functional:
+        if task.callable.collective:
+            error, cls = self.coll_result
+        elif self.functional:
             error, cls = self.execute(task, member)
         else:
             error = cls = None
@@ -165,7 +173,8 @@ class ChipLane(Lane):
     def __init__(self, node: Node, scope: str, index: int) -> None:
         super().__init__(node, scope, index, False)
         if node.sim.points is not None:
-            self.points = node.sim.points.bind(scope, "slow_chip", "dispatch_late")
+            self.points = node.sim.points.bind(scope, "slow_chip", "dispatch_late", "domain_member_crash",
+                                               "domain_link_cut")
 
     def execute(self, task: Task, member: int) -> tuple[str | None, str | None]:
         try:

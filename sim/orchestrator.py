@@ -19,6 +19,7 @@ import operator
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sim.comm.domain import CommDomainHandle
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
 from sim.install import check_dispatch
 from sim.kernel_spec import ChipKernel, Direction, KernelArgError
@@ -199,6 +200,8 @@ class Orchestrator:
             rs.check_submit(reg, eps, (args,), api)
         cfg = self._config(config, api)
         member, duration = self._member(node, reg, args, api, "")
+        if reg.collective:
+            self._check_collective(node, reg, (member,), (wid,), api)
         task = node.submit(TaskKind.NEXT_LEVEL, reg, (member,), (wid,), False, cfg, (duration,), len(member[0]))
         if eps:
             rs.submitted(eps, task, bool(args._remote))
@@ -228,9 +231,41 @@ class Orchestrator:
             rs.check_submit(reg, eps, args_list, api)
         cfg = self._config(config, api)
         members, durations, ntensors = self._members(node, reg, args_list, api)
+        if reg.collective:
+            self._check_collective(node, reg, members, wids, api)
         task = node.submit(TaskKind.NEXT_LEVEL, reg, members, tuple(wids), True, cfg, durations, ntensors)
         if eps:
             rs.submitted(eps, task, any(a._remote for a in args_list))
+
+    @staticmethod
+    def _check_collective(node: Node, reg: Registration, members: Sequence[tuple], wids: Sequence[int],
+                          api: str) -> None:
+        """A collective's ``device_ctx`` must name a live domain rank owned by the chip it goes to."""
+        eng = node.sim.comm
+        if eng is None:
+            raise KernelArgumentError(f"{api}: {reg.name} is a collective kernel, but no communication domain "
+                                      f"was ever allocated (orch.allocate_domain)")
+        for m, w in zip(members, wids, strict=True):
+            eng.check_submit(reg.target, node, m[2], w, api)
+
+    # ------------------------------------------------------------------ communication domains
+
+    def allocate_domain(self, *, name: Any, workers: Any, window_size: Any, buffers: Any = ()) -> CommDomainHandle:
+        """Allocate a communication domain over chips ``workers`` (``docs/comm-domain.md`` §1).
+
+        Valid only inside the orchestration function of an L3+ Worker with chips. Returns a
+        :class:`~sim.comm.domain.CommDomainHandle` (a context manager); see :mod:`sim.comm.domain`
+        for the checks, the rank order and the lifetime.
+        """
+        self._live("allocate_domain")
+        assert self._run is not None
+        return self._worker._domain_table().allocate(self._run, name, workers, window_size, buffers)
+
+    def release_domain(self, handle: Any) -> None:
+        """Release a domain; the same as ``handle.release()``."""
+        if not isinstance(handle, CommDomainHandle):
+            raise InvalidArgument(f"release_domain: expected a CommDomainHandle, got {type(handle).__name__}")
+        handle.release()
 
     def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
         """Submit one SUB task; any idle SUB worker runs it."""

@@ -123,6 +123,12 @@ class Registration:
     # tuple a single task carries; filled by the submits that checked it (``sim.orchestrator``).
     # A handle serves one Worker, so one cost profile.
     durations: dict[Any, tuple[float]] = field(default_factory=dict, repr=False, compare=False)
+    # A collective kernel (sim.comm.collective): its launches join a domain rendezvous. Read on
+    # every launch, so a plain attribute rather than a lookup on the target.
+    collective: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.collective = getattr(self.target, "collective", False) is True
 
 
 @dataclass

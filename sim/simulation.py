@@ -106,6 +106,8 @@ class Simulation:
         # ``_timed_hits`` and count once virtual time has reached them.
         self._hits: dict[str, int] = {}
         self._timed_hits: list[tuple[float, str]] = []
+        # Communication domains and collectives in flight (sim.comm), made by the first allocation.
+        self.comm: Any = None
 
     @property
     def now(self) -> float:

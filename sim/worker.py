@@ -22,6 +22,8 @@ import numpy as np
 from simpy.events import Event
 
 from sim.collector import collector_paused
+from sim.comm.collective import engine
+from sim.comm.domain import CommDomainHandle, DomainTable
 from sim.cost import DURATION_ATTR
 from sim.errors import (
     InvalidArgument,
@@ -124,6 +126,7 @@ class Worker:
         self._calls: list[CallRecord] = []
         self._remote: RemoteChildren | None = None  # the remote layer's, once add_remote_worker is called
         self._scope_install: Any = None  # sim.install.ScopeInstall, built at the first post-init register
+        self._domains: DomainTable | None = None  # communication domains (sim.comm), from the first allocation
 
     # ------------------------------------------------------------------ introspection
 
@@ -373,6 +376,9 @@ class Worker:
             self._set_tree_state(_Lifecycle.CLOSED)
             return
         self._close_remote()
+        for w in self._walk():
+            if w._domains is not None:
+                w._domains.close()
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.CLOSE, self._scope, f"L{self._level}")
         self._set_tree_state(_Lifecycle.CLOSED)
@@ -450,11 +456,30 @@ class Worker:
             if done.triggered:
                 raise
             stuck = [t.name for t in sim._tasks if not t.terminal][:8]
+            waits = sim.comm.waits() if sim.comm is not None else []
             raise SimulationHang(f"run r{run.id} of {node.scope} stalled at t={sim.now:.3f}us with tasks not "
-                                 f"terminal: {', '.join(stuck) or 'none'}") from None
+                                 f"terminal: {', '.join(stuck) or 'none'}"
+                                 + (f"; collectives waiting: {'; '.join(waits)}" if waits else "")) from None
         first = run.failed[0] if run.failed else None
         raise_for_run(node.scope, run.id, run.error,
                       (first.name, getattr(first.callable, "name", ""), first.error) if first else None)
+
+    def _domain_table(self) -> DomainTable:
+        """This Worker's communication domains (``docs/comm-domain.md``); refuses a Worker without chips."""
+        if self._domains is None:
+            node = self._node
+            assert node is not None and self._sim is not None
+            chips = len(self._config.get("device_ids", []))
+            if self._level < 3 or chips == 0:
+                raise InvalidState(f"allocate_domain: {self._scope} (L{self._level}) has no chips of its own "
+                                   f"(device_ids is empty); domains span the chips of an L3 Worker")
+            self._domains = DomainTable(engine(self._sim), node, chips)
+        return self._domains
+
+    @property
+    def live_domains(self) -> dict[str, CommDomainHandle]:
+        """A snapshot of this Worker's live (allocated, not released) domains by name."""
+        return dict(self._domains.live) if self._domains is not None else {}
 
     def take_record(self, **metadata: Any) -> RunRecord:
         """The RunRecord of everything observed since the previous call (sim only)."""

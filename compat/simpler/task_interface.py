@@ -9,6 +9,7 @@ from compat.callables import ArgDirection, ChipCallable, CoreCallable
 from compat.errors import NotSimulated
 from compat.names import WorkerType
 from compat.runtime import CallConfig, RuntimeEnv, TaskArgs, get_dtype_name, get_element_size
+from sim.comm.domain import ChipDomainContext, CommBufferSpec, CommDomainHandle
 from sim.errors import InvalidArgument
 from sim.remote.refs import RemoteBufferExport, RemoteBufferHandle
 from sim.remote.refs import RemoteTensorRef as _SimRemoteTensorRef
@@ -22,9 +23,12 @@ __all__ = [
     "ArgDirection",
     "CallConfig",
     "ChipCallable",
+    "ChipDomainContext",
     "ChipStorageTaskArgs",
     "ChipTensor",
     "ChipWorker",
+    "CommBufferSpec",
+    "CommDomainHandle",
     "CoreCallable",
     "DataType",
     "RemoteAddressSpace",

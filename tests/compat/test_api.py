@@ -241,7 +241,7 @@ def test_direct_chip_api_and_domains_say_what_is_not_simulated():
     w = Worker(level=2)
     w.init()
     try:
-        assert w.live_domains() == {}
+        assert w.live_domains == {}
         h = w.malloc(100)
         assert w.committed_device_memory() == 100
         w.free(h)
