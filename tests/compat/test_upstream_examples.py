@@ -25,6 +25,13 @@ EXAMPLES = [
      True),
     ("l3/child_memory", ["-p", "a2a3sim"], "[child_memory] golden + cross-invocation checks PASSED", True),
     ("l3/per_task_runtime_env", ["-p", "a2a3sim"], "[per_task_runtime_env] all golden checks PASSED", True),
+    # Communication domains (sim.comm): collectives through the kernel map's `collective:` entries.
+    ("l3/allreduce", ["-p", "a2a3sim", "-d", "0-1"], "[allreduce] all ranks matched golden", True),
+    ("l3/domain_rank_map", ["-p", "a2a3sim", "-d", "0-2"], "[domain_rank_map] communication checks PASSED", True),
+    ("l3/dual_domain_overlap", ["-p", "a2a3sim", "-d", "0-2"], "[dual_domain_overlap] all golden checks PASSED",
+     True),
+    ("l3/ffn_tp_parallel", ["-p", "a2a3sim", "-d", "0-1"], "[ffn_tp_parallel] all ranks matched golden", True),
+    ("l3/ep_dispatch_combine", ["-p", "a2a3sim", "-d", "0-1"], "[ep_dispatch] all ranks matched golden", True),
     # Upstream runs this one as a module from the repository root (run_parent.sh), so that its remote
     # orchestration target "examples.workers.l4....:remote_l3_group_orch" imports; so does this test.
     ("l4/vector_add_mixed_l3", ["--remote", "127.0.0.1:7000", "--platform", "a2a3sim"],
