@@ -10,13 +10,15 @@ bandwidth, each figure documented with its source there.
 The model, per completed rendezvous of ``n`` ranks:
 
 - every rank receives ``bytes_in[r]`` bytes from its peers, spread evenly over the ``n - 1`` of them;
-- bytes from a peer on the same node arrive through the receiving chip's **port** at the intra-node
-  link's bandwidth; bytes from another node arrive through the receiving node's **NIC**, shared by all
-  chips of that node, at the inter-node link's bandwidth;
-- a port or NIC carries one transfer at a time: a transfer starts when the rendezvous completes or when
-  the port's previous transfer ends, whichever is later. That is the contention of shared links:
-  overlapping collectives on one chip, or many chips of one node sending off-node, queue.
-- a rank's exchange ends at the later of its port and NIC transfers, plus the link latency once.
+- chips of one node form a full mesh (the profile's intra-node figure is per peer link, e.g. HCCS
+  56 GB/s per link, ~392 GB/s over a 7-peer mesh): a rank's same-node peers send over distinct links
+  at once, so that part takes one peer's share at the link's bandwidth;
+- bytes from other nodes arrive through the rank's own network port (one RoCE port per NPU on
+  a2a3): every off-node peer shares it, so that part takes all off-node bytes at the port's
+  bandwidth -- the incast contention of a shared link;
+- a port carries one exchange at a time: an exchange starts when the rendezvous completes or when
+  the port's previous exchange ends, whichever is later;
+- a rank's exchange ends when its slower part does, plus the slower link's latency once.
 
 Everything here is deterministic: ports are keyed by scope name, ranks are walked in rank order.
 """
@@ -45,9 +47,8 @@ class LinkModel:
     def __init__(self, profile: Profile) -> None:
         self.intra: Link = profile.comm_link(True)
         self.inter: Link = profile.comm_link(False)
-        self.port_free: dict[str, float] = {}  # chip scope -> when its port is next free
-        self.nic_free: dict[str, float] = {}   # node scope -> when its NIC is next free
-        self.busy_us: dict[str, float] = {}     # port or NIC -> total time it carried data
+        self.port_free: dict[str, float] = {}  # a chip's network port -> when it is next free
+        self.busy_us: dict[str, float] = {}     # a chip's network port -> total time it carried data
 
     def exchange(self, t0: float, chips: Sequence[str], nodes: Sequence[str],
                  bytes_in: Sequence[float]) -> list[Transfer]:
@@ -61,24 +62,19 @@ class LinkModel:
                 continue
             same = sum(1 for s in range(n) if s != r and nodes[s] == nodes[r])
             per_peer = bytes_in[r] / peers
-            intra_b = per_peer * same
-            inter_b = per_peer * (peers - same)
             end = t0
             latency = 0.0
-            if intra_b:
-                start = max(t0, self.port_free.get(chips[r], 0.0))
-                dur = intra_b / (self.intra.gbps * 1e3)
-                self.port_free[chips[r]] = start + dur
-                self.busy_us[chips[r]] = self.busy_us.get(chips[r], 0.0) + dur
-                end = max(end, start + dur)
+            if same:
+                end = t0 + per_peer / (self.intra.gbps * 1e3)
                 latency = self.intra.latency_us
+            inter_b = per_peer * (peers - same)
             if inter_b:
-                nic = nodes[r] + ".nic"
-                start = max(t0, self.nic_free.get(nic, 0.0))
+                port = chips[r] + ".port"
+                start = max(t0, self.port_free.get(port, 0.0))
                 dur = inter_b / (self.inter.gbps * 1e3)
-                self.nic_free[nic] = start + dur
-                self.busy_us[nic] = self.busy_us.get(nic, 0.0) + dur
+                self.port_free[port] = start + dur
+                self.busy_us[port] = self.busy_us.get(port, 0.0) + dur
                 end = max(end, start + dur)
                 latency = max(latency, self.inter.latency_us)
-            out.append(Transfer(t0, end + latency, intra_b, inter_b))
+            out.append(Transfer(t0, end + latency, per_peer * same, inter_b))
         return out
