@@ -28,8 +28,8 @@ import sim
 from compat.callables import ChipCallable
 from compat.host import as_host, as_host_array, is_torch_tensor, torch_to_numpy
 from compat.session import current_session
-from sim.cost import DURATION_ATTR
 from sim.comm.domain import CommDomainHandle, WindowBuffer, copy_window
+from sim.cost import DURATION_ATTR
 from sim.device_memory import DeviceBuffer, DeviceMemory
 from sim.errors import InvalidArgument, InvalidState
 from sim.kernel_spec import ChipKernel
