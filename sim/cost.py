@@ -133,7 +133,7 @@ def parse_profile(data: dict[str, Any], where: str) -> Profile:
 
 
 _COMM_LINKS = ("intra_node_link", "inter_node_link")
-_COMM_COSTS = ("comm_init_us", "domain_alloc_us", "domain_release_us")
+_COMM_COSTS = ("comm_init_us", "domain_alloc_us")
 
 
 def _parse_comm(table: Any, transports: dict[str, Link], where: str) -> dict[str, Any]:
