@@ -31,4 +31,5 @@ def RemoteWorkerSpec(endpoint: str, platform: str, runtime: str = "tensormap_and
     return _SimRemoteWorkerSpec(endpoint=endpoint, platform=platform, runtime=runtime,
                                 device_ids=tuple(device_ids), num_sub_workers=num_sub_workers, transport=transport,
                                 session_listen_host=session_listen_host,
-                                allow_non_loopback_session_bind=bool(allow_wildcard_session_bind))
+                                allow_non_loopback_session_bind=bool(allow_wildcard_session_bind),
+                                comm_profile=comm_profile, global_device_ranks=tuple(global_device_ranks))

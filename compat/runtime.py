@@ -29,6 +29,7 @@ from compat.callables import ChipCallable
 from compat.host import as_host, as_host_array, is_torch_tensor, torch_to_numpy
 from compat.session import current_session
 from sim.comm.domain import CommDomainHandle, WindowBuffer, copy_window
+from sim.comm.global_domain import GlobalCommDomainHandle, GlobalCommDomainView
 from sim.cost import DURATION_ATTR
 from sim.device_memory import DeviceBuffer, DeviceMemory
 from sim.errors import InvalidArgument, InvalidState
@@ -304,6 +305,27 @@ class Orchestrator:
     def release_domain(self, handle: Any) -> None:
         self._o.release_domain(handle)
 
+    def allocate_global_domain(self, *, name: str, members: Sequence[tuple[int, int]], window_size: int,
+                               buffers: Sequence[Any] = (), retain_after_run: bool = False) -> GlobalCommDomainHandle:
+        """A domain over chips of local and remote L3 nodes (:mod:`sim.comm.global_domain`); L4+ only."""
+        return self._o.allocate_global_domain(name=name, members=members, window_size=window_size,
+                                              buffers=buffers, retain_after_run=retain_after_run)
+
+    def release_global_domain(self, handle: Any) -> None:
+        self._o.release_global_domain(handle)
+
+    def get_global_domain(self, domain_id: int) -> GlobalCommDomainView:
+        """On an L3: the committed view of a global domain built by the L4 parent."""
+        return self._o.get_global_domain(domain_id)
+
+    def copy_to_global_domain(self, handle: Any, domain_rank: int, data: bytes, *, buffer: str | None = None,
+                              offset: int = 0) -> None:
+        self._o.copy_to_global_domain(handle, domain_rank, data, buffer=buffer, offset=offset)
+
+    def copy_from_global_domain(self, handle: Any, domain_rank: int, nbytes: int, *, buffer: str | None = None,
+                                offset: int = 0) -> bytes:
+        return self._o.copy_from_global_domain(handle, domain_rank, nbytes, buffer=buffer, offset=offset)
+
     def copy_from(self, dst: Any, src: Any) -> None:
         self._worker.copy_from(dst, src)
 
@@ -396,6 +418,10 @@ class Worker:
 
     def add_remote_worker(self, spec: Any) -> int:
         return self._sim.add_remote_worker(spec)
+
+    def add_mpirun_worker_group(self, spec: Any) -> tuple[int, ...]:
+        """The ranks of one ``MpiL3GroupSpec`` as simulated remote L3 nodes (no ``mpirun`` is launched)."""
+        return self._sim.add_mpirun_worker_group(spec)
 
     def accepts_worker_type(self, worker_type: Any) -> bool:
         return self._sim.accepts_worker_type(worker_type)

@@ -89,6 +89,14 @@ class DomainReleased(SimError, RuntimeError):
     error_class = ErrorClass.INVALID_STATE
 
 
+class UnsupportedCommProfile(SimError, ValueError):
+    """A Global CommDomain profile the platform's backend does not implement (upstream
+    ``docs/comm-domain.md`` "Global CommDomain across local and remote L3 nodes": ``sim`` on a
+    simulation platform, ``a3-fabric-v1`` on real A3 devices)."""
+
+    error_class = ErrorClass.NOT_SUPPORTED
+
+
 class UnknownCallable(SimError, KeyError):
     """A handle that was never registered here, or was unregistered."""
 

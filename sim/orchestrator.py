@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sim.comm.domain import CommDomainHandle
+from sim.comm.global_domain import GlobalCommDomainHandle, GlobalCommDomainView
 from sim.errors import InvalidArgument, InvalidState, KernelArgumentError, UnknownWorker
 from sim.install import check_dispatch
 from sim.kernel_spec import ChipKernel, Direction, KernelArgError
@@ -266,6 +267,46 @@ class Orchestrator:
         if not isinstance(handle, CommDomainHandle):
             raise InvalidArgument(f"release_domain: expected a CommDomainHandle, got {type(handle).__name__}")
         handle.release()
+
+    # ------------------------------------------------------------------ Global CommDomains (L4+)
+
+    def allocate_global_domain(self, *, name: Any, members: Any, window_size: Any, buffers: Any = (),
+                               retain_after_run: Any = False) -> GlobalCommDomainHandle:
+        """A domain over chips of several L3 nodes (``docs/comm-domain.md`` "Global CommDomain across local
+        and remote L3 nodes"): ``members`` are ``(l3_worker_id, local_l2_worker_id)`` pairs in rank order.
+        See :mod:`sim.comm.global_domain` for the checks, the transaction and the lifetime."""
+        api = "allocate_global_domain"
+        self._live(api)
+        assert self._run is not None
+        return self._worker._global_domains(api).allocate(self._run, name, members, window_size, buffers,
+                                                          retain_after_run)
+
+    def release_global_domain(self, handle: Any) -> None:
+        """Release a global domain; the same as ``handle.release()``."""
+        if not isinstance(handle, GlobalCommDomainHandle):
+            raise InvalidArgument(f"release_global_domain: expected a GlobalCommDomainHandle, got "
+                                  f"{type(handle).__name__}")
+        handle.release()
+
+    def get_global_domain(self, domain_id: Any) -> GlobalCommDomainView:
+        """On an L3: the committed view of global domain ``domain_id`` (index it by local chip id)."""
+        api = "get_global_domain"
+        self._live(api)
+        return self._worker._global_participant(api).view(domain_id)
+
+    def copy_to_global_domain(self, handle: Any, domain_rank: Any, data: Any, *, buffer: Any = None,
+                              offset: Any = 0) -> None:
+        """Write ``data`` into rank ``domain_rank``'s window: at ``offset`` in ``buffer``, or in the whole window."""
+        api = "copy_to_global_domain"
+        self._live(api)
+        self._worker._global_domains(api).copy_to(handle, domain_rank, data, buffer, offset)
+
+    def copy_from_global_domain(self, handle: Any, domain_rank: Any, nbytes: Any, *, buffer: Any = None,
+                                offset: Any = 0) -> bytes:
+        """Read ``nbytes`` from rank ``domain_rank``'s window (``buffer``-relative when a buffer is named)."""
+        api = "copy_from_global_domain"
+        self._live(api)
+        return self._worker._global_domains(api).copy_from(handle, domain_rank, nbytes, buffer, offset)
 
     def submit_sub(self, callable_handle: Any, args: Any = None) -> None:
         """Submit one SUB task; any idle SUB worker runs it."""

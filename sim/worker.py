@@ -24,6 +24,15 @@ from simpy.events import Event
 from sim.collector import collector_paused
 from sim.comm.collective import engine
 from sim.comm.domain import CommDomainHandle, DomainTable
+from sim.comm.global_domain import (
+    GlobalDomainTable,
+    GlobalNode,
+    GlobalParticipant,
+    LocalPort,
+    check_comm_profile,
+    check_global_device_ranks,
+    resolve_nodes,
+)
 from sim.cost import DURATION_ATTR
 from sim.errors import (
     InvalidArgument,
@@ -53,6 +62,7 @@ if TYPE_CHECKING:
 _KNOWN_CONFIG = {
     "platform": str, "runtime": str, "device_id": int, "device_ids": list, "num_sub_workers": int,
     "enable_sdma": bool, "heap_ring_size": int, "remote_heap_ring_size": int, "remote_session_timeout_s": float,
+    "comm_profile": str, "global_device_ranks": list,
 }
 _RUNTIMES = ("tensormap_and_ringbuffer", "host_build_graph")
 
@@ -99,6 +109,13 @@ def _check_config(level: int, config: dict[str, Any]) -> dict[str, Any]:
             raise InvalidArgument("Worker: num_sub_workers applies to level 3 and above")
         if out["num_sub_workers"] < 0:
             raise InvalidArgument(f"Worker: num_sub_workers must be >= 0, got {out['num_sub_workers']}")
+    if "global_device_ranks" in out:
+        if level != 3:
+            raise InvalidArgument(f"Worker: global_device_ranks applies to level 3 (one per chip), not L{level}")
+        out["global_device_ranks"] = list(check_global_device_ranks(
+            "Worker: global_device_ranks", out["global_device_ranks"], len(out.get("device_ids", []))))
+    if "comm_profile" in out and level != 3:
+        raise InvalidArgument(f"Worker: comm_profile applies to level 3 (the L3 node's domain backend), not L{level}")
     if "heap_ring_size" in out and out["heap_ring_size"] <= 0:
         raise InvalidArgument(f"Worker: heap_ring_size must be > 0, got {out['heap_ring_size']}")
     return out
@@ -127,6 +144,8 @@ class Worker:
         self._remote: RemoteChildren | None = None  # the remote layer's, once add_remote_worker is called
         self._scope_install: Any = None  # sim.install.ScopeInstall, built at the first post-init register
         self._domains: DomainTable | None = None  # communication domains (sim.comm), from the first allocation
+        self._global_table: GlobalDomainTable | None = None  # L4+: the Global CommDomains it built
+        self._global_part: GlobalParticipant | None = None  # L3: its side of Global CommDomains
 
     # ------------------------------------------------------------------ introspection
 
@@ -174,6 +193,25 @@ class Worker:
         self._children.append(worker)
         self._log_call("add_worker", f"L{worker._level}", True)
         return len(self._config.get("device_ids", [])) + len(self._children) + self._remote_count() - 1
+
+    def add_mpirun_worker_group(self, spec: Any) -> tuple[int, ...]:
+        """Attach the L3 ranks of one ``mpirun`` (``MpiL3GroupSpec``); return their NEXT_LEVEL ids in rank order.
+
+        Upstream ``docs/mpi-l3-mailbox.md``. No ``mpirun`` is launched: each rank is a simulated remote
+        L3 session (``sim.remote.spec.MpiL3GroupSpec``) in this Simulation, reached like an
+        ``add_remote_worker`` node.
+        """
+        if self._state is not _Lifecycle.NEW:
+            raise InvalidState(f"add_mpirun_worker_group must be called before init() (Worker is "
+                               f"{self._state.value})")
+        if self._level < 4:
+            raise InvalidWorkerType(f"add_mpirun_worker_group: MPI L3 groups need a level >= 4 parent, this is "
+                                    f"L{self._level}")
+        remote = self._remote or require_remote("add_mpirun_worker_group").children(self)
+        ids = remote.add_group(spec, len(self._children) + self._remote_count(), self._sim_config.mode)
+        self._remote = remote
+        self._log_call("add_mpirun_worker_group", f"{len(ids)} rank(s)", True)
+        return ids
 
     def _remote_count(self) -> int:
         return len(self._remote.specs) if self._remote is not None else 0
@@ -375,10 +413,15 @@ class Worker:
         if self._state is _Lifecycle.FAILED:  # nothing was brought up, but close is terminal all the same
             self._set_tree_state(_Lifecycle.CLOSED)
             return
+        for w in self._walk():  # before the sessions shut down: remote nodes free their windows too
+            if w._global_table is not None:
+                w._global_table.close()
         self._close_remote()
         for w in self._walk():
             if w._domains is not None:
                 w._domains.close()
+            if w._global_part is not None:
+                w._global_part.close()
         if self._sim is not None:
             self._sim.trace.add(self._sim.now, EventKind.CLOSE, self._scope, f"L{self._level}")
         self._set_tree_state(_Lifecycle.CLOSED)
@@ -475,6 +518,50 @@ class Worker:
                                    f"(device_ids is empty); domains span the chips of an L3 Worker")
             self._domains = DomainTable(engine(self._sim), node, chips)
         return self._domains
+
+    def _global_participant(self, api: str) -> GlobalParticipant:
+        """This L3 Worker's side of Global CommDomains (made on first use)."""
+        if self._global_part is None:
+            chips = len(self._config.get("device_ids", []))
+            if self._level != 3 or chips == 0 or self._node is None or self._sim is None:
+                raise InvalidState(f"{api}: Global CommDomains are imported by an L3 Worker with chips; "
+                                   f"{self._scope or 'this Worker'} is L{self._level} with {chips} chip(s)")
+            self._global_part = GlobalParticipant(engine(self._sim), self._node, chips)
+        return self._global_part
+
+    def _global_domains(self, api: str) -> GlobalDomainTable:
+        """This L4+ Worker's Global CommDomains (made on first use)."""
+        if self._global_table is None:
+            if self._level < 4 or self._node is None:
+                raise InvalidState(f"{api} requires an L4+ Worker (this is L{self._level}); on an L3 use "
+                                   f"allocate_domain")
+            self._global_table = GlobalDomainTable(self._node, self._global_nodes)
+        return self._global_table
+
+    def _global_nodes(self) -> dict[int, GlobalNode]:
+        """The L3 children (local and remote) a Global CommDomain can span, with their global device ranks."""
+        node = self._node
+        assert node is not None and self._sim is not None
+        comm = self._sim.profile.comm
+        configs: list[GlobalNode] = []
+        children = iter(self._children)
+        for wid in range(len(self._config.get("device_ids", [])), len(node.nl_lanes)):
+            if self._remote is not None and wid in self._remote.specs:
+                continue
+            child = next(children)
+            if child._level != 3:
+                continue
+            cfg = child._config
+            configs.append(GlobalNode(
+                wid, len(cfg.get("device_ids", [])), cfg["platform"], cfg.get("comm_profile", "sim"),
+                tuple(cfg.get("global_device_ranks", ())), f"local L3 worker {wid} ({child._scope})",
+                LocalPort(wid, lambda c=child: c._global_participant("allocate_global_domain"),
+                          comm["domain_alloc_us"])))
+        if self._remote is not None:
+            configs.extend(self._remote.global_nodes())
+        for c in configs:
+            check_comm_profile(c.label, c.platform, c.comm_profile)
+        return resolve_nodes(configs)
 
     @property
     def live_domains(self) -> dict[str, CommDomainHandle]:

@@ -10,6 +10,7 @@ from compat.errors import NotSimulated
 from compat.names import WorkerType
 from compat.runtime import CallConfig, RuntimeEnv, TaskArgs, get_dtype_name, get_element_size
 from sim.comm.domain import ChipDomainContext, CommBufferSpec, CommDomainHandle
+from sim.comm.global_domain import GlobalCommDomainHandle, GlobalCommDomainView
 from sim.errors import InvalidArgument
 from sim.remote.refs import RemoteBufferExport, RemoteBufferHandle
 from sim.remote.refs import RemoteTensorRef as _SimRemoteTensorRef
@@ -31,6 +32,8 @@ __all__ = [
     "CommDomainHandle",
     "CoreCallable",
     "DataType",
+    "GlobalCommDomainHandle",
+    "GlobalCommDomainView",
     "RemoteAddressSpace",
     "RemoteBufferExport",
     "RemoteBufferHandle",

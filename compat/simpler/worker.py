@@ -2,6 +2,6 @@
 
 from compat.names import RemoteWorkerSpec, WorkerType
 from compat.runtime import RunHandle, Worker
-from sim.remote.spec import RemoteCallable
+from sim.remote.spec import MpiL3GroupSpec, RemoteCallable
 
-__all__ = ["RemoteCallable", "RemoteWorkerSpec", "RunHandle", "Worker", "WorkerType"]
+__all__ = ["MpiL3GroupSpec", "RemoteCallable", "RemoteWorkerSpec", "RunHandle", "Worker", "WorkerType"]

@@ -193,10 +193,11 @@ class CommEngine:
         return base
 
     def new_domain(self, name: str, members: tuple[tuple[Node, int], ...], window_size: int,
-                   specs: Sequence[CommBufferSpec]) -> Domain:
+                   specs: Sequence[CommBufferSpec], windows: Sequence[Any] | None = None) -> Domain:
+        """A domain over ``members``; ``windows`` (one per rank) when the members exported their own."""
         aid = self._next_alloc
         self._next_alloc += 1
-        d = Domain(self, aid, name, members, window_size, specs, self.sim.functional)
+        d = Domain(self, aid, name, members, window_size, specs, self.sim.functional, windows)
         self.domains[aid] = d
         for rank, ctx in enumerate(d.contexts):
             self.contexts[ctx.device_ctx] = (d, rank)

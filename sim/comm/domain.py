@@ -94,7 +94,8 @@ class Domain:
     """The simulator's state of one allocated domain: its members, windows and collectives in flight."""
 
     def __init__(self, engine: CommEngine, allocation_id: int, name: str, members: tuple[tuple[Node, int], ...],
-                 window_size: int, specs: Sequence[CommBufferSpec], functional: bool) -> None:
+                 window_size: int, specs: Sequence[CommBufferSpec], functional: bool,
+                 windows: Sequence[np.ndarray | None] | None = None) -> None:
         self.engine = engine
         self.allocation_id = allocation_id
         self.name = name
@@ -108,7 +109,10 @@ class Domain:
         self.seq = [0] * self.size
         self.pending: dict[int, Rendezvous] = {}
         for rank, (node, chip) in enumerate(members):
-            window = np.zeros(window_size, dtype=np.uint8) if functional else None
+            if windows is not None:  # a Global CommDomain: each node exported its ranks' windows
+                window = windows[rank]
+            else:
+                window = np.zeros(window_size, dtype=np.uint8) if functional else None
             self.windows.append(window)
             base = engine.window_base(window_size)
             ctx_addr = _CTX_BASE + (allocation_id << 20) + rank * 64

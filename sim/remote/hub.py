@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from simpy.events import Event
 
 from sim.callable_identity import describe_import_target, format_hashid
+from sim.comm.global_domain import GlobalNode
 from sim.errors import EndpointFailure, InvalidArgument, InvalidState, SimError, UnknownWorker
 from sim.registry import CallableHandle, Registration
 from sim.remote.buffers import capture_slot_refs
@@ -38,10 +39,11 @@ from sim.remote.endpoint import (
     track_remote,
 )
 from sim.remote.faults import FaultPlan, SessionCrash, SessionHang
+from sim.remote.global_domain import RemoteDomainPort
 from sim.remote.link import LinkModel
 from sim.remote.registration import remote_final_unregister, remote_install
 from sim.remote.session import BootstrapManifest
-from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
+from sim.remote.spec import MpiL3GroupSpec, RemoteCallable, RemoteWorkerSpec
 from sim.remote.wire import ControlName
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ class RemoteSet:
         self.specs: dict[int, RemoteWorkerSpec] = {}
         self.eligible: dict[int, tuple[int, ...]] = {}
         self.endpoints: dict[int, RemoteEndpoint] = {}
+        self.groups: list[tuple[int, ...]] = []  # MPI L3 groups (add_mpirun_worker_group), worker ids per rank
         self._pre: dict[int, dict[bytes, int]] = {}  # per-worker hashid counts before elaboration
         self._buffers: Any = None  # sim.remote.buffers.BufferRegistry, at the first remote-memory call
 
@@ -77,6 +80,29 @@ class RemoteSet:
         spec.check_mode(mode)
         self.specs[next_id] = spec
         return next_id
+
+    def add_group(self, spec: Any, next_id: int, mode: str) -> tuple[int, ...]:
+        """``add_mpirun_worker_group``: one simulated remote L3 per MPI rank, ids in rank order."""
+        if not isinstance(spec, MpiL3GroupSpec):
+            raise InvalidArgument(f"add_mpirun_worker_group expects a MpiL3GroupSpec, got {type(spec).__name__}")
+        ranks = spec.rank_specs()
+        for r in ranks:
+            r.check_mode(mode)
+        ids = tuple(range(next_id, next_id + len(ranks)))
+        for wid, r in zip(ids, ranks, strict=True):
+            self.specs[wid] = r
+        self.groups.append(ids)
+        return ids
+
+    def global_nodes(self) -> list[GlobalNode]:
+        """Every remote L3 as a Global CommDomain node, reached through its session (sim.remote.global_domain)."""
+        out = []
+        for wid in sorted(self.endpoints):
+            ep, spec = self.endpoints[wid], self.specs[wid]
+            kind = "MPI L3 rank" if any(wid in g for g in self.groups) else "remote L3 worker"
+            out.append(GlobalNode(wid, len(spec.device_ids), spec.platform, spec.comm_profile,
+                                  spec.global_device_ranks, f"{kind} {wid} ({spec.endpoint})", RemoteDomainPort(ep)))
+        return out
 
     # ------------------------------------------------------------------ registration
 

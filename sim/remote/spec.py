@@ -21,7 +21,8 @@ the wildcard addresses need an opt-in); the simulator follows the review's stric
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from sim.callable_identity import validate_import_target
@@ -96,8 +97,11 @@ class RemoteWorkerSpec:
     transport: str = HOST_TCP
     session_listen_host: str | None = None
     allow_non_loopback_session_bind: bool = False
+    comm_profile: str = "sim"  # Global CommDomain backend (sim.comm.global_domain)
+    global_device_ranks: tuple[int, ...] = ()  # one cluster-wide rank per device, or () to assign
 
     def __post_init__(self) -> None:
+        from sim.comm.global_domain import check_comm_profile, check_global_device_ranks
         from sim.cost import profile_for_platform
 
         parse_endpoint(self.endpoint)
@@ -117,6 +121,10 @@ class RemoteWorkerSpec:
                 not isinstance(self.session_listen_host, str) or not self.session_listen_host):
             raise InvalidArgument("RemoteWorkerSpec.session_listen_host must be a non-empty string when set")
         object.__setattr__(self, "allow_non_loopback_session_bind", bool(self.allow_non_loopback_session_bind))
+        check_comm_profile("RemoteWorkerSpec", self.platform, self.comm_profile)
+        object.__setattr__(self, "global_device_ranks", check_global_device_ranks(
+            "RemoteWorkerSpec.global_device_ranks", _int_tuple(self.global_device_ranks, "global_device_ranks"),
+            len(ids)))
 
     def check_mode(self, mode: str) -> None:
         """Conformance mode rejects the HCOMM profiles (upstream ships none); experiment mode models them."""
@@ -129,6 +137,119 @@ class RemoteWorkerSpec:
     def listen_host(self) -> str:
         """The address the session binds: loopback unless told otherwise."""
         return self.session_listen_host or LOOPBACK_HOST
+
+
+@dataclass(frozen=True)
+class MpiL3GroupSpec:
+    """L3 workers that one parent-owned ``mpirun`` would launch (upstream ``MpiL3GroupSpec``).
+
+    Spec: upstream ``docs/mpi-l3-mailbox.md``. The simulator launches no ``mpirun`` and no
+    processes: ``Worker.add_mpirun_worker_group`` makes one simulated remote L3 session per rank
+    (``hosts[i]`` with ``device_ids_by_rank[i]``), reached like any remote L3; the group's named
+    mailbox and MPI collectives are not modeled separately. The fields are checked as upstream
+    checks them; ``mpirun_path``, ``mpirun_args``, ``python_executable`` and the TCP fields kept for
+    source compatibility are accepted and unused.
+    """
+
+    hosts: tuple[str, ...]
+    platform: str
+    device_ids_by_rank: tuple[tuple[int, ...], ...]
+    runtime: str = "tensormap_and_ringbuffer"
+    num_sub_workers_by_rank: tuple[int, ...] = ()
+    transport: str = HOST_TCP
+    comm_profile: str = "sim"
+    global_device_ranks_by_rank: tuple[tuple[int, ...], ...] = ()
+    command_port_base: int | None = None
+    health_port_base: int | None = None
+    session_listen_hosts: tuple[str, ...] = ()
+    connect_hosts: tuple[str, ...] = ()
+    allow_wildcard_session_bind: bool = False
+    ready_host: str = ""
+    ready_port: int = 0
+    mpirun_path: str = "mpirun"
+    mpirun_args: tuple[str, ...] = ()
+    python_executable: str = field(default_factory=lambda: sys.executable)
+
+    def __post_init__(self) -> None:
+        from sim.comm.global_domain import check_comm_profile, check_global_device_ranks
+        from sim.cost import profile_for_platform
+
+        label = "MpiL3GroupSpec"
+        hosts = tuple(str(h) for h in _seq(self.hosts, "hosts"))
+        if not hosts:
+            raise InvalidArgument(f"{label}.hosts must be non-empty")
+        if not isinstance(self.platform, str) or not self.platform:
+            raise InvalidArgument(f"{label}.platform must be a non-empty string")
+        profile_for_platform(self.platform)
+        devices = tuple(_int_tuple(r, "device_ids_by_rank entry") for r in _seq(self.device_ids_by_rank,
+                                                                               "device_ids_by_rank"))
+        if len(devices) != len(hosts):
+            raise InvalidArgument(f"{label}.device_ids_by_rank has {len(devices)} entries for {len(hosts)} host(s)")
+        if any(not d for d in devices):
+            raise InvalidArgument(f"{label}.device_ids_by_rank entries must be non-empty")
+        subs = (tuple(0 for _ in hosts) if not self.num_sub_workers_by_rank
+                else _int_tuple(self.num_sub_workers_by_rank, "num_sub_workers_by_rank"))
+        if len(subs) != len(hosts):
+            raise InvalidArgument(f"{label}.num_sub_workers_by_rank must have one entry per host")
+        ranks = (tuple(() for _ in hosts) if not self.global_device_ranks_by_rank
+                 else tuple(_int_tuple(r, "global_device_ranks_by_rank entry")
+                            for r in _seq(self.global_device_ranks_by_rank, "global_device_ranks_by_rank")))
+        if len(ranks) != len(hosts):
+            raise InvalidArgument(f"{label}.global_device_ranks_by_rank must have one entry per host")
+        for i, (r, d) in enumerate(zip(ranks, devices, strict=True)):
+            check_global_device_ranks(f"{label}.global_device_ranks_by_rank[{i}]", r, len(d))
+        flat = [x for r in ranks for x in r]
+        if len(set(flat)) != len(flat):
+            raise InvalidArgument(f"{label}.global_device_ranks_by_rank must be unique across the whole group, "
+                                  f"got {[list(r) for r in ranks]}")
+        listen = tuple(str(h) for h in self.session_listen_hosts)
+        connect = tuple(str(h) for h in self.connect_hosts)
+        for what, hs in (("session_listen_hosts", listen), ("connect_hosts", connect)):
+            if hs and len(hs) != len(hosts):
+                raise InvalidArgument(f"{label}.{what} must have one entry per host")
+            if any(not h for h in hs):
+                raise InvalidArgument(f"{label}.{what} entries must be non-empty")
+        for what in ("command_port_base", "health_port_base"):
+            v = getattr(self, what)
+            if v is not None and (int(v) <= 0 or int(v) + len(hosts) - 1 > 65535):
+                raise InvalidArgument(f"{label}.{what} (deprecated) must leave a port range within 1..65535")
+        if not 0 <= int(self.ready_port) <= 65535:
+            raise InvalidArgument(f"{label}.ready_port must be within 0..65535, got {self.ready_port}")
+        if self.transport != HOST_TCP:
+            raise InvalidArgument(f"{label}.transport must be {HOST_TCP!r}, got {self.transport!r}")
+        check_comm_profile(label, self.platform, self.comm_profile)
+        if not self.mpirun_path:
+            raise InvalidArgument(f"{label}.mpirun_path must be non-empty")
+        if not self.python_executable:
+            raise InvalidArgument(f"{label}.python_executable must be non-empty")
+        object.__setattr__(self, "hosts", hosts)
+        object.__setattr__(self, "device_ids_by_rank", devices)
+        object.__setattr__(self, "num_sub_workers_by_rank", subs)
+        object.__setattr__(self, "global_device_ranks_by_rank", ranks)
+        object.__setattr__(self, "session_listen_hosts", listen)
+        object.__setattr__(self, "connect_hosts", connect)
+        object.__setattr__(self, "mpirun_args", tuple(str(a) for a in self.mpirun_args))
+
+    def rank_specs(self) -> list[RemoteWorkerSpec]:
+        """One simulated remote L3 per rank (the endpoint names the group mailbox's rank, not a socket)."""
+        return [RemoteWorkerSpec(endpoint=f"localhost:{_MPI_PORT_BASE + i}", platform=self.platform,
+                                 runtime=self.runtime, device_ids=self.device_ids_by_rank[i],
+                                 num_sub_workers=self.num_sub_workers_by_rank[i], transport=self.transport,
+                                 comm_profile=self.comm_profile,
+                                 global_device_ranks=self.global_device_ranks_by_rank[i])
+                for i in range(len(self.hosts))]
+
+
+_MPI_PORT_BASE = 40000
+
+
+def _seq(values: Any, name: str) -> tuple:
+    if isinstance(values, str | bytes):
+        raise InvalidArgument(f"MpiL3GroupSpec.{name} must be a sequence, got {values!r}")
+    try:
+        return tuple(values)
+    except TypeError:
+        raise InvalidArgument(f"MpiL3GroupSpec.{name} must be a sequence, got {values!r}") from None
 
 
 def _int_tuple(values: Any, name: str) -> tuple[int, ...]:

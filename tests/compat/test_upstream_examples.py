@@ -36,6 +36,19 @@ EXAMPLES = [
     # orchestration target "examples.workers.l4....:remote_l3_group_orch" imports; so does this test.
     ("l4/vector_add_mixed_l3", ["--remote", "127.0.0.1:7000", "--platform", "a2a3sim"],
      "vector_add_mixed_l3 passed: local[devices=0,1]", False),
+    # Global CommDomain examples, run as modules from the root for the same reason. On a simulation
+    # platform upstream accepts only the "sim" comm profile (their default "a3-fabric-v1" needs real
+    # A3 devices), so they are given --comm-profile sim. The mpirun one launches no mpirun here: its
+    # two ranks are simulated remote L3 nodes; its hosts and --python are only recorded.
+    ("l4/global_tload_mixed_l3", ["--remote", "127.0.0.1:7000", "--platform", "a2a3sim", "--comm-profile", "sim"],
+     "global_tload_mixed_l3 passed", False),
+    ("l4/compute_then_tload_mixed_l3",
+     ["--remote", "127.0.0.1:7000", "--platform", "a2a3sim", "--comm-profile", "sim"],
+     "compute_then_tload_mixed_l3 passed", False),
+    ("l4/global_tload_mpirun_l3",
+     ["--local-host", "127.0.0.1", "--remote-host", "127.0.0.2", "--python", "python3", "--platform", "a2a3sim",
+      "--comm-profile", "sim"],
+     "global_tload_mpirun_l3 passed", False),
 ]
 
 
