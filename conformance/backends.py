@@ -61,6 +61,25 @@ def _reference_kernel(name: str) -> Any:
     return get_kernel(name)
 
 
+#: The collectives ``rt.collective(name)`` builds: name -> the rank-stacked reference kernel it computes
+#: through (``reference.kernels.collectives``).
+COLLECTIVES = ("all_reduce",)
+
+
+def _collective_kernel(name: str) -> Any:
+    """One rank of collective ``name`` over a domain: ``(x IN, out OUT, domain_size, device_ctx)``, the shape
+    of upstream's allreduce example callable without its scratch window argument."""
+    from reference import get_kernel
+    from sim.comm import CollectiveKernel, CollectiveParam
+    from sim.kernel_spec import Direction
+
+    if name not in COLLECTIVES:
+        raise NotSupportedByBackend(f"no collective {name!r}; known: {', '.join(COLLECTIVES)}")
+    params = [CollectiveParam("x", Direction.IN), CollectiveParam("out", Direction.OUT),
+              CollectiveParam("domain_size", Direction.SCALAR), CollectiveParam("device_ctx", Direction.SCALAR)]
+    return CollectiveKernel(name, params, get_kernel(name), bind=(0, 1), ctx=3)
+
+
 class SimAPI(RuntimeAPI):
     """The executable spec: ``sim.Worker`` with ``SimConfig(seed=...)`` injected."""
 
@@ -96,9 +115,40 @@ class SimAPI(RuntimeAPI):
             return f.LinkCut(params["worker"], at_us=params.get("at_us", 0.0), lanes=params.get("lanes", "both"))
         if kind == "link_delay":
             return f.LinkDelay(params["worker"], params["start_us"], params["end_us"], params["extra_us"])
+        if kind in ("domain_member_crash", "domain_link_cut"):
+            from sim.faultpoints import FaultPoint
+
+            return FaultPoint(kind, target=params.get("target"))
         if kind == "frame_drop":
             return f.FrameFault(params["worker"], params["frame_type"], ordinal=params.get("ordinal", 1))
         return f.ControlFault(params["control"], params["worker"], ordinal=params.get("ordinal", 1))
+
+    @property
+    def CommBufferSpec(self) -> Any:
+        from sim.comm import CommBufferSpec
+
+        return CommBufferSpec
+
+    def copy_to(self, orch: Any, dst: Any, host: Any) -> None:
+        fn = getattr(orch, "copy_to", None)
+        if fn is not None:
+            fn(dst, host)
+            return
+        from sim.comm.domain import copy_window
+
+        copy_window(dst, host, to_window=True)
+
+    def copy_from(self, orch: Any, host: Any, src: Any) -> None:
+        fn = getattr(orch, "copy_from", None)
+        if fn is not None:
+            fn(host, src)
+            return
+        from sim.comm.domain import copy_window
+
+        copy_window(src, host, to_window=False)
+
+    def collective(self, name: str) -> Any:
+        return _collective_kernel(name)
 
     def remote_target(self, name: str) -> str:
         if name not in REMOTE_TARGETS:

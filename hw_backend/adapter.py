@@ -273,11 +273,74 @@ class HwOrchestrator:
     def scope(self) -> Any:
         return self._o.scope()
 
+    # Communication domains (``comm-domain.md``): the runtime's own allocate_domain / release_domain /
+    # copy_to / copy_from; only a host numpy array is staged through a Buffer of the Worker, as an L3
+    # copy takes one (``worker.py`` ``copy_to``: "an L3 host side must be a Buffer from create_buffer").
+    def allocate_domain(self, **kw: Any) -> HwDomainHandle:
+        return HwDomainHandle(self._o.allocate_domain(**kw))
+
+    def release_domain(self, handle: Any) -> None:
+        self._o.release_domain(handle.real if isinstance(handle, HwDomainHandle) else handle)
+
+    def copy_to(self, dst: Any, host: Any) -> None:
+        if not isinstance(host, np.ndarray):
+            self._o.copy_to(dst, host)
+            return
+        data = np.ascontiguousarray(host).view(np.uint8).reshape(-1)
+        stage = self._w._real.create_buffer(max(1, data.size))
+        try:
+            stage.shm.buf[:data.size] = data.tobytes()
+            self._o.copy_to(dst, stage)
+        finally:
+            stage.close()
+
+    def copy_from(self, host: Any, src: Any) -> None:
+        if not isinstance(host, np.ndarray):
+            self._o.copy_from(host, src)
+            return
+        stage = self._w._real.create_buffer(max(1, host.nbytes))
+        try:
+            self._o.copy_from(stage, src)
+            host.reshape(-1).view(np.uint8)[...] = np.frombuffer(bytes(stage.shm.buf[:host.nbytes]), np.uint8)
+        finally:
+            stage.close()
+
     def alloc(self, shape: Any, dtype: Any) -> AllocBuffer:
         """The runtime's own ``Orchestrator.alloc``: a runtime-owned slab, named through ``.tensor``."""
         buf = AllocBuffer(self._o.alloc(tuple(int(s) for s in shape), _data_type(dtype)))
         self._w._current_run().slots += 1  # its synthetic producer slot (named ``a<n>``, never recorded)
         return buf
+
+
+class HwDomainHandle:
+    """The runtime's ``CommDomainHandle``, unchanged but for one message: indexing a chip that is not a
+    member raises the runtime's bare ``KeyError(chip)``, re-raised as a ``KeyError`` that says so, so that
+    its class can be told from other missing keys (``hw_backend.errors``)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getitem__(self, chip_idx: Any) -> Any:
+        try:
+            return self.real[chip_idx]
+        except KeyError:
+            raise KeyError(f"chip {chip_idx!r} is not a member of domain {self.real.name!r} "
+                           f"(members: {list(self.real.workers)})") from None
+
+    def __contains__(self, chip_idx: Any) -> bool:
+        return chip_idx in self.real.contexts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def release(self) -> None:
+        self.real.release()
+
+    def __enter__(self) -> HwDomainHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.real.release()
 
 
 class AllocBuffer:
@@ -449,6 +512,11 @@ class HwWorker:
 
     def remote_release_import(self, handle: Any) -> None:
         self._real.remote_release_import(handle)
+
+    @property
+    def live_domains(self) -> dict[str, Any]:
+        """The runtime's own snapshot of live communication domains, by name."""
+        return self._real.live_domains
 
     def accepts_worker_type(self, worker_type: Any) -> bool:
         from sim.backend_api import NotSupportedByBackend

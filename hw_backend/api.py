@@ -70,7 +70,7 @@ class HwAPI(RuntimeAPI):
     """
 
     name = "hw"
-    features = frozenset({"timing", "concurrency", "wire_codec", "remote", "faults"})
+    features = frozenset({"timing", "concurrency", "wire_codec", "remote", "faults", "domains"})
 
     def __init__(self, seed: int = 0, *, platform: str | None = None,
                  kernels: Mapping[str, Any] | None = None) -> None:
@@ -88,9 +88,10 @@ class HwAPI(RuntimeAPI):
         self.DataType = DataType
         self.errors = hw_errors
         self.CallableHandle = CallableHandle
-        from simpler.task_interface import RemoteBufferExport, RemoteBufferHandle, RemoteTensorRef
+        from simpler.task_interface import CommBufferSpec, RemoteBufferExport, RemoteBufferHandle, RemoteTensorRef
         from simpler.worker import RemoteCallable, RemoteWorkerSpec
 
+        self.CommBufferSpec = CommBufferSpec
         self.RemoteWorkerSpec = RemoteWorkerSpec
         self.RemoteCallable = RemoteCallable
         self.RemoteTensorRef = RemoteTensorRef
@@ -165,6 +166,16 @@ class HwAPI(RuntimeAPI):
             return self.kernels[name]
         except KeyError:
             raise NotSupportedByBackend(f"the hw kernel map has no kernel {name!r}") from None
+
+    def collective(self, name: str) -> Any:
+        """A collective from the user's kernel map (``(x, out, domain_size, device_ctx)``, as
+        :meth:`sim.backend_api.RuntimeAPI.collective` names it); the built-in kernels have none."""
+        if self.kernels_origin == "map" and self.kernels is not None and name in self.kernels:
+            return self.kernels[name]
+        raise NotSupportedByBackend(
+            f"the hw backend cannot build collective kernels ({name}): its built-in kernels (hw_backend.kernels) are "
+            "elementwise, and a collective needs a communication kernel that reads peer windows through "
+            "device_ctx (upstream's PTO-ISA allreduce), which tierbed does not compile; give one in a kernel map")
 
     def error_class(self, exc: BaseException) -> str:
         return hw_errors.error_class(exc)

@@ -15,6 +15,10 @@ ValueError              ``duplicate NEXT_LEVEL worker ids``                  INV
 ValueError              ``overlapping bytes of the same buffer``             INVALID_ARGUMENT
 KeyError, ValueError    ``worker id|unknown worker|no next.level worker|``   UNKNOWN_WORKER
                         ``not a registered worker``
+KeyError                ``is not a member of domain`` (the adapter's words   UNKNOWN_WORKER
+                        for the runtime's bare ``KeyError(chip)``)
+RuntimeError            ``CommDomainHandle(...) already released``           INVALID_STATE
+RuntimeError            ``allocate_domain (is only valid|requires)``         INVALID_STATE
 RuntimeError            ``CALLABLE_HANDLE_MUTATED``                          HANDLE_MUTATED
 RuntimeError            ``add_worker\(\) requires level``                    INVALID_WORKER_TYPE
 TypeError               ``require a level >= 4 parent``                      INVALID_WORKER_TYPE
@@ -59,6 +63,11 @@ RULES: tuple[tuple[tuple[type[BaseException], ...], str | None, str], ...] = (
     ((ValueError,), r"overlapping bytes of the same buffer", "INVALID_ARGUMENT"),
     ((KeyError, ValueError), r"worker id|unknown worker|no next.level worker|not a registered worker",
      "UNKNOWN_WORKER"),
+    # Communication domains (``comm-domain.md`` §1-§2): a chip outside the domain, a handle used after
+    # release(), an allocation outside a run's graph build or below L3.
+    ((KeyError,), r"is not a member of domain", "UNKNOWN_WORKER"),
+    ((RuntimeError,), r"CommDomainHandle\(.*\) already released", "INVALID_STATE"),
+    ((RuntimeError,), r"allocate_domain (is only valid|requires)", "INVALID_STATE"),
     ((RuntimeError,), r"CALLABLE_HANDLE_MUTATED", "HANDLE_MUTATED"),
     # An L2/L3 parent takes no Worker children: the seed-000 level rule, in the runtime's words.
     ((RuntimeError,), r"add_worker\(\) requires level", "INVALID_WORKER_TYPE"),

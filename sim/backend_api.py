@@ -49,7 +49,15 @@ replays on every backend:
   ``rt.buffer_state(handle)``
       a remote buffer handle's lifecycle state (``LIVE``, ``RELEASED``, ``FREED``, ...), or an
       :class:`Unobservable` where the backend's handle does not show it: a ``ctx.check`` of that is
-      judged *not observable*, so the case cannot PASS on that backend but its other checks still count.
+      judged *not observable*, so the case cannot PASS on that backend but its other checks still count;
+  ``rt.CommBufferSpec``, ``rt.copy_to(orch, window_buffer, host)``, ``rt.copy_from(orch, host, window_buffer)``
+      communication domains (feature ``domains``): the buffer spec ``orch.allocate_domain`` takes, and
+      the synchronous staging of a host numpy array into / out of one rank's window buffer
+      (upstream ``orch.copy_to`` / ``orch.copy_from``, ``docs/comm-domain.md`` §5);
+  ``rt.collective(name)``
+      a chip callable that runs as one rank of a collective over a domain (``all_reduce``); its
+      arguments are ``(x IN, out OUT, domain_size, device_ctx)``. A backend that cannot build one
+      raises :class:`NotSupportedByBackend`.
 """
 
 from __future__ import annotations
@@ -65,8 +73,9 @@ import numpy as np
 #: Features a case may probe. ``remote``: remote L3 workers and remote buffers; ``faults``: fault
 #: injection; ``wire_codec``: the remote-L3 frame codec; ``timing``: modeled/measured time (stamps
 #: that can overlap); ``concurrency``: independent tasks can run at the same time; ``backpressure``:
-#: a full heap ring blocks the Orchestrator; ``trace``: an event trace.
-FEATURES = ("remote", "faults", "wire_codec", "timing", "concurrency", "backpressure", "trace")
+#: a full heap ring blocks the Orchestrator; ``trace``: an event trace; ``domains``: communication
+#: domains (``orch.allocate_domain``, ``Worker.live_domains``, window staging).
+FEATURES = ("remote", "faults", "wire_codec", "timing", "concurrency", "backpressure", "trace", "domains")
 
 #: Fault kinds a case may ask for, and their parameters.
 FAULT_KINDS = {
@@ -76,6 +85,9 @@ FAULT_KINDS = {
     "link_delay": ("worker", "start_us", "end_us", "extra_us"),
     "frame_drop": ("worker", "frame_type", "ordinal"),
     "control_error": ("control", "worker", "ordinal"),
+    # the simulator's named fault points of a collective over a communication domain (sim.faultpoints)
+    "domain_member_crash": ("target",),
+    "domain_link_cut": ("target",),
 }
 
 #: The standard remote orchestration functions ``rt.remote_target(name)`` names.
@@ -191,6 +203,22 @@ class RuntimeAPI:
     def buffer_state(self, handle: Any) -> str | Unobservable:
         """A remote buffer handle's lifecycle state, as its ``state`` attribute names it."""
         return handle.state
+
+    # ---------------------------------------------------------------- communication domains
+
+    def copy_to(self, orch: Any, dst: Any, host: Any) -> None:
+        """Stage host array ``host`` into window buffer ``dst`` (``orch.copy_to``)."""
+        self.require("domains")
+        orch.copy_to(dst, host)
+
+    def copy_from(self, orch: Any, host: Any, src: Any) -> None:
+        """Read window buffer ``src`` into host array ``host`` (``orch.copy_from``)."""
+        self.require("domains")
+        orch.copy_from(host, src)
+
+    def collective(self, name: str) -> Any:
+        """A collective chip callable (``all_reduce``) this backend can register."""
+        raise NotSupportedByBackend(f"backend {self.name} has no collective kernels ({name})")
 
     def Worker(self, level: int, **config: Any) -> Any:
         raise NotImplementedError

@@ -6,9 +6,10 @@
 - ``RSESS``: remote L3 sessions (``docs/remote-l3-worker-design.md``, ``.../protocol.md``);
 - ``RBUF``: remote buffers and the seed 001 review findings (``.../buffers-and-transports.md``);
 - ``SCHED``: directed NEXT_LEVEL placement, seen in start and end stamps (``docs/directed-next-level-scheduling.md``);
-- ``WIRE``: codec rejects from ``docs/remote-l3-worker-design/protocol.md`` "Bounds and Fuzz Tests".
+- ``WIRE``: codec rejects from ``docs/remote-l3-worker-design/protocol.md`` "Bounds and Fuzz Tests";
+- ``DOM``: communication domains: allocation checks, lifetime, windows, collectives (``docs/comm-domain.md``).
 """
 
-from conformance.cases import lvl, orch, rbuf, reg, rsess, sched, wire
+from conformance.cases import dom, lvl, orch, rbuf, reg, rsess, sched, wire
 
-__all__ = ["lvl", "orch", "rbuf", "reg", "rsess", "sched", "wire"]
+__all__ = ["dom", "lvl", "orch", "rbuf", "reg", "rsess", "sched", "wire"]
