@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from conformance.demo import run_demo
+from conformance.usage import InputError
 from sim import determinism
 from sim.cost import builtin_profiles
 from sim.errors import SimError
@@ -84,7 +85,7 @@ def list_cases(pattern: str | None) -> None:
 
     cases = load_catalog().select(pattern)
     if not cases:
-        raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'")
+        raise InputError(f"no case matches {pattern!r}; see 'tierbed list'")
     for c in cases:
         click.echo(f"{c.id:<10} {c.level.value:<6} {','.join(c.backends):<18} {c.title}")
         click.echo(f"{'':<10} {c.spec_text()}")
@@ -131,7 +132,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     from conformance.runner import run_cases
 
     if no_catalog and not scenario_paths:
-        raise _InputError("--no-catalog runs only the --scenarios cases: give --scenarios PATH")
+        raise InputError("--no-catalog runs only the --scenarios cases: give --scenarios PATH")
     try:
         rt = get_backend(backend, seed)
     except BackendUnavailable as exc:
@@ -146,7 +147,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
         raise click.ClickException(str(exc)) from None
     cases = select_cases([*([] if no_catalog else catalog), *corpus], pattern)
     if not cases:
-        raise _InputError(f"no case matches {pattern!r}; see 'tierbed list'" + (
+        raise InputError(f"no case matches {pattern!r}; see 'tierbed list'" + (
             " (and the --scenarios names)" if corpus else ""))
     if sys.stderr.isatty():  # a live bar on a terminal
         with click.progressbar(length=len(cases), label=f"conform {backend}", file=sys.stderr,
@@ -240,7 +241,7 @@ def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backe
 
     if len(scenario_paths) > 1 or scenario_paths[0].is_dir() or looks_like_sequence(scenario_paths[0]):
         if trace_out is not None:
-            raise _InputError("--trace-out is for one scenario file; run that file alone")
+            raise InputError("--trace-out is for one scenario file; run that file alone")
         seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
         _run_many(scenario_paths, backend, seed if seed_given else None, invariants, timeout_s, jobs)
         return
@@ -277,7 +278,7 @@ def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backe
         get_backend(backend, seed)
         scn = load_scenario(scenario_file)
     except (BackendUnavailable, ScenarioError) as exc:
-        raise _InputError(str(exc)) from None  # invalid input: 2, as every command exits for it
+        raise InputError(str(exc)) from None  # invalid input: 2, as every command exits for it
     if not seed_given and scn.seed is not None:
         seed = scn.seed
     names = list(dict.fromkeys([*scn.invariants, *invariants]))
@@ -288,7 +289,7 @@ def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backe
         try:
             resolve(names)
         except CampaignInputError as exc:
-            raise _InputError(f"{exc} (a module:function invariant must be importable from the current directory "
+            raise InputError(f"{exc} (a module:function invariant must be importable from the current directory "
                               "or PYTHONPATH)") from None
     header[:] = [f"tierbed run: scenario {scn.scenario} ({scenario_file}), backend {backend}, seed {seed}"]
     res = run_scenario(scn, backend, seed)
@@ -337,7 +338,7 @@ def _run_many(paths: tuple[Path, ...], backend: str, seed: int | None, invariant
     try:
         get_backend(backend, seed or 0)
     except BackendUnavailable as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     hint = " (a module:function invariant must be importable from the current directory or PYTHONPATH)"
     problems: list[str] = []
     for name in dict.fromkeys(invariants):  # an invariant that cannot be imported is bad input too
@@ -359,7 +360,7 @@ def _run_many(paths: tuple[Path, ...], backend: str, seed: int | None, invariant
     if problems:
         for line in problems:
             click.echo(line, err=True)
-        raise _InputError(f"{_plural(len(problems), 'invalid input')}; nothing was run")
+        raise InputError(f"{_plural(len(problems), 'invalid input')}; nothing was run")
     # One run of the runner per seed (a file's seed: unless --seed), in the order the seeds first appear.
     by_seed: dict[int, list] = {}
     for e in entries:
@@ -407,7 +408,7 @@ def _check_invariants(file: Path, faults: list, names: list[str], backend: str, 
         _obs, violations = run_case(target, seed, [f.model_dump(exclude_none=True) for f in faults], names,
                                     liveness="liveness" in names, backend=backend)
     except CampaignInputError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     for n in names:
         ev = violations.get(n)
         click.echo(f"  invariant   {n}: " + (f"VIOLATED: {ev[0][:300]}" if ev else "holds"))
@@ -430,7 +431,7 @@ def _run_target_case(file: Path, case: dict, backend: str, seed: int | None, ext
         obs, violations = run_case(load_target(str(case["target"])), s, faults, names,
                                    liveness=bool(case.get("liveness")), backend=backend)
     except (CampaignInputError, ValueError) as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     click.echo(f"tierbed run: case {file} (target {case['target']}), backend {backend}, seed {s}")
     click.echo(f"  run         {obs.run.label}" + (f" ({obs.run.message[:200]})" if obs.run.message else ""))
     for n in names:
@@ -449,17 +450,11 @@ def _load_corpus(paths: tuple[Path, ...], reserved: list[str]) -> list:
     except CorpusError as exc:
         for line in exc.problems:
             click.echo(line, err=True)
-        raise _InputError(f"{_plural(len(exc.problems), 'invalid scenario input')}; nothing was run") from None
+        raise InputError(f"{_plural(len(exc.problems), 'invalid scenario input')}; nothing was run") from None
 
 
 def _plural(n: int, what: str) -> str:
     return f"{n} {what}" + ("" if n == 1 else "s")
-
-
-class _InputError(click.ClickException):
-    """Bad input (a file that cannot be used, an unknown invariant): exit 2."""
-
-    exit_code = 2
 
 
 @main.command("scenario-schema")

@@ -12,12 +12,7 @@ import click
 
 from conformance.campaign.invariants import BUILTIN
 from conformance.fault_space import FAULT_KINDS
-
-
-class InputError(click.ClickException):
-    """Bad input: exit 2, as usage errors do."""
-
-    exit_code = 2
+from conformance.usage import InputError
 
 
 def _hint() -> str:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-
-class _InputError(click.ClickException):
-    exit_code = 2
+from conformance.usage import InputError
 
 
 @click.command("fuzz")
@@ -60,7 +58,7 @@ def fuzz(backend: str, examples: int, seed: int, time_budget: float | None, corp
     try:
         get_backend(backend, seed)
     except BackendUnavailable as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     err = sys.stderr
     t0 = time.monotonic()
     last = [t0]
@@ -78,7 +76,7 @@ def fuzz(backend: str, examples: int, seed: int, time_budget: float | None, corp
                        timeout_s=timeout_s, inline=inline, scheduler=scheduler, workers=workers,
                        faults=not no_faults, expectations=list(expectation_files), api=api, on_chunk=on_chunk)
     except FuzzInputError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     describe(rep)
     click.echo(f"  reports     {out / 'fuzz.json'}, {out / 'examples.parquet'}")
     if rep.interrupted:
