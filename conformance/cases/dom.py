@@ -487,3 +487,69 @@ def link_cut(rt, ctx):
     if tids:
         ctx.expect_outcomes(rec, {tids[0]: ("FAILED", "ENDPOINT_FAILURE")})
     w.close()
+
+
+@case("DOM-020", "Only the buffers' sum is bounded: a zero-byte buffer and an exactly full window are accepted",
+      spec=VALIDATE)
+def buffer_sizes(rt, ctx):
+    w = _node(rt, 2)
+    seen: dict[str, Any] = {}
+
+    def orch(o, _a, _c):
+        with ctx.expect_ok("buffers summing to exactly window_size"):
+            h = o.allocate_domain(name="full", workers=[0, 1], window_size=2 * NB, buffers=_specs(rt, "a", "b"))
+            seen["full"] = h[1].buffers["b"].base + NB - h[1].local_window_base
+            h.release()
+        with ctx.expect_ok("a zero-byte buffer next to a 64-byte one"):
+            h = o.allocate_domain(name="empty", workers=[0], window_size=NB,
+                                  buffers=[rt.CommBufferSpec("nil", "uint8", 0, 0), *_specs(rt, "s")])
+            seen["nil"] = h[0].buffers["nil"].nbytes
+            h.release()
+
+    ctx.run_expecting(w, orch, None)
+    ctx.check("the last buffer ends at the window's end", 2 * NB, seen.get("full"))
+    ctx.check("the zero-byte buffer's nbytes", 0, seen.get("nil"))
+    w.close()
+
+
+@case("DOM-021", "copy_to / copy_from of more bytes than the window buffer holds raise ValueError; fewer fit",
+      spec=STAGING)
+def staging_bounds(rt, ctx):
+    w = _node(rt, 2)
+    big, small, back = rt.tensor(2 * N, fill=1.0), rt.tensor(N // 2, fill=3.0), rt.tensor(2 * N, fill=5.0)
+
+    def orch(o, _a, _c):
+        with o.allocate_domain(name="d", workers=[0, 1], window_size=NB, buffers=_specs(rt, "s")) as h:
+            with ctx.expect_error("copy_to of 128 bytes into a 64-byte buffer", "INVALID_ARGUMENT"):
+                rt.copy_to(o, h[0].buffers["s"], big)
+            with ctx.expect_error("copy_from of 64-byte buffer into 128 host bytes", "INVALID_ARGUMENT"):
+                rt.copy_from(o, back, h[0].buffers["s"])
+            with ctx.expect_ok("copy_to of 32 bytes into a 64-byte buffer"):
+                rt.copy_to(o, h[1].buffers["s"], small)
+
+    ctx.run_expecting(w, orch, None)
+    ctx.check("the host array of the refused copy_from is untouched", rt.tensor(2 * N, fill=5.0), back)
+    w.close()
+
+
+@case("DOM-022", "A window buffer kept past its run is no live range: copy_from in a later run raises ValueError",
+      spec=LIFE)
+def stale_window(rt, ctx):
+    w = _node(rt, 2)
+    kept: dict[str, Any] = {}
+    host = rt.tensor(N, fill=2.0)
+
+    def first(o, _a, _c):
+        with o.allocate_domain(name="d", workers=[0, 1], window_size=NB, buffers=_specs(rt, "s")) as h:
+            kept["buf"] = h[1].buffers["s"]
+
+    def later(o, _a, _c):
+        with ctx.expect_error("copy_from a buffer of the freed domain", "INVALID_ARGUMENT"):
+            rt.copy_from(o, host, kept["buf"])
+        with ctx.expect_error("copy_to a buffer of the freed domain", "INVALID_ARGUMENT"):
+            rt.copy_to(o, kept["buf"], host)
+
+    ctx.run_expecting(w, first, None, label="the run that allocates and frees the domain")
+    ctx.run_expecting(w, later, None, label="a later run")
+    ctx.check("the host array is untouched", rt.tensor(N, fill=2.0), host)
+    w.close()

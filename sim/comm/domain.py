@@ -196,10 +196,16 @@ class CommDomainHandle:
 
 
 def copy_window(buf: WindowBuffer, host: Any, *, to_window: bool) -> int:
-    """``orch.copy_to`` / ``copy_from`` between a host object and one rank's window buffer (§5)."""
+    """``orch.copy_to`` / ``copy_from`` between a host object and one rank's window buffer (§5).
+
+    A buffer of a freed domain is no live device range any more: the copy is refused with
+    ``ValueError`` (INVALID_ARGUMENT), as upstream's range check (``Worker.copy_to`` / ``copy_from``,
+    python/simpler/worker.py) refuses a range outside every live allocation.
+    """
     api = "copy_to" if to_window else "copy_from"
     if buf.closed:
-        raise DomainReleased(f"{api}: {buf!r} belongs to a freed domain")
+        raise InvalidArgument(f"{api}: {buf!r} is not a live device range: its domain {buf.domain.name!r} was "
+                              f"freed after its run; allocate a new domain to stage data")
     data = host_bytes(host, writable=not to_window, api=api)
     if data.size > buf.nbytes:
         raise InvalidArgument(f"{api}: {data.size} bytes exceeds window buffer of {buf.nbytes} bytes ({buf!r})")
@@ -226,8 +232,10 @@ def check_buffers(buffers: Any, window_size: int, api: str) -> tuple[CommBufferS
         name, nbytes = getattr(b, "name", None), getattr(b, "nbytes", None)
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"{api}: buffers[{i}] must be a CommBufferSpec with a non-empty name, got {b!r}")
-        if isinstance(nbytes, bool) or not isinstance(nbytes, int | np.integer) or nbytes <= 0:
-            raise InvalidArgument(f"{api}: buffer {name!r} nbytes must be a positive int, got {nbytes!r}")
+        # Only the sum is bounded (python/simpler/worker.py _validate_domain_allocation): a zero-byte
+        # slice is a legal, empty buffer; a negative size is no size at all.
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int | np.integer) or nbytes < 0:
+            raise InvalidArgument(f"{api}: buffer {name!r} nbytes must be a non-negative int, got {nbytes!r}")
         specs.append(CommBufferSpec(name, str(getattr(b, "dtype", "uint8")), int(getattr(b, "count", 0) or 0),
                                     int(nbytes), bool(getattr(b, "load_from_host", False)),
                                     bool(getattr(b, "store_to_host", False))))
