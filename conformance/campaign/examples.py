@@ -9,7 +9,11 @@ returns ``(root, orchestration)``.
 - :func:`l4_remote_buffers` -- an L4 with two remote L3 sessions and remote memory: buffers allocated
   and filled on one session, exported to and imported by the other, consumed by tasks on both
   (upstream ``docs/remote-l3-worker-design/buffers-and-transports.md``, "Export/Import Handle
-  Semantics"), so link, session, frame and control faults all meet live remote state.
+  Semantics"), so link, session, frame and control faults all meet live remote state;
+- :func:`l3_allreduce` -- an L3 node with four chips running one all-reduce over a communication
+  domain (upstream ``docs/comm-domain.md`` §1): the fault points ``domain_member_crash`` (a rank never
+  publishes: the run hangs) and ``domain_link_cut`` (every rank fails with ENDPOINT_FAILURE) meet a
+  live collective. Simulator only: the hw backend builds no collective kernel.
 
 ``tierbed campaign conformance.campaign.examples:l4_remote_buffers --seeds 0:500``
 """
@@ -80,3 +84,27 @@ def l4_remote_buffers(rt: Any, faults: list[Any]) -> tuple[Any, Any]:
 
 
 __all__ = ["l3_pipeline", "l4_remote_buffers"]
+
+
+def l3_allreduce(rt: Any, faults: list[Any]) -> tuple[Any, Any]:
+    """``out[r] = sum(x)`` on every rank of a four-chip domain, one group task of a collective kernel."""
+    T = rt.TensorArgType
+    rt.require("domains")
+    coll = rt.collective("all_reduce")
+    w = rt.Worker(3, device_ids=[0, 1, 2, 3], num_sub_workers=0, faults=faults or None)
+    h = w.register(coll)
+    w.init()
+    xs = [rt.tensor(N, fill="random") for _ in range(4)]
+    outs = [rt.tensor(N) for _ in range(4)]
+
+    def orch(o: Any, _args: Any, _config: Any) -> None:
+        with o.allocate_domain(name="tp", workers=[0, 1, 2, 3], window_size=4096) as d:
+            args = []
+            for c in range(4):
+                ta = _targs(rt, (xs[c], T.INPUT), (outs[c], T.OUTPUT_EXISTING))
+                ta.add_scalar(d[c].domain_size)
+                ta.add_scalar(d[c].device_ctx)
+                args.append(ta)
+            o.submit_next_level_group(h, args, workers=[0, 1, 2, 3])
+
+    return w, orch
