@@ -61,3 +61,28 @@ def add_buffers(orch: Any, args: Any, config: Any) -> None:
     ta.add_tensor(args.tensor(1), TensorArgType.INPUT)
     ta.add_tensor(args.tensor(2), TensorArgType.OUTPUT_EXISTING)
     orch.submit_next_level(add, ta, worker=0)
+
+
+def global_tload(orch: Any, args: Any, config: Any) -> None:
+    """Ranks of a peer-TLOAD sum over a Global CommDomain: on chip ``args.scalar(1)``, or on every chip
+    of this node in the domain when the task carries the domain id alone.
+
+    ``args.scalar(0)`` is the domain id the L4 allocated (``orch.allocate_global_domain``); the
+    committed view of this node gives each rank's context, whose ``input`` and ``result`` window
+    buffers (256 float32 each) feed the callable named ``global_tload`` (a collective over
+    ``(input, result)`` with scalars ``(rank count, device_ctx)``), which the parent registered
+    before ``init()``. The shape of upstream ``examples/workers/l4/global_tload_mixed_l3``. A
+    session runs its TASKs one at a time, so ranks of one node that must meet in one collective go
+    in one task.
+    """
+    tload = find_inner_handle("global_tload")
+    view = orch.get_global_domain(int(args.scalar(0)))
+    chips = [int(args.scalar(1))] if args.scalar_count() > 1 else sorted(view.contexts)
+    for chip in chips:
+        ctx = view[chip]
+        ta = TaskArgs()
+        ta.add_tensor(ctx.buffers["input"].tensor((256,), "float32"), TensorArgType.INPUT)
+        ta.add_tensor(ctx.buffers["result"].tensor((256,), "float32"), TensorArgType.OUTPUT_EXISTING)
+        ta.add_scalar(ctx.domain_size)
+        ta.add_scalar(ctx.device_ctx)
+        orch.submit_next_level(tload, ta, worker=chip)
