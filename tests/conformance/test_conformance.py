@@ -35,7 +35,7 @@ def test_catalog_ids_metadata_and_size() -> None:
     for c in cases:
         assert ID_RE.fullmatch(c.id) and c.title and c.spec[0] and c.spec[1]
         assert c.area in areas and c.module == f"conformance.cases.{c.area.lower()}"
-    assert {c.area for c in cases} == areas == {"LVL", "ORCH", "REG", "RSESS", "RBUF", "SCHED", "WIRE"}
+    assert {c.area for c in cases} == areas == {"LVL", "ORCH", "REG", "RSESS", "RBUF", "SCHED", "WIRE", "DOM"}
 
 
 def test_every_must_case_passes_on_sim(sim_run) -> None:
@@ -51,7 +51,7 @@ def test_reference_verdicts(ref_run) -> None:
     # The reference has no remote workers, no codec and no concurrency: those areas are NOT_SUPPORTED,
     # never PASS.
     for r in ref_run.results:
-        if r.case.area in ("RSESS", "RBUF", "SCHED", "WIRE"):
+        if r.case.area in ("RSESS", "RBUF", "SCHED", "WIRE", "DOM"):
             assert r.verdict is Verdict.NOT_SUPPORTED, r.case.id
 
 
