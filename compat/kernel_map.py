@@ -13,7 +13,8 @@ A chip callable is keyed by its orchestration source's file name and its functio
   ``scalars`` the scalars the orchestration appends (one of them, ``ctx``, the rank's
   ``device_ctx``), ``bind`` which params feed the rank-stacked reference kernel ``NAME``
   (``all_reduce``, ``all_to_all``, ... -- axis 0 is the rank) and ``traffic`` how many bytes each
-  rank receives (``mesh``, ``alltoall``, ``barrier``).
+  rank receives (``mesh``, ``alltoall``, ``barrier``); ``sync: onesided`` for a kernel that reads its
+  peers' windows without waiting for them (a TLOAD), ``rendezvous`` (the default) otherwise.
 
 Maps are read in this order, a later entry for the same key replacing an earlier one: the
 shipped ``kernel_map.yaml`` (upstream's worker examples), the entry-point group
@@ -50,7 +51,7 @@ HOW_TO_MAP = (f"add an entry {{source: <orchestration file name>, function: <fun
               f"`tierbed exec --kernel-map FILE`, or publish one under the entry-point group {ENTRY_POINT_GROUP!r}")
 
 _ENTRY_KEYS = {"source", "function", "kernel", "params", "steps", "timing_only", "flops_per_element", "doc",
-               "collective", "scalars", "bind", "ctx", "traffic"}
+               "collective", "scalars", "bind", "ctx", "traffic", "sync"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Entry:
     bind: tuple[str, ...] = ()
     ctx: str = ""
     traffic: str = "mesh"
+    sync: str = "rendezvous"
 
 
 def _fail(origin: str, msg: str) -> KernelMapError:
@@ -107,8 +109,8 @@ def parse_entries(data: Any, origin: str) -> list[Entry]:
         extra: dict[str, Any] = {}
         if "collective" in item:
             extra = _collective_fields(item, where)
-        elif any(k in item for k in ("scalars", "bind", "ctx", "traffic")):
-            raise _fail(where, "'scalars', 'bind', 'ctx' and 'traffic' go with 'collective'")
+        elif any(k in item for k in ("scalars", "bind", "ctx", "traffic", "sync")):
+            raise _fail(where, "'scalars', 'bind', 'ctx', 'traffic' and 'sync' go with 'collective'")
         elif "steps" in item:
             params = item.get("params")
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
@@ -145,7 +147,7 @@ def _names(item: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 def _collective_fields(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The checked fields of a ``collective:`` entry (names only; the kernel is built at resolve)."""
-    from sim.comm.collective import TRAFFIC
+    from sim.comm.collective import SYNC, TRAFFIC
 
     if not isinstance(item["collective"], str):
         raise _fail(where, "'collective' must name a rank-stacked reference kernel (e.g. all_reduce)")
@@ -162,7 +164,11 @@ def _collective_fields(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     traffic = item.get("traffic", "mesh")
     if traffic not in TRAFFIC:
         raise _fail(where, f"'traffic' must be one of {sorted(TRAFFIC)}, got {traffic!r}")
-    return {"collective": item["collective"], "scalars": scalars, "bind": bind, "ctx": ctx, "traffic": traffic}
+    sync = item.get("sync", "rendezvous")
+    if sync not in SYNC:
+        raise _fail(where, f"'sync' must be one of {list(SYNC)}, got {sync!r}")
+    return {"collective": item["collective"], "scalars": scalars, "bind": bind, "ctx": ctx, "traffic": traffic,
+            "sync": sync}
 
 
 def _read(path: Path) -> list[Entry]:
@@ -272,7 +278,8 @@ def _collective(entry: Entry, c: ChipCallable, where: str) -> ChipKernel:
     names = [p.name for p in params]
     try:
         return CollectiveKernel(f"{c.func_name}@{c.source_name}[{op.name}]", params, op,
-                                [names.index(b) for b in entry.bind], names.index(entry.ctx), entry.traffic)
+                                [names.index(b) for b in entry.bind], names.index(entry.ctx), entry.traffic,
+                                entry.sync)
     except ValueError as exc:
         raise KernelMapError(f"{where}: {exc}") from None
 

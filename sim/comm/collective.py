@@ -17,6 +17,10 @@ The simulator models exactly that rendezvous:
   In functional runs the data is computed then, for all ranks at once, by the kernel's ``op``: a
   kernel over rank-stacked tensors (the reference collectives' convention, axis 0 = rank), so the
   numbers a collective delivers are real and checkable against numpy.
+- A *one-sided* collective (``sync="onesided"``: a TLOAD of peer windows, as the Global
+  CommDomain examples' kernels do) waits for nobody: when the rank is ready it reads the same
+  window slices of every peer as they are then, computes its own output and pays its own
+  transfer. Its bound tensors must be window buffers, since that is all a peer can read.
 - Fault points (:mod:`sim.faultpoints`): ``domain_member_crash`` -- the rank's chip dies as it
   enters the collective: its task fails, it never publishes, and its peers wait (the run hangs, as
   upstream's signal waits do); ``domain_link_cut`` -- a rank's link fails during the exchange: every
@@ -37,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from simpy.events import NORMAL
 
-from sim.comm.domain import _WINDOW_ALIGN, _WINDOW_BASE, CommBufferSpec, Domain
+from sim.comm.domain import _WINDOW_ALIGN, _WINDOW_BASE, CommBufferSpec, Domain, WindowBuffer
 from sim.comm.links import LinkModel
 from sim.errors import ErrorClass, KernelArgumentError
 from sim.kernel_spec import ChipKernel, Direction, KernelArgError
@@ -59,6 +63,10 @@ TRAFFIC = {
     # no peer data (a collective that only synchronises)
     "barrier": lambda p, n: 0.0,
 }
+
+
+#: How a collective's ranks synchronise: all wait for all, or each reads its peers' windows at once.
+SYNC = ("rendezvous", "onesided")
 
 
 @dataclass(frozen=True)
@@ -90,15 +98,20 @@ class CollectiveKernel(ChipKernel):
     - ``op``: a chip kernel over rank-stacked tensors; ``bind`` lists, for each of ``op``'s tensor
       params in order, the index of the callable param that feeds it (the rank's slice);
     - ``ctx``: the index of the scalar param carrying the rank's ``device_ctx``;
-    - ``traffic``: a key of :data:`TRAFFIC`, how many bytes each rank receives.
+    - ``traffic``: a key of :data:`TRAFFIC`, how many bytes each rank receives;
+    - ``sync``: ``"rendezvous"`` (every rank waits for all) or ``"onesided"`` (reads peers' windows
+      without waiting).
     """
 
-    __slots__ = ("bind", "ctx", "name", "op", "params", "traffic")
+    __slots__ = ("bind", "ctx", "name", "op", "params", "sync", "traffic")
     collective = True
 
     def __init__(self, name: str, params: Sequence[Any], op: ChipKernel, bind: Sequence[int], ctx: int,
-                 traffic: str = "mesh") -> None:
+                 traffic: str = "mesh", sync: str = "rendezvous") -> None:
         self.name = name
+        if sync not in SYNC:
+            raise ValueError(f"collective {name!r}: sync must be one of {list(SYNC)}, got {sync!r}")
+        self.sync = sync
         self.params = tuple(params)
         self.op = op
         self.bind = tuple(bind)
@@ -259,6 +272,9 @@ class CommEngine:
             self._finish(lane, start, f"chip {lane.scope} crashed in collective {kernel.name} on domain "
                                       f"{domain.name!r} (rank {rank})", ErrorClass.TASK_FAILURE.value)
             return
+        if kernel.sync == "onesided":
+            self._one_sided(lane, task, member, start + dur, domain, rank)
+            return
         k = domain.seq[rank]
         domain.seq[rank] = k + 1
         rv = domain.pending.get(k)
@@ -298,6 +314,57 @@ class CommEngine:
                    f"{kernel.name}#{rv.seq} ranks={n} exchange")
         for r, a in enumerate(order):
             self._finish(a.lane, transfers[r].end, error, cls)
+
+    def _one_sided(self, lane: Lane, task: Task, member: int, ready: float, domain: Domain, rank: int) -> None:
+        """One rank reads every peer's copy of its window slices now, computes its own output, and ends."""
+        kernel: CollectiveKernel = task.callable.target
+        n = domain.size
+        refs, _scalars, values, _tags = task.members[member]
+        tensor_of = {}
+        ti = 0
+        for i, p in enumerate(kernel.params):
+            if p.direction.is_tensor:
+                tensor_of[i] = ti
+                ti += 1
+        slices = []  # per bound param: (buffer name, byte offset, shape, dtype)
+        for i in kernel.bind:
+            src = refs[tensor_of[i]].source
+            buf = getattr(src, "buffer", None)
+            if not isinstance(buf, WindowBuffer) or buf.domain is not domain:
+                self._finish(lane, ready, f"one-sided collective {kernel.name}: argument {kernel.params[i].name!r} "
+                                          f"is not a window buffer of domain {domain.name!r}, so no peer can read it",
+                             ErrorClass.TASK_FAILURE.value)
+                return
+            slices.append((buf.name, src.byte_offset, tuple(src.shape), np.dtype(src.dtype)))
+        chips = [domain.scope_of(r) for r in range(n)]
+        nodes = [domain.members[r][0].scope for r in range(n)]
+        bytes_in = [TRAFFIC[kernel.traffic](kernel.payload(values), n) if r == rank else 0.0 for r in range(n)]
+        end = self.links.exchange(ready, chips, nodes, bytes_in)[rank].end
+        error = cls = None
+        pts = lane.points
+        if pts is not None and pts.fires("domain_link_cut", lane.scope, task._name or task.name):
+            error = (f"collective {kernel.name} on domain {domain.name!r}: the link of rank {rank} ({chips[rank]}) "
+                     f"was cut during its read")
+            cls = ErrorClass.ENDPOINT_FAILURE.value
+        elif self.sim.functional:
+            stacked = []
+            for name, off, shape, dt in slices:
+                count = int(math.prod(shape))
+                rows = [domain.contexts[r].buffers[name].array[off:off + count * dt.itemsize].view(dt).reshape(shape)
+                        for r in range(n)]
+                stacked.append(np.stack(rows))
+            op_dirs = [p.direction for p in kernel.op.params if p.direction.is_tensor]
+            try:
+                kernel.op.check(stacked)
+                kernel.op.run(stacked)
+            except Exception as exc:  # a kernel fault fails this rank's task, not the simulator
+                error = f"collective {kernel.name} on domain {domain.name!r} raised {type(exc).__name__}: {exc}"
+                cls = ErrorClass.TASK_FAILURE.value
+            else:
+                for j, (i, d) in enumerate(zip(kernel.bind, op_dirs, strict=True)):
+                    if d.writes:  # only this rank's own slice: a one-sided read writes nothing of its peers'
+                        values[i][...] = stacked[j][rank]
+        self._finish(lane, end, error, cls)
 
     def _compute(self, domain: Domain, rv: Rendezvous, order: Sequence[_Arrival]) -> str | None:
         kernel = rv.kernel

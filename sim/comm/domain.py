@@ -61,16 +61,17 @@ class CommBufferSpec:
 class WindowBuffer(DeviceBuffer):
     """One named slice of one rank's window: a device buffer over the window's bytes."""
 
-    __slots__ = ("domain", "rank")
+    __slots__ = ("domain", "name", "rank")
 
     def __init__(self, window: np.ndarray | None, offset: int, nbytes: int, *, base: int, chip: int, owner: str,
-                 domain: Domain, rank: int) -> None:
+                 domain: Domain, rank: int, name: str = "") -> None:
         super().__init__(nbytes, base=base, owner_worker_id=chip, owner=owner, with_data=False)
         if window is not None:
             self.array = window[offset:offset + nbytes]
             self.shm.buf = memoryview(self.array)
         self.domain = domain
         self.rank = rank
+        self.name = name  # the CommBufferSpec it was carved for: the same slice of every rank's window
 
     def __repr__(self) -> str:
         return (f"WindowBuffer(domain={self.domain.name!r}, rank={self.rank}, base=0x{self.base:x}, "
@@ -120,7 +121,8 @@ class Domain:
             offset = 0
             for spec in specs:
                 bufs[spec.name] = WindowBuffer(window, offset, spec.nbytes, base=base + offset, chip=chip,
-                                               owner=f"{node.scope}.chip{chip}.domain[{name}]", domain=self, rank=rank)
+                                               owner=f"{node.scope}.chip{chip}.domain[{name}]", domain=self, rank=rank,
+                                               name=spec.name)
                 offset += spec.nbytes
             self.contexts.append(ChipDomainContext(name, rank, self.size, ctx_addr, base, window_size, bufs))
 

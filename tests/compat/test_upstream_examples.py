@@ -49,11 +49,17 @@ EXAMPLES = [
      ["--local-host", "127.0.0.1", "--remote-host", "127.0.0.2", "--python", "python3", "--platform", "a2a3sim",
       "--comm-profile", "sim"],
      "global_tload_mpirun_l3 passed", False),
+    # The README's two-devices-per-rank form: four ranks, each TLOADing (one-sided) every peer's window.
+    ("l4/global_tload_mpirun_l3",
+     ["--local-host", "127.0.0.1", "--remote-host", "127.0.0.2", "--python", "python3", "--platform", "a2a3sim",
+      "--comm-profile", "sim", "--local-devices", "0,1", "--remote-devices", "0,1"],
+     "global_tload_mpirun_l3 passed", False),
 ]
+IDS = [e[0] + ("[2-devices]" if "--local-devices" in e[1] else "") for e in EXAMPLES]
 
 
 @pytest.mark.skipif(not UPSTREAM, reason="set TIERBED_UPSTREAM to a checkout of hw-native-sys/simpler")
-@pytest.mark.parametrize(("example", "args", "check", "needs_torch"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+@pytest.mark.parametrize(("example", "args", "check", "needs_torch"), EXAMPLES, ids=IDS)
 def test_upstream_example_runs_unchanged(example, args, check, needs_torch):
     if needs_torch and not HAS_TORCH:
         pytest.skip("this example imports torch; pip install torch to run it")

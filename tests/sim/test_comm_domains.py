@@ -302,3 +302,56 @@ def test_one_seed_one_trace_with_collectives_and_jitter():
         return out
 
     assert digest() == digest()
+
+
+def test_a_one_sided_collective_reads_peer_windows_without_waiting():
+    params = [CollectiveParam("input", Direction.IN), CollectiveParam("result", Direction.OUT),
+              CollectiveParam("nranks", Direction.SCALAR), CollectiveParam("ctx", Direction.SCALAR)]
+    tload = CollectiveKernel("tload_sum", params, get_kernel("all_reduce"), bind=(0, 1), ctx=3, sync="onesided")
+    w = Worker(3, device_ids=[0, 1, 2])
+    h = w.register(tload)
+    w.init()
+    bufs = [CommBufferSpec("input", "float32", COUNT, 4 * COUNT),
+            CommBufferSpec("result", "float32", COUNT, 4 * COUNT)]
+    got = {}
+
+    def orch(o, _a, _c):
+        d = o.allocate_domain(name="g", workers=[0, 1, 2], window_size=8 * COUNT, buffers=bufs)
+        for c in range(3):  # stage every rank's input window first, as the examples do
+            d[c].buffers["input"].array.view(np.float32)[:] = c + 1
+        a = TaskArgs()  # only rank 1 reads; nobody else submits, and nothing waits for them
+        a.add_tensor(d[1].buffers["input"].tensor((COUNT,), "float32"), TensorArgType.INPUT)
+        a.add_tensor(d[1].buffers["result"].tensor((COUNT,), "float32"), TensorArgType.OUTPUT_EXISTING)
+        a.add_scalar(3)
+        a.add_scalar(d[1].device_ctx)
+        o.submit_next_level(h, a, worker=1)
+        got["d"] = d
+        got["result"] = [d[c].buffers["result"].array.view(np.float32) for c in range(3)]  # kept past the free
+
+    w.run(orch, None)
+    assert got["d"].freed
+    np.testing.assert_array_equal(got["result"][1], np.full(COUNT, 6.0, np.float32))  # 1 + 2 + 3
+    assert not got["result"][0].any() and not got["result"][2].any()  # peers' windows are only read
+    w.close()
+
+
+def test_a_one_sided_collective_refuses_host_tensors():
+    params = [CollectiveParam("input", Direction.IN), CollectiveParam("result", Direction.OUT),
+              CollectiveParam("nranks", Direction.SCALAR), CollectiveParam("ctx", Direction.SCALAR)]
+    tload = CollectiveKernel("tload_sum", params, get_kernel("all_reduce"), bind=(0, 1), ctx=3, sync="onesided")
+    w = Worker(3, device_ids=[0, 1])
+    h = w.register(tload)
+    w.init()
+
+    def orch(o, _a, _c):
+        with o.allocate_domain(name="g", workers=[0, 1], window_size=64) as d:
+            a = TaskArgs()
+            a.add_tensor(np.ones(4, np.float32), TensorArgType.INPUT)
+            a.add_tensor(np.zeros(4, np.float32), TensorArgType.OUTPUT_EXISTING)
+            a.add_scalar(2)
+            a.add_scalar(d[0].device_ctx)
+            o.submit_next_level(h, a, worker=0)
+
+    with pytest.raises(TaskFailure, match="argument 'input' is not a window buffer of domain 'g'"):
+        w.run(orch)
+    w.close()
