@@ -513,9 +513,10 @@ class Worker:
             node = self._node
             assert node is not None and self._sim is not None
             chips = len(self._config.get("device_ids", []))
-            if self._level < 3 or chips == 0:
-                raise InvalidState(f"allocate_domain: {self._scope} (L{self._level}) has no chips of its own "
-                                   f"(device_ids is empty); domains span the chips of an L3 Worker")
+            if self._level < 3:
+                raise InvalidState(f"allocate_domain requires level >= 3; {self._scope} is L{self._level}")
+            # An L3+ Worker without device_ids has no chip ids to name: the range check refuses every
+            # worker id, as upstream's does (``worker_id 0 outside [0, 0)``).
             self._domains = DomainTable(engine(self._sim), node, chips)
         return self._domains
 

@@ -553,3 +553,20 @@ def stale_window(rt, ctx):
     ctx.run_expecting(w, later, None, label="a later run")
     ctx.check("the host array is untouched", rt.tensor(N, fill=2.0), host)
     w.close()
+
+
+@case("DOM-023", "An L4 Worker has no chip ids of its own: allocate_domain refuses any worker id (ValueError)",
+      spec=VALIDATE)
+def no_chips_of_its_own(rt, ctx):
+    rt.require("domains")
+    w = rt.Worker(4, num_sub_workers=0)
+    w.add_worker(rt.Worker(3, device_ids=[0], num_sub_workers=0))
+    w.init()
+
+    def orch(o, _a, _c):
+        with ctx.expect_error("allocate_domain over worker 0 of an L4 without device_ids", "INVALID_ARGUMENT"):
+            o.allocate_domain(name="tp", workers=[0], window_size=64)
+
+    ctx.run_expecting(w, orch, None)
+    ctx.check("live_domains", [], sorted(w.live_domains))
+    w.close()

@@ -129,7 +129,7 @@ def test_allocate_outside_a_run_and_without_chips():
     l4.add_worker(Worker(3, device_ids=[0]))
     l4.register(lambda args: None)
     l4.init()
-    with pytest.raises(InvalidState, match="has no chips of its own"):
+    with pytest.raises(InvalidArgument, match=r"worker_id 0 is outside \[0, 0\): l4 has 0 chip"):
         l4.run(lambda o, a, c: o.allocate_domain(name="x", workers=[0], window_size=64))
     l4.close()
 
