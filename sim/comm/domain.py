@@ -142,7 +142,42 @@ class Domain:
         self.engine.forget(self)
 
 
-class CommDomainHandle:
+class ReleasableHandle:
+    """The live → released → freed lifetime a domain handle shares with a global one (§2).
+
+    ``release()`` marks the handle released at once (idempotent) and hands it to its owner's
+    ``_release_fn``, which frees the windows after the owning run's fence and then sets ``_freed``.
+    A subclass holds the ``_released``, ``_freed`` and ``_release_fn`` slots.
+    """
+
+    __slots__ = ()
+    _released: bool
+    _freed: bool
+    _release_fn: Any
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    @property
+    def freed(self) -> bool:
+        return self._freed
+
+    def release(self) -> None:
+        """Mark released (idempotent); the windows are freed after the owning run's fence."""
+        if self._released:
+            return
+        self._released = True
+        self._release_fn(self)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.release()
+
+
+class CommDomainHandle(ReleasableHandle):
     """What ``orch.allocate_domain`` returns (upstream ``CommDomainHandle``): live, released, freed."""
 
     __slots__ = ("_domain", "_freed", "_release_fn", "_released", "allocation_id", "contexts", "name", "workers")
@@ -170,27 +205,6 @@ class CommDomainHandle:
 
     def __contains__(self, chip_idx: object) -> bool:
         return chip_idx in self.contexts
-
-    @property
-    def released(self) -> bool:
-        return self._released
-
-    @property
-    def freed(self) -> bool:
-        return self._freed
-
-    def release(self) -> None:
-        """Mark released (idempotent); the windows are freed after the owning run's fence."""
-        if self._released:
-            return
-        self._released = True
-        self._release_fn(self)
-
-    def __enter__(self) -> CommDomainHandle:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         state = "freed" if self._freed else "released-pending-free" if self._released else "live"

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from sim.comm.domain import _WINDOW_ALIGN, ChipDomainContext, check_buffers
+from sim.comm.domain import _WINDOW_ALIGN, ChipDomainContext, ReleasableHandle, check_buffers
 from sim.device_memory import host_bytes
 from sim.errors import (
     ControlFailure,
@@ -219,7 +219,7 @@ def resolve_nodes(configs: Sequence[GlobalNode]) -> dict[int, GlobalNode]:
 # ------------------------------------------------------------------------------ handle and view
 
 
-class GlobalCommDomainHandle:
+class GlobalCommDomainHandle(ReleasableHandle):
     """What ``orch.allocate_global_domain`` returns: topology and buffer offsets, live/released/freed."""
 
     __slots__ = ("_freed", "_release_fn", "_released", "attachments", "buffers", "domain_id", "generation",
@@ -264,27 +264,6 @@ class GlobalCommDomainHandle:
             offset += b.nbytes
         raise InvalidArgument(f"global domain {self.name!r} has no buffer {name!r} "
                               f"(buffers: {[b.name for b in self.buffers]})")
-
-    @property
-    def released(self) -> bool:
-        return self._released
-
-    @property
-    def freed(self) -> bool:
-        return self._freed
-
-    def release(self) -> None:
-        """Mark released (idempotent); every node frees its windows after the holding run's fence."""
-        if self._released:
-            return
-        self._released = True
-        self._release_fn(self)
-
-    def __enter__(self) -> GlobalCommDomainHandle:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         state = "freed" if self._freed else "released-pending-free" if self._released else "live"
