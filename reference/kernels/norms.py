@@ -39,6 +39,14 @@ a few ulps however long the row. Three things keep float32 sums honest:
   dm)`` would round ``dm`` away against a large shift; ``inv * w`` can
   underflow).
 
+Memory traffic: each row is read from memory once and its output written
+once, in the tensors' own dtype: a 16-bit row is widened into a float32 row
+buffer that stays in L1 (``_numerics.f32_row``), the statistics and the output
+are computed from that buffer, and a 16-bit output is rounded from a float32
+row buffer as it is stored. So every kernel moves the minimum,
+``Cost.bytes_moved`` (x, weight[, bias], out; residual read and written once).
+Rows whose squares leave float32's range are summed a second time from L1.
+
 RMSNorm's output ``x * inv * w`` is two roundings with no cancellation, so it
 keeps the float32 tolerance of 1e-5 relative. LayerNorm's ``x - mean`` carries
 an absolute error of a few ulps of the row's spread, so where the normalised
@@ -69,15 +77,22 @@ from reference.kernels._checks import (
     shape_of,
 )
 from reference.kernels._numerics import (
+    F16_IN_REGISTER,
     FAST,
     JIT,
     SUM_BLOCK,
     add_compensated,
-    f32_buffer,
-    f32_inout,
+    f32_out_row,
+    f32_row,
+    lanes,
+    lanes_inout,
+    lanes_out,
+    lanes_store,
+    narrow,
     prefetch_row_for_write,
-    store,
+    put_row,
     to_f32,
+    widen,
 )
 
 _P = Param
@@ -204,12 +219,17 @@ def _scale_row(xr, w, orow, inv):  # pragma: no cover - compiled
 def _rmsnorm_rows(x, w, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
+    xs = np.empty(h, dtype=np.float32)  # a 16-bit row widened (unused for float32)
+    os = np.empty(h, dtype=np.float32)  # a 16-bit output row before rounding (unused for float32)
     for r in range(rows):
         # Light passes leave the memory waits exposed; fetching the next output row ready for writing
         # now lets its misses overlap this row's (measured, caches cold: 72% -> 80% of copy bandwidth).
         prefetch_row_for_write(out[min(r + 1, rows - 1)])
-        inv = 1.0 / math.sqrt(_mean_sq(x[r], scratch) + eps)
-        _scale_row(x[r], w, out[r], inv)
+        xr = f32_row(x[r], xs)
+        orow = f32_out_row(out[r], os)
+        inv = 1.0 / math.sqrt(_mean_sq(xr, scratch) + eps)
+        _scale_row(xr, w, orow, inv)
+        put_row(orow, out[r])
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -255,9 +275,12 @@ def _ln_write(row, w, b, orow, k, dm, inv):  # pragma: no cover - compiled
 def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
+    xs = np.empty(h, dtype=np.float32)
+    os = np.empty(h, dtype=np.float32)
     for r in range(rows):
         prefetch_row_for_write(out[min(r + 1, rows - 1)])  # as in _rmsnorm_rows (64% -> 73%)
-        row = x[r]
+        row = f32_row(x[r], xs)
+        orow = f32_out_row(out[r], os)
         k, dm, var = _ln_stats(row)
         s = 1.0
         if not (abs(k) < np.float32(np.inf) and _squares_in_range(var, 1)):
@@ -270,42 +293,45 @@ def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
             else:
                 s = 1.0
         inv = 1.0 / math.sqrt(np.float64(var) + eps * (s * s))
-        _ln_write(row, w, b, out[r], k, dm, inv)
+        _ln_write(row, w, b, orow, k, dm, inv)
+        put_row(orow, out[r])
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def _add_sum_sq_block(x, res):  # pragma: no cover - compiled
+def _add_sum_sq_block(x, res, rf):  # pragma: no cover - compiled
+    """res += x (rounded to res's dtype), rf = the stored sums as float32 (rf may be res); their sum of squares."""
     part = np.float32(0.0)
     for j in range(res.size):
-        v = res[j] + x[j]
-        res[j] = v
+        q = narrow(widen(res[j]) + widen(x[j]), res)
+        res[j] = q
+        v = widen(q)
+        rf[j] = v
         part += v * v
     return part
 
 
 @numba.njit(fastmath=FAST, **JIT)
 def _residual_rmsnorm_rows(x, res, w, out, eps):  # pragma: no cover - compiled
-    # res is float32 here, so the value stored is the value normalised.
+    # The sum is rounded to res's dtype and stored; the stored value (as float32 in rr) is normalised.
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
+    rs = np.empty(h, dtype=np.float32)  # a 16-bit residual row's new values (unused for float32)
+    os = np.empty(h, dtype=np.float32)
     for r in range(rows):
         prefetch_row_for_write(out[min(r + 1, rows - 1)])  # as in _rmsnorm_rows (97% -> 123%)
         xr = x[r]
-        rr = res[r]
+        rr = f32_out_row(res[r], rs)
+        orow = f32_out_row(out[r], os)
         total = np.float32(0.0)
         comp = np.float32(0.0)
         for j0 in range(0, h, SUM_BLOCK):
-            part = _add_sum_sq_block(xr[j0 : j0 + SUM_BLOCK], rr[j0 : j0 + SUM_BLOCK])
+            j1 = j0 + SUM_BLOCK
+            part = _add_sum_sq_block(xr[j0:j1], res[r, j0:j1], rr[j0:j1])
             total, comp = add_compensated(total, comp, part)
         ss = total + comp
         ms = np.float64(ss) / h if _squares_in_range(ss, h) else _mean_sq(rr, scratch)
-        _scale_row(rr, w, out[r], 1.0 / math.sqrt(ms + eps))
-
-
-@numba.njit(**JIT)
-def _add_inplace(x, res):  # pragma: no cover - compiled
-    for i in range(res.size):
-        res[i] = res[i] + x[i]
+        _scale_row(rr, w, orow, 1.0 / math.sqrt(ms + eps))
+        put_row(orow, out[r])
 
 
 def _rows(a: np.ndarray, h: int) -> np.ndarray:
@@ -381,36 +407,35 @@ def _rmsnorm_run(x: np.ndarray, weight: np.ndarray, out: np.ndarray, eps: float)
     if x.size == 0:
         return
     h = x.shape[-1]
-    buf = f32_buffer(out)
-    _rmsnorm_rows(_rows(to_f32(x), h), to_f32(weight), _rows(buf, h), float(eps))
-    store(out, buf)
+    buf = lanes_out(out)
+    _rmsnorm_rows(_rows(lanes(x), h), to_f32(weight), _rows(buf, h), float(eps))
+    lanes_store(out, buf)
 
 
 def _layernorm_run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray, eps: float) -> None:
     if x.size == 0:
         return
     h = x.shape[-1]
-    buf = f32_buffer(out)
-    _layernorm_rows(_rows(to_f32(x), h), to_f32(weight), to_f32(bias), _rows(buf, h), float(eps))
-    store(out, buf)
+    buf = lanes_out(out)
+    _layernorm_rows(_rows(lanes(x), h), to_f32(weight), to_f32(bias), _rows(buf, h), float(eps))
+    lanes_store(out, buf)
 
 
 def _residual_run(x: np.ndarray, residual: np.ndarray, weight: np.ndarray, out: np.ndarray, eps: float) -> None:
     if x.size == 0:
         return
     h = x.shape[-1]
-    res = f32_inout(residual)
-    if residual.dtype == np.float32:
-        buf = f32_buffer(out)
-        _residual_rmsnorm_rows(_rows(to_f32(x), h), _rows(res, h), to_f32(weight), _rows(buf, h), float(eps))
-        store(residual, res)
-        store(out, buf)
-    else:
-        # 16-bit residual: the sum must be rounded to its dtype before it is
-        # normalised, so add, round, then normalise the rounded values.
-        _add_inplace(to_f32(x).reshape(-1), res.reshape(-1))
-        store(residual, res)
+    if residual.dtype == np.float16 and not F16_IN_REGISTER:
+        # No in-register half conversions: add and round in numpy, then normalise the rounded sums.
+        residual[...] = (residual.astype(np.float32) + x.astype(np.float32)).astype(np.float16)
         _rmsnorm_run(residual, weight, out, eps)
+        return
+    res = lanes_inout(residual)
+    buf = lanes_out(out)
+    # A 16-bit residual's sum is rounded to its dtype before it is normalised (inside the kernel).
+    _residual_rmsnorm_rows(_rows(lanes(x), h), _rows(res, h), to_f32(weight), _rows(buf, h), float(eps))
+    lanes_store(residual, res)
+    lanes_store(out, buf)
 
 
 # --------------------------------------------------------------------------- goldens (float64, obvious)
