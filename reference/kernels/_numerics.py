@@ -207,12 +207,16 @@ def _host_converts_half() -> bool:
 F16_IN_REGISTER = _host_converts_half()
 
 
+# The overloads below are compiled as ordinary functions that LLVM inlines (and vectorises through).
+# Not numba's IR-level inline="always": with it, a caller's loop (paged decode's QK) lost its stores.
+
+
 def widen(x):  # pragma: no cover - replaced by the overload inside numba
     """float32 value of one element of a :func:`lanes` array (other numbers unchanged)."""
     raise NotImplementedError("widen is only callable from numba-compiled code")
 
 
-@overload(widen, inline="always")
+@overload(widen)
 def _widen_overload(x):  # pragma: no cover - compiled
     if x == types.uint16:  # bfloat16 bits: the upper half of a float32
         return lambda x: _u32_as_f32(np.uint32(np.uint32(x) << np.uint32(16)))
@@ -226,7 +230,7 @@ def narrow(v, out):  # pragma: no cover - replaced by the overload inside numba
     raise NotImplementedError("narrow is only callable from numba-compiled code")
 
 
-@overload(narrow, inline="always")
+@overload(narrow)
 def _narrow_overload(v, out):  # pragma: no cover - compiled
     dtype = out.dtype if isinstance(out, types.Array) else None
     if dtype == types.uint16:
@@ -267,7 +271,7 @@ def f32_row(row, scratch):  # pragma: no cover - replaced by the overload inside
     raise NotImplementedError("f32_row is only callable from numba-compiled code")
 
 
-@overload(f32_row, inline="always")
+@overload(f32_row)
 def _f32_row_overload(row, scratch):  # pragma: no cover - compiled
     if row.dtype == types.float32:
         return lambda row, scratch: row
@@ -287,7 +291,7 @@ def f32_out_row(row, scratch):  # pragma: no cover - replaced by the overload in
     raise NotImplementedError("f32_out_row is only callable from numba-compiled code")
 
 
-@overload(f32_out_row, inline="always")
+@overload(f32_out_row)
 def _f32_out_row_overload(row, scratch):  # pragma: no cover - compiled
     if row.dtype == types.float32:
         return lambda row, scratch: row
@@ -299,7 +303,7 @@ def put_row(src, row):  # pragma: no cover - replaced by the overload inside num
     raise NotImplementedError("put_row is only callable from numba-compiled code")
 
 
-@overload(put_row, inline="always")
+@overload(put_row)
 def _put_row_overload(src, row):  # pragma: no cover - compiled
     if row.dtype == types.float32:
         return lambda src, row: None

@@ -20,12 +20,19 @@ float32 (upstream's paged attention writes float32 from bfloat16 inputs).
 A sequence with ``context_len == 0`` attends to nothing and gets zeros.
 
 Fast paths: prefill does QKᵀ and PV with float32 BLAS and the masked softmax
-in numba; decode is a numba loop that streams each referenced cache slot once
-(all heads of a token at a time) for QK and once for PV, four positions at a
-time so that every K/V row and query row loaded from L1 feeds several
-multiply-adds (for QK, up to four query heads of a GQA group share each K row).
-16-bit caches are widened only for the blocks the tables reference. Softmax
-sums are float32 (blocks over the vector lanes, compensated across blocks).
+in numba. Decode is a numba loop that walks each sequence's block table and
+reads the cache where it lies: the K rows of every position in context once
+(QK), then the V rows once (PV), four positions at a time, so a sequence reads
+its pages whole and in order (only its last page partly). Every K/V row loaded
+feeds the query heads of its GQA group up to four at a time: for QK, four heads
+share each K row; for PV, each V row updates four heads' accumulators, so the
+loop is bound by multiply-adds rather than by loads and stores. 16-bit caches
+are read as they are, two bytes an element, and widened in registers
+(``_numerics.lanes``); the output is rounded as it is stored. Memory traffic:
+``query``, the tables and ``out`` once, and each sequence's cached K/V rows
+once — the minimum for the context lengths given (``Cost.bytes_moved`` charges
+every sequence a full block table, an upper bound). Softmax sums are float32
+(blocks over the vector lanes, compensated across blocks).
 """
 
 from __future__ import annotations
@@ -53,10 +60,15 @@ from reference.kernels._numerics import (
     add_compensated,
     exp_fast_f32,
     f32_buffer,
+    lanes,
+    lanes_out,
+    lanes_store,
     max_f32,
+    narrow,
     scale_f32,
     store,
     to_f32,
+    widen,
 )
 
 _TOL = {"float32": (1e-4, 1e-4), "float16": (2e-3, 1e-3), "bfloat16": (1e-2, 1e-3)}
@@ -216,7 +228,7 @@ def _decode_qk(qb, kc, trow, n, scores, scale):  # pragma: no cover - compiled
                 a20 = a21 = a22 = a23 = np.float32(0.0)
                 a30 = a31 = a32 = a33 = np.float32(0.0)
                 for e in range(d):
-                    x0, x1, x2, x3 = k0[e], k1[e], k2[e], k3[e]
+                    x0, x1, x2, x3 = widen(k0[e]), widen(k1[e]), widen(k2[e]), widen(k3[e])
                     y0, y1, y2, y3 = q0[e], q1[e], q2[e], q3[e]
                     a00 += y0 * x0
                     a01 += y0 * x1
@@ -245,10 +257,10 @@ def _decode_qk(qb, kc, trow, n, scores, scale):  # pragma: no cover - compiled
                 a0 = a1 = a2 = a3 = np.float32(0.0)
                 for e in range(d):
                     y = qr[e]
-                    a0 += y * k0[e]
-                    a1 += y * k1[e]
-                    a2 += y * k2[e]
-                    a3 += y * k3[e]
+                    a0 += y * widen(k0[e])
+                    a1 += y * widen(k1[e])
+                    a2 += y * widen(k2[e])
+                    a3 += y * widen(k3[e])
                 row = scores[h]
                 row[p], row[p + 1], row[p + 2], row[p + 3] = a0 * scale, a1 * scale, a2 * scale, a3 * scale
                 h += 1
@@ -260,39 +272,70 @@ def _decode_qk(qb, kc, trow, n, scores, scale):  # pragma: no cover - compiled
             kr = slab[h // g_n]
             a = np.float32(0.0)
             for e in range(d):
-                a += qr[e] * kr[e]
+                a += qr[e] * widen(kr[e])
             scores[h, p] = a * scale
         p += 1
 
 
 @numba.njit(fastmath=FAST, **JIT)
+def _pv_heads(acc, h, w, r0, r1, r2, r3):  # pragma: no cover - compiled
+    """acc[h + u] += sum_t w[u, t] * r_t for the four heads u = 0..3 that share the V rows r0..r3."""
+    a0, a1, a2, a3 = acc[h], acc[h + 1], acc[h + 2], acc[h + 3]
+    w00, w01, w02, w03 = w[0, 0], w[0, 1], w[0, 2], w[0, 3]
+    w10, w11, w12, w13 = w[1, 0], w[1, 1], w[1, 2], w[1, 3]
+    w20, w21, w22, w23 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
+    w30, w31, w32, w33 = w[3, 0], w[3, 1], w[3, 2], w[3, 3]
+    for e in range(a0.size):
+        v0, v1, v2, v3 = widen(r0[e]), widen(r1[e]), widen(r2[e]), widen(r3[e])
+        a0[e] += (w00 * v0 + w01 * v1) + (w02 * v2 + w03 * v3)
+        a1[e] += (w10 * v0 + w11 * v1) + (w12 * v2 + w13 * v3)
+        a2[e] += (w20 * v0 + w21 * v1) + (w22 * v2 + w23 * v3)
+        a3[e] += (w30 * v0 + w31 * v1) + (w32 * v2 + w33 * v3)
+
+
+@numba.njit(fastmath=FAST, **JIT)
 def _decode_pv(vc, trow, n, scores, acc):  # pragma: no cover - compiled
-    """acc[h] = sum over p < n of scores[h, p] * V[p, h // G], four positions per pass over acc[h]."""
+    """acc[h] = sum over p < n of scores[h, p] * V[p, h // G], four positions per pass over acc[h].
+
+    Each V row (one position, one KV head) is loaded once per four query heads of its group: a pass
+    updates four accumulator rows from four V rows, 16 multiply-adds per element loaded or stored.
+    """
     hq, d = acc.shape
     bs = vc.shape[1]
-    g_n = hq // vc.shape[2]
+    hkv = vc.shape[2]
+    g_n = hq // hkv
     acc[:, :] = 0.0
+    w = np.empty((4, 4), dtype=np.float32)
     p = 0
     while p + 4 <= n:
         s0, s1 = vc[trow[p // bs], p % bs], vc[trow[(p + 1) // bs], (p + 1) % bs]
         s2, s3 = vc[trow[(p + 2) // bs], (p + 2) % bs], vc[trow[(p + 3) // bs], (p + 3) % bs]
-        for h in range(hq):
-            j = h // g_n
-            sr = scores[h]
-            w0, w1, w2, w3 = sr[p], sr[p + 1], sr[p + 2], sr[p + 3]
+        for j in range(hkv):
             r0, r1, r2, r3 = s0[j], s1[j], s2[j], s3[j]
-            ar = acc[h]
-            for e in range(d):
-                ar[e] += (w0 * r0[e] + w1 * r1[e]) + (w2 * r2[e] + w3 * r3[e])
+            h = j * g_n
+            end = h + g_n
+            while h + 4 <= end:
+                for u in range(4):
+                    for t in range(4):
+                        w[u, t] = scores[h + u, p + t]
+                _pv_heads(acc, h, w, r0, r1, r2, r3)
+                h += 4
+            while h < end:  # the group's last G % 4 heads
+                sr = scores[h]
+                w0, w1, w2, w3 = sr[p], sr[p + 1], sr[p + 2], sr[p + 3]
+                ar = acc[h]
+                for e in range(d):
+                    ar[e] += (w0 * widen(r0[e]) + w1 * widen(r1[e])) + (w2 * widen(r2[e]) + w3 * widen(r3[e]))
+                h += 1
         p += 4
     while p < n:
         slab = vc[trow[p // bs], p % bs]
         for h in range(hq):
-            w = scores[h, p]
+            w0 = scores[h, p]
             vr = slab[h // g_n]
             ar = acc[h]
             for e in range(d):
-                ar[e] += w * vr[e]
+                ar[e] += w0 * widen(vr[e])
         p += 1
 
 
@@ -312,7 +355,11 @@ def _paged_decode(q, kc, vc, table, lens, out, scale):  # pragma: no cover - com
         for h in range(hq):
             _softmax_inplace(scores[h, :n])
         _decode_pv(vc, table[b], n, scores, acc)
-        out[b, :, :] = acc
+        ob = out[b]
+        for h in range(hq):
+            orow = ob[h]
+            for e in range(d):
+                orow[e] = narrow(acc[h, e], ob)
 
 
 def _decode_check(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
@@ -361,23 +408,11 @@ def _decode_data_check(q, key_cache, value_cache, block_table, context_lens, out
 def _decode_run(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
     if out.size == 0:
         return
-    table = np.ascontiguousarray(block_table)
-    if key_cache.dtype == np.float32:
-        kc, vc = np.ascontiguousarray(key_cache), np.ascontiguousarray(value_cache)
-    else:
-        # Widen only the referenced blocks; renumber the table to the compacted copy.
-        used = _blocks_used(table, context_lens, key_cache.shape[1])
-        ids = np.concatenate(used) if used else np.zeros(0, np.int32)
-        uniq, compact = np.unique(ids, return_inverse=True)
-        kc, vc = to_f32(key_cache[uniq]), to_f32(value_cache[uniq])
-        table = np.zeros_like(table)
-        start = 0
-        for b, row in enumerate(used):
-            table[b, : row.size] = compact[start : start + row.size]
-            start += row.size
-    buf = f32_buffer(out)
-    _paged_decode(to_f32(q), kc, vc, table, np.ascontiguousarray(context_lens), buf, np.float32(scale))
-    store(out, buf)
+    # The caches are read where they lie (16-bit ones as raw bits, widened in registers).
+    buf = lanes_out(out)
+    _paged_decode(to_f32(q), lanes(key_cache), lanes(value_cache), np.ascontiguousarray(block_table),
+                  np.ascontiguousarray(context_lens), buf, np.float32(scale))
+    lanes_store(out, buf)
 
 
 def _decode_golden(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
