@@ -310,6 +310,23 @@ def _put_row_overload(src, row):  # pragma: no cover - compiled
     return lambda src, row: narrow_row(src, row)
 
 
+def scale_into(src, s, row):  # pragma: no cover - replaced by the overload inside numba
+    """row = src * s, rounded to ``row``'s dtype; for a float32 ``row``, ``src`` must be ``row`` (in place)."""
+    raise NotImplementedError("scale_into is only callable from numba-compiled code")
+
+
+@overload(scale_into)
+def _scale_into_overload(src, s, row):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda src, s, row: scale_f32(row, s)
+
+    def rounded(src, s, row):
+        for j in range(row.size):
+            row[j] = narrow(src[j] * s, row)
+
+    return rounded
+
+
 def lanes(a: np.ndarray) -> np.ndarray:
     """``a`` as a C-contiguous array that fused kernels read with :func:`widen` (no copy when possible).
 

@@ -42,8 +42,8 @@ a few ulps however long the row. Three things keep float32 sums honest:
 Memory traffic: each row is read from memory once and its output written
 once, in the tensors' own dtype: a 16-bit row is widened into a float32 row
 buffer that stays in L1 (``_numerics.f32_row``), the statistics and the output
-are computed from that buffer, and a 16-bit output is rounded from a float32
-row buffer as it is stored. So every kernel moves the minimum,
+are computed from that buffer, and each output element is rounded to its dtype
+as it is stored. So every kernel moves the minimum,
 ``Cost.bytes_moved`` (x, weight[, bias], out; residual read and written once).
 Rows whose squares leave float32's range are summed a second time from L1.
 
@@ -90,7 +90,6 @@ from reference.kernels._numerics import (
     lanes_store,
     narrow,
     prefetch_row_for_write,
-    put_row,
     to_f32,
     widen,
 )
@@ -204,15 +203,19 @@ def _mean_sq(row, scratch):  # pragma: no cover - compiled
 # underflow where neither product in x * inv, then * w, does.
 @numba.njit(fastmath={"contract"}, **JIT)
 def _scale_row(xr, w, orow, inv):  # pragma: no cover - compiled
-    """orow = xr * inv * w; float32 unless 1/rms itself is beyond float32 (subnormal rows, eps = 0)."""
+    """orow = xr * inv * w; float32 unless 1/rms itself is beyond float32 (subnormal rows, eps = 0).
+
+    ``orow`` is the output row itself (a :func:`~reference.kernels._numerics.lanes` row): each float32
+    result is rounded to its dtype as it is stored.
+    """
     if inv < 3.0e38:
         # No cancellation downstream, so the scaling can run in float32 (two roundings).
         inv32 = np.float32(inv)
         for j in range(xr.size):
-            orow[j] = xr[j] * inv32 * w[j]
+            orow[j] = narrow(xr[j] * inv32 * w[j], orow)
     else:
         for j in range(xr.size):
-            orow[j] = xr[j] * inv * w[j]
+            orow[j] = narrow(xr[j] * inv * w[j], orow)
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -220,16 +223,13 @@ def _rmsnorm_rows(x, w, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
     xs = np.empty(h, dtype=np.float32)  # a 16-bit row widened (unused for float32)
-    os = np.empty(h, dtype=np.float32)  # a 16-bit output row before rounding (unused for float32)
     for r in range(rows):
         # Light passes leave the memory waits exposed; fetching the next output row ready for writing
         # now lets its misses overlap this row's (measured, caches cold: 72% -> 80% of copy bandwidth).
         prefetch_row_for_write(out[min(r + 1, rows - 1)])
         xr = f32_row(x[r], xs)
-        orow = f32_out_row(out[r], os)
         inv = 1.0 / math.sqrt(_mean_sq(xr, scratch) + eps)
-        _scale_row(xr, w, orow, inv)
-        put_row(orow, out[r])
+        _scale_row(xr, w, out[r], inv)
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -265,10 +265,10 @@ def _ln_write(row, w, b, orow, k, dm, inv):  # pragma: no cover - compiled
     if inv < 3.0e38:
         inv32 = np.float32(inv)
         for j in range(row.size):
-            orow[j] = _deviation(row[j], k, dm) * inv32 * w[j] + b[j]
+            orow[j] = narrow(_deviation(row[j], k, dm) * inv32 * w[j] + b[j], orow)
     else:  # var + eps below float32's range (a constant row with a tiny eps): 1/std is beyond float32
         for j in range(row.size):
-            orow[j] = _deviation(row[j], k, dm) * inv * w[j] + b[j]
+            orow[j] = narrow(_deviation(row[j], k, dm) * inv * w[j] + b[j], orow)
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -276,11 +276,9 @@ def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
     xs = np.empty(h, dtype=np.float32)
-    os = np.empty(h, dtype=np.float32)
     for r in range(rows):
         prefetch_row_for_write(out[min(r + 1, rows - 1)])  # as in _rmsnorm_rows (64% -> 73%)
         row = f32_row(x[r], xs)
-        orow = f32_out_row(out[r], os)
         k, dm, var = _ln_stats(row)
         s = 1.0
         if not (abs(k) < np.float32(np.inf) and _squares_in_range(var, 1)):
@@ -293,8 +291,7 @@ def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
             else:
                 s = 1.0
         inv = 1.0 / math.sqrt(np.float64(var) + eps * (s * s))
-        _ln_write(row, w, b, orow, k, dm, inv)
-        put_row(orow, out[r])
+        _ln_write(row, w, b, out[r], k, dm, inv)
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -316,12 +313,10 @@ def _residual_rmsnorm_rows(x, res, w, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
     rs = np.empty(h, dtype=np.float32)  # a 16-bit residual row's new values (unused for float32)
-    os = np.empty(h, dtype=np.float32)
     for r in range(rows):
         prefetch_row_for_write(out[min(r + 1, rows - 1)])  # as in _rmsnorm_rows (97% -> 123%)
         xr = x[r]
         rr = f32_out_row(res[r], rs)
-        orow = f32_out_row(out[r], os)
         total = np.float32(0.0)
         comp = np.float32(0.0)
         for j0 in range(0, h, SUM_BLOCK):
@@ -330,8 +325,7 @@ def _residual_rmsnorm_rows(x, res, w, out, eps):  # pragma: no cover - compiled
             total, comp = add_compensated(total, comp, part)
         ss = total + comp
         ms = np.float64(ss) / h if _squares_in_range(ss, h) else _mean_sq(rr, scratch)
-        _scale_row(rr, w, orow, 1.0 / math.sqrt(ms + eps))
-        put_row(orow, out[r])
+        _scale_row(rr, w, out[r], 1.0 / math.sqrt(ms + eps))
 
 
 def _rows(a: np.ndarray, h: int) -> np.ndarray:

@@ -52,15 +52,20 @@ _FLOPS_PER_ELEMENT = 3
 def _rope_body(x, cos, sin, out):  # pragma: no cover - compiled
     t_n, h_n, d = x.shape
     half = d // 2
+    c = np.empty(half, dtype=np.float64)  # this token's tables, widened once for all its heads
+    s = np.empty(half, dtype=np.float64)
     for t in range(t_n):
+        ct, st = cos[t], sin[t]
+        for i in range(half):
+            c[i] = widen(ct[i])
+            s[i] = widen(st[i])
         for h in range(h_n):
+            xr, orow = x[t, h], out[t, h]  # 1-D rows: unit strides that LLVM vectorises
             for i in range(half):
-                x1 = np.float64(widen(x[t, h, i]))
-                x2 = np.float64(widen(x[t, h, i + half]))
-                c = np.float64(widen(cos[t, i]))
-                s = np.float64(widen(sin[t, i]))
-                out[t, h, i] = narrow(x1 * c - x2 * s, out)
-                out[t, h, i + half] = narrow(x2 * c + x1 * s, out)
+                x1 = np.float64(widen(xr[i]))
+                x2 = np.float64(widen(xr[i + half]))
+                orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
+                orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
 
 
 def _check(x, cos, sin, out) -> None:

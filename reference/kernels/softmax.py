@@ -13,8 +13,8 @@ golden and the fast path alike.
 The fast path makes three passes over each row — max, exp (storing it and
 summing it), scale by 1/sum — of which only the first reads memory; the next
 row is prefetched during the exp pass so that its max pass finds it in cache.
-A 16-bit row is first widened into a float32 row buffer (in L1) and its result
-is rounded from another as it is stored, so every kernel reads ``x`` once and
+A 16-bit row is first widened into a float32 row buffer (in L1), its exps go
+to another, and the scale pass rounds them into ``out``, so every kernel reads ``x`` once and
 writes ``out`` once in their own dtype: exactly the minimum,
 ``Cost.bytes_moved``.
 The sum is float32: blocks of ``SUM_BLOCK`` terms summed over the vector lanes,
@@ -51,8 +51,7 @@ from reference.kernels._numerics import (
     lanes_store,
     max_f32,
     prefetch,
-    put_row,
-    scale_f32,
+    scale_into,
 )
 
 # float32: x - max is rounded once (|error| <= |x - max| * 2**-24) before exp; exp and the sum add ~1e-6.
@@ -92,8 +91,7 @@ def softmax_rows(x, out):  # pragma: no cover - compiled
                 prefetch(nxt, j)  # the next row's max pass then reads from cache
             part = _exp_block(xr[j0 : j0 + SUM_BLOCK], orow[j0 : j0 + SUM_BLOCK], m)
             total, comp = add_compensated(total, comp, part)
-        scale_f32(orow, np.float32(1.0) / (total + comp))
-        put_row(orow, out[r])
+        scale_into(orow, np.float32(1.0) / (total + comp), out[r])  # 16-bit: rounded as it is stored
 
 
 def _check(x, out) -> None:
