@@ -64,8 +64,8 @@ def case(name: str, rng: np.random.Generator, dtype: np.dtype, n: int) -> list:
         theta = rng.standard_normal((3, 4))
         return [values(rng, (3, 5, 8), dtype), np.cos(theta).astype(dtype), np.sin(theta).astype(dtype),
                 values(rng, (3, 5, 8), dtype)]
-    if name == "moe_combine":
-        t, k = 5, 3
+    if name == "moe_combine":  # k: a tail only, a group of four, four and a tail of 2, two groups and 1
+        t, k = 5, {1: 3, 7: 4, 33: 6, 517: 9}[n]
         return [values(rng, (t * k, h), dtype), rng.permutation(t * k).astype(np.int32),
                 rng.random((t, k), dtype=np.float32), values(rng, (t, h), dtype)]
     if name in ("all_reduce", "all_to_all"):
