@@ -310,6 +310,39 @@ def _put_row_overload(src, row):  # pragma: no cover - compiled
     return lambda src, row: narrow_row(src, row)
 
 
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def _widen_max(src, dst):  # pragma: no cover - compiled
+    """dst = the float32 values of the 16-bit row ``src``; returns their :func:`max_f32`, in the same pass."""
+    hi = np.int32(-2147483648)
+    lo = np.int32(2147483647)
+    for j in range(src.size):
+        v = widen(src[j])
+        dst[j] = v
+        b = _f32_as_i32(v)
+        hi = b if b > hi else hi
+        lo = b if b < lo else lo
+    if src.size == 0:
+        return np.float32(-np.inf)
+    return _i32_as_f32(hi if hi >= 0 else lo)
+
+
+def f32_row_max(row, scratch):  # pragma: no cover - replaced by the overload inside numba
+    """(:func:`f32_row` of ``row``, :func:`max_f32` of it): a 16-bit row is widened and maxed in one pass."""
+    raise NotImplementedError("f32_row_max is only callable from numba-compiled code")
+
+
+@overload(f32_row_max)
+def _f32_row_max_overload(row, scratch):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda row, scratch: (row, max_f32(row))
+
+    def widened(row, scratch):
+        out = scratch[: row.size]
+        return out, _widen_max(row, out)
+
+    return widened
+
+
 def scale_into(src, s, row):  # pragma: no cover - replaced by the overload inside numba
     """row = src * s, rounded to ``row``'s dtype; for a float32 ``row``, ``src`` must be ``row`` (in place)."""
     raise NotImplementedError("scale_into is only callable from numba-compiled code")
@@ -464,7 +497,6 @@ _FAST_HI = np.float32(89.0)
 # Adding 1.5 * 2**23 rounds x / ln2 to an integer held in the low mantissa bits; the extra 127 is
 # the exponent bias, so shifting those bits into place builds 2**n without a float-to-int conversion.
 _ROUND_MAGIC = np.float32(12583039.0)  # 1.5 * 2**23 + 127
-_ROUND_MAGIC_BITS = np.int32(0x4B40007F)
 
 
 @numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
@@ -481,11 +513,12 @@ def exp_fast_f32(x):  # pragma: no cover - compiled
     xc = _FAST_LO if x < _FAST_LO else x  # NaN compares false: it stays
     xc = _FAST_HI if xc > _FAST_HI else xc
     j = xc * _LOG2E + _ROUND_MAGIC
-    bits = _f32_as_i32(j)
-    n = np.float32(np.int32(bits - _ROUND_MAGIC_BITS))
+    # j is a whole number in [2**23, 2**24), so this subtraction is exact: n = round(x / ln2), one
+    # instruction (the same n from j's bit pattern needs an integer subtract and a conversion).
+    n = j - _ROUND_MAGIC
     r = xc - n * _LN2_HI
     r = r - n * _LN2_LO
-    return _exp_reduced(r) * _i32_as_f32(np.int32(bits << np.int32(23)))
+    return _exp_reduced(r) * _i32_as_f32(np.int32(_f32_as_i32(j) << np.int32(23)))
 
 
 @numba.njit(nogil=True, error_model="numpy", fastmath=False)
