@@ -55,6 +55,7 @@ from reference.kernels._checks import (
     shape_of,
 )
 from reference.kernels._numerics import (
+    F16_IN_REGISTER,
     FAST,
     JIT,
     SUM_BLOCK,
@@ -385,10 +386,24 @@ def _decode_data_check(q, key_cache, value_cache, block_table, context_lens, out
 def _decode_run(q, key_cache, value_cache, block_table, context_lens, out, scale) -> None:
     if out.size == 0:
         return
-    # The caches are read where they lie (16-bit ones as raw bits, widened in registers).
+    table = np.ascontiguousarray(block_table)
+    if key_cache.dtype == np.float16 and not F16_IN_REGISTER:
+        # No half conversions in hardware: widen only the referenced blocks (not the whole cache) and
+        # renumber the table to the compacted copy.
+        used = _blocks_used(table, context_lens, key_cache.shape[1])
+        ids = np.concatenate(used) if used else np.zeros(0, np.int32)
+        uniq, compact = np.unique(ids, return_inverse=True)
+        kc, vc = to_f32(key_cache[uniq]), to_f32(value_cache[uniq])
+        table = np.zeros_like(table)
+        start = 0
+        for b, row in enumerate(used):
+            table[b, : row.size] = compact[start : start + row.size]
+            start += row.size
+    else:
+        # The caches are read where they lie (16-bit ones as raw bits, widened in registers).
+        kc, vc = lanes(key_cache), lanes(value_cache)
     buf = lanes_out(out)
-    _paged_decode(to_f32(q), lanes(key_cache), lanes(value_cache), np.ascontiguousarray(block_table),
-                  np.ascontiguousarray(context_lens), buf, np.float32(scale))
+    _paged_decode(to_f32(q), kc, vc, table, np.ascontiguousarray(context_lens), buf, np.float32(scale))
     lanes_store(out, buf)
 
 

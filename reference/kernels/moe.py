@@ -25,7 +25,10 @@ width; a *route* is one (token t, choice j) pair with flat id ``t * k + j``):
   rows are ``x_sorted[offset[e] : offset[e] + counts[e]]`` with ``offset`` the
   exclusive prefix sum of ``counts``, in route order within an expert;
   ``route_ids[r]`` is the route whose token sits in row r. No capacity limit
-  (dropless). Pure data movement: exact for every dtype.
+  (dropless). Pure data movement: exact for every dtype. Memory traffic: each
+  token row read once per route and each sorted row written once, in the
+  tensor's own dtype, plus indices, counts and route ids: exactly
+  ``Cost.bytes_moved``.
 * ``moe_expert_ffn(x_sorted [R,H], counts [E], w_gate [E,H,F], w_up [E,H,F],
   w_down [E,F,H], out [R,H])``: per expert,
   ``(silu(x @ w_gate[e]) * (x @ w_up[e])) @ w_down[e]`` on its rows.

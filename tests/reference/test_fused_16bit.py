@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from reference import Direction, get_kernel
-from reference.kernels import _numerics, norms
+from reference.kernels import _numerics, attention, norms
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 HALVES = {"float16": np.dtype(np.float16), "bfloat16": BF16}
@@ -138,7 +138,8 @@ def test_non_contiguous_16bit_operands(dtype: str) -> None:
     assert np.isnan(out_base[untouched].astype(np.float32)).all()
 
 
-@pytest.mark.parametrize("name", ["add", "softmax", "rmsnorm", "residual_add_rmsnorm", "all_reduce"])
+@pytest.mark.parametrize("name", ["add", "softmax", "rmsnorm", "residual_add_rmsnorm", "all_reduce",
+                                  "paged_attention_decode"])
 def test_float16_without_half_conversions_in_hardware(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A CPU without half-precision conversions takes the two-pass route: same bits."""
     rng = np.random.default_rng(9)
@@ -150,6 +151,7 @@ def test_float16_without_half_conversions_in_hardware(name: str, monkeypatch: py
     get_kernel(name).run(fused)
     monkeypatch.setattr(_numerics, "F16_IN_REGISTER", False)
     monkeypatch.setattr(norms, "F16_IN_REGISTER", False)
+    monkeypatch.setattr(attention, "F16_IN_REGISTER", False)
     assert _numerics.lanes(np.zeros(3, np.float16)).dtype == np.float32
     get_kernel(name).run(fallback)
     for i, p in enumerate(get_kernel(name).params):
