@@ -110,13 +110,6 @@ def f32_buffer(out: np.ndarray) -> np.ndarray:
     return np.empty(out.shape, FLOAT32)
 
 
-def f32_inout(a: np.ndarray) -> np.ndarray:
-    """Like :func:`f32_buffer`, but the buffer starts with ``a``'s values (INOUT)."""
-    if a.dtype == FLOAT32 and a.flags.c_contiguous:
-        return a
-    return to_f32(a)
-
-
 def store(out: np.ndarray, buf: np.ndarray) -> None:
     """Round ``buf`` (float32) into ``out`` unless it already is ``out``."""
     if buf is out:
@@ -259,13 +252,6 @@ def widen_row(src, dst):  # pragma: no cover - compiled
         dst[j] = widen(src[j])
 
 
-@numba.njit(nogil=True, error_model="numpy", fastmath=False)
-def narrow_row(src, dst):  # pragma: no cover - compiled
-    """dst = a float32 row rounded into the 1-D :func:`lanes` row ``dst``."""
-    for j in range(dst.size):
-        dst[j] = narrow(src[j], dst)
-
-
 def f32_row(row, scratch):  # pragma: no cover - replaced by the overload inside numba
     """A float32 view of a 1-D :func:`lanes` row: the row itself, or its values widened into ``scratch``."""
     raise NotImplementedError("f32_row is only callable from numba-compiled code")
@@ -286,7 +272,7 @@ def _f32_row_overload(row, scratch):  # pragma: no cover - compiled
 def f32_out_row(row, scratch):  # pragma: no cover - replaced by the overload inside numba
     """Where to compute a float32 result for the 1-D :func:`lanes` row ``row``: itself or ``scratch``.
 
-    Pair with :func:`put_row`, which rounds a scratch result into ``row`` (and does nothing otherwise).
+    A scratch result must then be rounded into ``row`` by the caller (see :func:`scale_into`).
     """
     raise NotImplementedError("f32_out_row is only callable from numba-compiled code")
 
@@ -296,18 +282,6 @@ def _f32_out_row_overload(row, scratch):  # pragma: no cover - compiled
     if row.dtype == types.float32:
         return lambda row, scratch: row
     return lambda row, scratch: scratch[: row.size]
-
-
-def put_row(src, row):  # pragma: no cover - replaced by the overload inside numba
-    """Round the float32 result ``src`` (from :func:`f32_out_row`) into ``row`` unless it is ``row``."""
-    raise NotImplementedError("put_row is only callable from numba-compiled code")
-
-
-@overload(put_row)
-def _put_row_overload(src, row):  # pragma: no cover - compiled
-    if row.dtype == types.float32:
-        return lambda src, row: None
-    return lambda src, row: narrow_row(src, row)
 
 
 @numba.njit(nogil=True, error_model="numpy", fastmath=False)
@@ -581,10 +555,6 @@ def scale_f32(a, s):  # pragma: no cover - compiled
         a[j] = a[j] * s
 
 
-# float32 elements per 64-byte cache line: the stride of a prefetch loop over a row.
-LINE_F32 = 16
-
-
 def _prefetch_typer(arr, idx, rw: int):
     """Signature and codegen of an LLVM prefetch of element ``idx`` (flat) of a C-contiguous array."""
     if not isinstance(arr, types.Array) or arr.layout != "C" or not isinstance(idx, types.Integer):
@@ -627,10 +597,3 @@ def prefetch_row_for_write(row):  # pragma: no cover - compiled
     """:func:`prefetch_for_write` every cache line of a C-contiguous 1-D row (any element size)."""
     for j in range(0, row.size, 64 // row.itemsize):
         prefetch_for_write(row, j)
-
-
-@numba.njit(nogil=True, error_model="numpy", fastmath=False)
-def prefetch_row(row):  # pragma: no cover - compiled
-    """:func:`prefetch` every cache line of a C-contiguous 1-D row (any element size)."""
-    for j in range(0, row.size, 64 // row.itemsize):
-        prefetch(row, j)
