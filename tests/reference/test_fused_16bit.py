@@ -175,3 +175,23 @@ def test_float16_residual_is_rounded_before_it_is_normalised() -> None:
     assert same_bits(res, summed)
     with np.errstate(over="ignore"):
         assert same_bits(out, expected.astype(np.float16))
+
+
+@pytest.mark.skipif(not _numerics.F16_IN_REGISTER, reason="no half-precision conversions in hardware")
+def test_float16_conversions_match_numpy_bit_for_bit() -> None:
+    """to_f32/store (the two-pass route of the compute-bound kernels) use the CPU's conversions for float16."""
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    ours, theirs = _numerics.to_f32(every), every.astype(np.float32)
+    nan = np.isnan(theirs)
+    assert np.array_equal(np.isnan(ours), nan)
+    assert np.array_equal(ours[~nan].view(np.uint32), theirs[~nan].view(np.uint32))
+    rng = np.random.default_rng(2)
+    bits = rng.integers(0, 1 << 32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    ties = (rng.integers(0, 1 << 16, size=2000, dtype=np.uint64).astype(np.uint32) << 13) | 0x1000
+    x = np.concatenate([bits, ties, np.array([0x477FF000, 0x477FEFFF, 0x33000000, 0x7F800000], np.uint32)])
+    x = x.view(np.float32)
+    mine = np.empty(x.shape, np.float16)
+    _numerics.store(mine, x)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16)
+    assert same_bits(mine, want)
