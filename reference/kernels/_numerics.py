@@ -3,11 +3,19 @@
 Five concerns live here:
 
 * **16-bit storage.** numba cannot compile ``float16`` or ``bfloat16`` arrays,
-  so the fast path of every floating-point kernel computes on ``float32``:
-  16-bit inputs are widened before the numba call and outputs are rounded
-  (round-to-nearest-even) once, after it. bfloat16 widening/rounding is done by
-  small numba loops on the raw bits, which are several times faster than the
-  generic ``astype`` casts; float16 uses numpy's casts.
+  so every floating-point kernel computes on ``float32``. The memory-bound
+  kernels do so in one pass: :func:`lanes` hands numba a 16-bit array as its raw
+  bits (bfloat16 as ``uint16``, float16 as ``int16`` — the two integer types
+  tell the formats apart at compile time), the loop widens each element in a
+  register (:func:`widen`) and rounds each result on its way to memory
+  (:func:`narrow`: round-to-nearest-even, NaN stays NaN, overflow to inf), so a
+  16-bit tensor is read and written once, at two bytes an element. The results
+  are bit-identical to widening the whole tensor first and rounding a float32
+  result afterwards (both conversions are exact or correctly rounded either
+  way). float16 uses the CPU's half-precision conversions (x86 F16C, which
+  vectorise); without them :func:`lanes` widens float16 to a float32 copy
+  instead, the old two-pass path. Kernels that are not memory-bound still use
+  :func:`to_f32` / :func:`store` (separate widen and round passes).
 * **A vectorisable exp.** numba lowers ``np.exp`` to a scalar libm call, which
   blocks SIMD and makes softmax/SiLU/GELU several times slower than they need
   to be. :func:`exp_f32` is a Cody–Waite range reduction plus a degree-6
@@ -38,10 +46,11 @@ from __future__ import annotations
 import ml_dtypes
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT32 = np.dtype(np.float32)
@@ -87,6 +96,10 @@ def to_f32(a: np.ndarray) -> np.ndarray:
         out = np.empty(a.shape, FLOAT32)
         _bf16_bits_to_f32_bits(np.ascontiguousarray(a).view(np.uint16).reshape(-1), out.view(np.uint32).reshape(-1))
         return out
+    if a.dtype == np.float16 and F16_IN_REGISTER:  # the CPU's conversions: several times numpy's speed here
+        out = np.empty(a.shape, FLOAT32)
+        widen_row(np.ascontiguousarray(a).view(np.int16).reshape(-1), out.reshape(-1))
+        return out
     return np.ascontiguousarray(a, dtype=FLOAT32)
 
 
@@ -101,19 +114,14 @@ def f32_buffer(out: np.ndarray) -> np.ndarray:
     return np.empty(out.shape, FLOAT32)
 
 
-def f32_inout(a: np.ndarray) -> np.ndarray:
-    """Like :func:`f32_buffer`, but the buffer starts with ``a``'s values (INOUT)."""
-    if a.dtype == FLOAT32 and a.flags.c_contiguous:
-        return a
-    return to_f32(a)
-
-
 def store(out: np.ndarray, buf: np.ndarray) -> None:
     """Round ``buf`` (float32) into ``out`` unless it already is ``out``."""
     if buf is out:
         return
     if out.dtype == BFLOAT16 and out.flags.c_contiguous:
         _f32_bits_to_bf16_bits(np.ascontiguousarray(buf).view(np.uint32).reshape(-1), out.view(np.uint16).reshape(-1))
+    elif out.dtype == np.float16 and out.flags.c_contiguous and F16_IN_REGISTER:
+        narrow_flat(np.ascontiguousarray(buf).reshape(-1), out.view(np.int16).reshape(-1))
     else:
         with np.errstate(over="ignore"):  # a value beyond the dtype's range rounds to inf, as IEEE says
             out[...] = buf
@@ -135,6 +143,253 @@ def as_numba(a: np.ndarray) -> np.ndarray:
     if a.dtype == BFLOAT16 or a.dtype == np.float16:
         return a.view(np.uint16)
     return a
+
+
+# --------------------------------------------------------------------------- fused 16-bit lanes
+
+@intrinsic
+def _f32_as_u32(typingctx, x):  # pragma: no cover - compiled
+    """Reinterpret the bits of a float32 as a uint32 (LLVM bitcast)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def _u32_as_f32(typingctx, x):  # pragma: no cover - compiled
+    """Reinterpret the bits of a uint32 as a float32 (LLVM bitcast)."""
+    if x != types.uint32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _f16_bits_to_f32(typingctx, x):  # pragma: no cover - compiled
+    """The float32 value of IEEE half-precision bits held in an int16 (exact; LLVM fpext)."""
+    if x != types.int16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.int16), codegen
+
+
+@intrinsic
+def _f32_to_f16_bits(typingctx, x):  # pragma: no cover - compiled
+    """A float32 rounded to half precision (nearest, ties to even; LLVM fptrunc), as int16 bits."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.int16(types.float32), codegen
+
+
+def _host_converts_half() -> bool:
+    """Whether this CPU converts half precision in hardware (else LLVM would call a runtime helper)."""
+    triple = llvm_binding.get_process_triple()
+    if triple.startswith(("x86_64", "i386", "i686")):
+        return bool(llvm_binding.get_host_cpu_features().get("f16c", False))
+    return triple.startswith(("aarch64", "arm64"))
+
+
+F16_IN_REGISTER = _host_converts_half()
+
+
+# The overloads below are compiled as ordinary functions that LLVM inlines (and vectorises through).
+# Not numba's IR-level inline="always": with it, a caller's loop (paged decode's QK) lost its stores.
+
+
+def widen(x):  # pragma: no cover - replaced by the overload inside numba
+    """float32 value of one element of a :func:`lanes` array (other numbers unchanged)."""
+    raise NotImplementedError("widen is only callable from numba-compiled code")
+
+
+@overload(widen)
+def _widen_overload(x):  # pragma: no cover - compiled
+    if x == types.uint16:  # bfloat16 bits: the upper half of a float32
+        return lambda x: _u32_as_f32(np.uint32(np.uint32(x) << np.uint32(16)))
+    if x == types.int16:  # float16 bits
+        return lambda x: _f16_bits_to_f32(x)
+    return lambda x: x
+
+
+def narrow(v, out):  # pragma: no cover - replaced by the overload inside numba
+    """``v`` as an element of the :func:`lanes` array ``out``: rounded once to its 16-bit format, if any."""
+    raise NotImplementedError("narrow is only callable from numba-compiled code")
+
+
+@overload(narrow)
+def _narrow_overload(v, out):  # pragma: no cover - compiled
+    dtype = out.dtype if isinstance(out, types.Array) else None
+    if dtype == types.uint16:
+        def to_bf16(v, out):
+            # numba widens uint32 arithmetic to 64 bits; the casts keep the vector lanes 32-bit.
+            b = _f32_as_u32(np.float32(v))
+            hi = np.uint32(b >> np.uint32(16))
+            if np.uint32(b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+                # NaN: truncate and force the quiet bit so no payload becomes inf.
+                return np.uint16(hi | np.uint32(0x0040))
+            # Round to nearest, ties to even, on the 16 dropped bits.
+            bias = np.uint32(np.uint32(0x7FFF) + np.uint32(hi & np.uint32(1)))
+            return np.uint16(np.uint32(b + bias) >> np.uint32(16))
+        return to_bf16
+    if dtype == types.int16:
+        return lambda v, out: _f32_to_f16_bits(np.float32(v))
+    if dtype == types.float32:
+        return lambda v, out: np.float32(v)
+    return lambda v, out: v
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def widen_row(src, dst):  # pragma: no cover - compiled
+    """dst = the float32 values of a 1-D :func:`lanes` row (dst is at least as long)."""
+    for j in range(src.size):
+        dst[j] = widen(src[j])
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def narrow_flat(src, dst):  # pragma: no cover - compiled
+    """dst = the float32 array ``src`` rounded into the 1-D :func:`lanes` array ``dst``."""
+    for j in range(dst.size):
+        dst[j] = narrow(src[j], dst)
+
+
+def f32_row(row, scratch):  # pragma: no cover - replaced by the overload inside numba
+    """A float32 view of a 1-D :func:`lanes` row: the row itself, or its values widened into ``scratch``."""
+    raise NotImplementedError("f32_row is only callable from numba-compiled code")
+
+
+@overload(f32_row)
+def _f32_row_overload(row, scratch):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda row, scratch: row
+
+    def widened(row, scratch):
+        widen_row(row, scratch)
+        return scratch[: row.size]
+
+    return widened
+
+
+def f32_out_row(row, scratch):  # pragma: no cover - replaced by the overload inside numba
+    """Where to compute a float32 result for the 1-D :func:`lanes` row ``row``: itself or ``scratch``.
+
+    A scratch result must then be rounded into ``row`` by the caller (see :func:`scale_into`).
+    """
+    raise NotImplementedError("f32_out_row is only callable from numba-compiled code")
+
+
+@overload(f32_out_row)
+def _f32_out_row_overload(row, scratch):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda row, scratch: row
+    return lambda row, scratch: scratch[: row.size]
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def _widen_max(src, dst):  # pragma: no cover - compiled
+    """dst = the float32 values of the 16-bit row ``src``; returns their :func:`max_f32`, in the same pass."""
+    hi = np.int32(-2147483648)
+    lo = np.int32(2147483647)
+    for j in range(src.size):
+        v = widen(src[j])
+        dst[j] = v
+        b = _f32_as_i32(v)
+        hi = b if b > hi else hi
+        lo = b if b < lo else lo
+    if src.size == 0:
+        return np.float32(-np.inf)
+    return _i32_as_f32(hi if hi >= 0 else lo)
+
+
+def f32_row_max(row, scratch):  # pragma: no cover - replaced by the overload inside numba
+    """(:func:`f32_row` of ``row``, :func:`max_f32` of it): a 16-bit row is widened and maxed in one pass."""
+    raise NotImplementedError("f32_row_max is only callable from numba-compiled code")
+
+
+@overload(f32_row_max)
+def _f32_row_max_overload(row, scratch):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda row, scratch: (row, max_f32(row))
+
+    def widened(row, scratch):
+        out = scratch[: row.size]
+        return out, _widen_max(row, out)
+
+    return widened
+
+
+def scale_into(src, s, row):  # pragma: no cover - replaced by the overload inside numba
+    """row = src * s, rounded to ``row``'s dtype; for a float32 ``row``, ``src`` must be ``row`` (in place)."""
+    raise NotImplementedError("scale_into is only callable from numba-compiled code")
+
+
+@overload(scale_into)
+def _scale_into_overload(src, s, row):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda src, s, row: scale_f32(row, s)
+
+    def rounded(src, s, row):
+        for j in range(row.size):
+            row[j] = narrow(src[j] * s, row)
+
+    return rounded
+
+
+def lanes(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous array that fused kernels read with :func:`widen` (no copy when possible).
+
+    float32 as is; bfloat16 as its ``uint16`` bits; float16 as its ``int16`` bits (a float32 copy if
+    this CPU has no half-precision conversions); other dtypes as is. A non-contiguous ``a`` is copied.
+    """
+    a = np.ascontiguousarray(a)
+    if a.dtype == BFLOAT16:
+        return a.view(np.uint16)
+    if a.dtype == np.float16:
+        return a.view(np.int16) if F16_IN_REGISTER else a.astype(FLOAT32)
+    return a
+
+
+def lanes_out(out: np.ndarray) -> np.ndarray:
+    """Where a fused kernel writes (with :func:`narrow`) the result destined for ``out``.
+
+    ``out``'s own memory, as :func:`lanes` would view it, when ``out`` is C-contiguous; otherwise a
+    scratch array that :func:`lanes_store` copies into ``out``.
+    """
+    if out.flags.c_contiguous and (out.dtype != np.float16 or F16_IN_REGISTER):
+        return lanes(out)
+    if out.dtype == np.float16 and not F16_IN_REGISTER:
+        return np.empty(out.shape, FLOAT32)
+    return lanes(np.empty(out.shape, out.dtype))
+
+
+def lanes_inout(a: np.ndarray) -> np.ndarray:
+    """Like :func:`lanes_out`, but starting with ``a``'s values (INOUT)."""
+    buf = lanes_out(a)
+    if not np.may_share_memory(buf, a):
+        buf[...] = lanes(a)
+    return buf
+
+
+def lanes_store(out: np.ndarray, buf: np.ndarray) -> None:
+    """Copy a :func:`lanes_out` scratch into ``out`` (nothing to do when ``buf`` is ``out``'s memory)."""
+    if np.may_share_memory(buf, out):
+        return
+    if buf.dtype == FLOAT32 and out.dtype != FLOAT32:
+        store(out, buf)
+    else:
+        out[...] = buf.view(out.dtype)
 
 
 # --------------------------------------------------------------------------- fast exp
@@ -229,7 +484,6 @@ _FAST_HI = np.float32(89.0)
 # Adding 1.5 * 2**23 rounds x / ln2 to an integer held in the low mantissa bits; the extra 127 is
 # the exponent bias, so shifting those bits into place builds 2**n without a float-to-int conversion.
 _ROUND_MAGIC = np.float32(12583039.0)  # 1.5 * 2**23 + 127
-_ROUND_MAGIC_BITS = np.int32(0x4B40007F)
 
 
 @numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
@@ -246,11 +500,12 @@ def exp_fast_f32(x):  # pragma: no cover - compiled
     xc = _FAST_LO if x < _FAST_LO else x  # NaN compares false: it stays
     xc = _FAST_HI if xc > _FAST_HI else xc
     j = xc * _LOG2E + _ROUND_MAGIC
-    bits = _f32_as_i32(j)
-    n = np.float32(np.int32(bits - _ROUND_MAGIC_BITS))
+    # j is a whole number in [2**23, 2**24), so this subtraction is exact: n = round(x / ln2), one
+    # instruction (the same n from j's bit pattern needs an integer subtract and a conversion).
+    n = j - _ROUND_MAGIC
     r = xc - n * _LN2_HI
     r = r - n * _LN2_LO
-    return _exp_reduced(r) * _i32_as_f32(np.int32(bits << np.int32(23)))
+    return _exp_reduced(r) * _i32_as_f32(np.int32(_f32_as_i32(j) << np.int32(23)))
 
 
 @numba.njit(nogil=True, error_model="numpy", fastmath=False)
@@ -313,10 +568,6 @@ def scale_f32(a, s):  # pragma: no cover - compiled
         a[j] = a[j] * s
 
 
-# float32 elements per 64-byte cache line: the stride of a prefetch loop over a row.
-LINE_F32 = 16
-
-
 def _prefetch_typer(arr, idx, rw: int):
     """Signature and codegen of an LLVM prefetch of element ``idx`` (flat) of a C-contiguous array."""
     if not isinstance(arr, types.Array) or arr.layout != "C" or not isinstance(idx, types.Integer):
@@ -356,6 +607,6 @@ def prefetch_for_write(typingctx, arr, idx):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, error_model="numpy", fastmath=False)
 def prefetch_row_for_write(row):  # pragma: no cover - compiled
-    """:func:`prefetch_for_write` every cache line of a C-contiguous float32 row."""
-    for j in range(0, row.size, LINE_F32):
+    """:func:`prefetch_for_write` every cache line of a C-contiguous 1-D row (any element size)."""
+    for j in range(0, row.size, 64 // row.itemsize):
         prefetch_for_write(row, j)

@@ -25,8 +25,11 @@ Sums run in rank order with a float32 accumulator (int64 for int32, so int32
 sums wrap exactly once at the end), as a device reduces float data, and are
 deterministic. Their rounding error is relative to ``sum_s |x[s]|``, not to the
 result, which ranks of opposite sign can cancel: see ``_SUM_TOL``. 16-bit inputs
-are widened to float32 first. Data-movement collectives are bit-exact for every
-dtype.
+are widened to float32 in registers as they are loaded and the sums rounded as
+they are stored, so the summing collectives read ``x`` once and write ``out``
+once in their own dtype. Data-movement collectives are bit-exact for every
+dtype. Memory traffic: every kernel moves exactly ``Cost.bytes_moved`` (which
+for all-gather counts each input chunk once per receiving rank).
 
 Cost convention: the flops of the reduction (``(N-1)`` adds per output element
 of one rank) and the local memory traffic of the stacked buffers (read ``x``,
@@ -54,15 +57,16 @@ from reference.kernels._checks import (
 from reference.kernels._numerics import (
     FAST,
     JIT,
-    LINE_F32,
     as_numba,
-    f32_buffer,
+    lanes,
+    lanes_out,
+    lanes_store,
+    narrow,
     native_buffer,
     prefetch,
     prefetch_for_write,
-    store,
     store_native,
-    to_f32,
+    widen,
 )
 
 _P = Param
@@ -92,11 +96,12 @@ def _sum_ranks(x, out, acc, chunk, replicate):  # pragma: no cover - compiled
     """
     n = x.shape[0]
     width = out.shape[1]
+    line = 64 // x.itemsize  # elements per cache line
     for r in range(1 if replicate else out.shape[0]):
         base = 0 if replicate else r * chunk
         for start in range(0, width, acc.size):
             stop = min(width, start + acc.size)
-            for j in range(stop, min(width, stop + acc.size), LINE_F32):  # the next block, everywhere
+            for j in range(stop, min(width, stop + acc.size), line):  # the next block, everywhere
                 for s in range(n):
                     prefetch(x[s], base + j)
                 for q in range(out.shape[0]) if replicate else range(r, r + 1):
@@ -104,14 +109,14 @@ def _sum_ranks(x, out, acc, chunk, replicate):  # pragma: no cover - compiled
             a = acc[: stop - start]
             src = x[0, base + start : base + stop]
             for c in range(a.size):
-                a[c] = src[c]
+                a[c] = widen(src[c])
             for s in range(1, n):
                 src = x[s, base + start : base + stop]
                 for c in range(a.size):
-                    a[c] += src[c]
+                    a[c] += widen(src[c])
             dst = out[r, start:stop]
             for c in range(a.size):
-                dst[c] = a[c]
+                dst[c] = narrow(a[c], dst)
             if replicate:
                 for q in range(1, out.shape[0]):
                     other = out[q, start:stop]
@@ -151,14 +156,10 @@ def _reduce(x: np.ndarray, out: np.ndarray, replicate: bool) -> None:
     if out.size == 0:
         return
     chunk = _per_rank(out.shape)
-    if x.dtype == np.int32:
-        buf = native_buffer(out)
-        _sum_ranks(_as2d(np.ascontiguousarray(x)), _as2d(buf), np.empty(_CHUNK, np.int64), chunk, replicate)
-        store_native(out, buf)
-    else:
-        buf = f32_buffer(out)
-        _sum_ranks(_as2d(to_f32(x)), _as2d(buf), np.empty(_CHUNK, np.float32), chunk, replicate)
-        store(out, buf)
+    acc = np.empty(_CHUNK, np.int64 if x.dtype == np.int32 else np.float32)
+    buf = lanes_out(out)
+    _sum_ranks(_as2d(lanes(x)), _as2d(buf), acc, chunk, replicate)
+    lanes_store(out, buf)
 
 
 def _golden_wide(a: np.ndarray) -> np.ndarray:

@@ -25,13 +25,21 @@ width; a *route* is one (token t, choice j) pair with flat id ``t * k + j``):
   rows are ``x_sorted[offset[e] : offset[e] + counts[e]]`` with ``offset`` the
   exclusive prefix sum of ``counts``, in route order within an expert;
   ``route_ids[r]`` is the route whose token sits in row r. No capacity limit
-  (dropless). Pure data movement: exact for every dtype.
+  (dropless). Pure data movement: exact for every dtype. Memory traffic: each
+  token row read once per route and each sorted row written once, in the
+  tensor's own dtype, plus indices, counts and route ids: exactly
+  ``Cost.bytes_moved``.
 * ``moe_expert_ffn(x_sorted [R,H], counts [E], w_gate [E,H,F], w_up [E,H,F],
   w_down [E,F,H], out [R,H])``: per expert,
   ``(silu(x @ w_gate[e]) * (x @ w_up[e])) @ w_down[e]`` on its rows.
 * ``moe_combine(expert_out [T*k,H], route_ids [T*k] i32, weights [T,k] f32,
   out [T,H])``: ``out[t] = sum_j weights[t,j] * expert_out[row of route t*k+j]``
   — the weighted un-permute, accumulated in float32 (see ``_COMBINE_TOL``).
+  Memory traffic: each expert row is read once and each output row written
+  once, in their own dtype (a 16-bit output row is accumulated in a float32 row
+  buffer in L1 and rounded as it is stored), plus an int64 inverse of
+  ``route_ids`` (8 bytes a route, written then read): the minimum,
+  ``Cost.bytes_moved``, plus 16 bytes a route.
 """
 
 from __future__ import annotations
@@ -59,8 +67,14 @@ from reference.kernels._numerics import (
     as_numba,
     exp_fast_f32,
     f32_buffer,
+    f32_out_row,
+    lanes,
+    lanes_out,
+    lanes_store,
+    narrow,
     store,
     to_f32,
+    widen,
 )
 from reference.kernels.activations import _swiglu_flat
 
@@ -166,6 +180,13 @@ MOE_TOPK_GATING = register_kernel(Kernel(
 # --------------------------------------------------------------------------- dispatch
 
 @numba.njit(**JIT)
+def _copy_row(src, dst):  # pragma: no cover - compiled
+    # An explicit loop: numba's slice assignment guards against overlap, which costs a vectorised copy.
+    for c in range(src.size):
+        dst[c] = src[c]
+
+
+@numba.njit(**JIT)
 def _dispatch(x, idx, x_sorted, counts, route_ids):  # pragma: no cover - compiled
     t_n, k = idx.shape
     e_n = counts.size
@@ -183,7 +204,7 @@ def _dispatch(x, idx, x_sorted, counts, route_ids):  # pragma: no cover - compil
             e = idx[t, j]
             r = fill[e]
             fill[e] = r + 1
-            x_sorted[r, :] = x[t, :]
+            _copy_row(x[t], x_sorted[r])
             route_ids[r] = t * k + j
 
 
@@ -337,27 +358,67 @@ def _combine(y, route_ids, weights, out):  # pragma: no cover - compiled
     row_of = np.empty(route_ids.size, dtype=np.int64)
     for r in range(route_ids.size):
         row_of[route_ids[r]] = r
+    os = np.empty(h, dtype=np.float32)  # a 16-bit output row's partial sums (unused for float32)
     for t in range(t_n):
         base = t * k
-        dst = out[t]  # 1-D row slices: unit strides that LLVM vectorises
-        for c in range(h):
-            dst[c] = 0.0
-        # Accumulated in float32 straight into the output row, four routes per pass over it,
-        # so the row is loaded and stored k/4 times rather than k times.
+        dst = f32_out_row(out[t], os)  # 1-D row slices: unit strides that LLVM vectorises
+        # Accumulated in float32, four routes per pass over the row, so the row is loaded and stored
+        # k/4 times rather than k times; the first pass starts the sums (no zeroing pass), and for a
+        # 16-bit output the last pass rounds them straight into it.
         j = 0
-        while j + 4 <= k:
-            w0, w1, w2, w3 = weights[t, j], weights[t, j + 1], weights[t, j + 2], weights[t, j + 3]
-            r0, r1 = y[row_of[base + j]], y[row_of[base + j + 1]]
-            r2, r3 = y[row_of[base + j + 2]], y[row_of[base + j + 3]]
-            for c in range(h):
-                dst[c] += (w0 * r0[c] + w1 * r1[c]) + (w2 * r2[c] + w3 * r3[c])
-            j += 4
+        first = True
         while j < k:
+            m = min(4, k - j)
             w0 = weights[t, j]
+            w1 = weights[t, j + 1] if m > 1 else np.float32(0.0)
+            w2 = weights[t, j + 2] if m > 2 else np.float32(0.0)
+            w3 = weights[t, j + 3] if m > 3 else np.float32(0.0)
             r0 = y[row_of[base + j]]
+            r1 = y[row_of[base + j + 1]] if m > 1 else r0
+            r2 = y[row_of[base + j + 2]] if m > 2 else r0
+            r3 = y[row_of[base + j + 3]] if m > 3 else r0
+            _combine_pass(dst, out[t], m, first, j + m == k, w0, w1, w2, w3, r0, r1, r2, r3)
+            first = False
+            j += m
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _combine_pass(dst, orow, m, first, last, w0, w1, w2, w3, r0, r1, r2, r3):  # pragma: no cover - compiled
+    """dst (+)= the weighted sum of the m <= 4 rows r0..r(m-1); ``last``: round the result into ``orow``."""
+    direct = last and orow.itemsize == 2  # 16-bit output: write the final sums rounded, skip dst
+    h = dst.size
+    if m == 4:
+        if first and direct:
             for c in range(h):
-                dst[c] += w0 * r0[c]
-            j += 1
+                orow[c] = narrow((w0 * widen(r0[c]) + w1 * widen(r1[c])) + (w2 * widen(r2[c]) + w3 * widen(r3[c])),
+                                 orow)
+        elif first:
+            for c in range(h):
+                dst[c] = (w0 * widen(r0[c]) + w1 * widen(r1[c])) + (w2 * widen(r2[c]) + w3 * widen(r3[c]))
+        elif direct:
+            for c in range(h):
+                v = dst[c]
+                v += (w0 * widen(r0[c]) + w1 * widen(r1[c])) + (w2 * widen(r2[c]) + w3 * widen(r3[c]))
+                orow[c] = narrow(v, orow)
+        else:
+            for c in range(h):
+                dst[c] += (w0 * widen(r0[c]) + w1 * widen(r1[c])) + (w2 * widen(r2[c]) + w3 * widen(r3[c]))
+        return
+    # The last k % 4 routes, one pass each (as the sums were always taken).
+    rows = (r0, r1, r2)
+    ws = (w0, w1, w2)
+    for u in range(m):
+        r = rows[u]
+        w = ws[u]
+        if first and u == 0:
+            for c in range(h):
+                dst[c] = w * widen(r[c])
+        else:
+            for c in range(h):
+                dst[c] += w * widen(r[c])
+    if direct:
+        for c in range(h):
+            orow[c] = narrow(dst[c], orow)
 
 
 # Float32 accumulation: the error of sum_j w_j * y_j is within (k + 1) * 2**-24 * sum_j |w_j * y_j|,
@@ -393,9 +454,9 @@ def _combine_data_check(expert_out, route_ids, weights, out) -> None:
 def _combine_run(expert_out, route_ids, weights, out) -> None:
     if out.size == 0:
         return
-    buf = f32_buffer(out)
-    _combine(to_f32(expert_out), np.ascontiguousarray(route_ids), np.ascontiguousarray(weights), buf)
-    store(out, buf)
+    buf = lanes_out(out)
+    _combine(lanes(expert_out), np.ascontiguousarray(route_ids), np.ascontiguousarray(weights), buf)
+    lanes_store(out, buf)
 
 
 def _combine_golden(expert_out, route_ids, weights, out) -> None:

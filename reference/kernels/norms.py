@@ -39,6 +39,14 @@ a few ulps however long the row. Three things keep float32 sums honest:
   dm)`` would round ``dm`` away against a large shift; ``inv * w`` can
   underflow).
 
+Memory traffic: each row is read from memory once and its output written
+once, in the tensors' own dtype: a 16-bit row is widened into a float32 row
+buffer that stays in L1 (``_numerics.f32_row``), the statistics and the output
+are computed from that buffer, and each output element is rounded to its dtype
+as it is stored. So every kernel moves the minimum,
+``Cost.bytes_moved`` (x, weight[, bias], out; residual read and written once).
+Rows whose squares leave float32's range are summed a second time from L1.
+
 RMSNorm's output ``x * inv * w`` is two roundings with no cancellation, so it
 keeps the float32 tolerance of 1e-5 relative. LayerNorm's ``x - mean`` carries
 an absolute error of a few ulps of the row's spread, so where the normalised
@@ -53,6 +61,8 @@ import math
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from reference.kernel import Cost, Direction, Kernel, Param, nbytes_of
 from reference.kernel_table import register_kernel
@@ -69,15 +79,21 @@ from reference.kernels._checks import (
     shape_of,
 )
 from reference.kernels._numerics import (
+    F16_IN_REGISTER,
     FAST,
     JIT,
     SUM_BLOCK,
     add_compensated,
-    f32_buffer,
-    f32_inout,
+    f32_out_row,
+    f32_row,
+    lanes,
+    lanes_inout,
+    lanes_out,
+    lanes_store,
+    narrow,
     prefetch_row_for_write,
-    store,
     to_f32,
+    widen,
 )
 
 _P = Param
@@ -189,27 +205,33 @@ def _mean_sq(row, scratch):  # pragma: no cover - compiled
 # underflow where neither product in x * inv, then * w, does.
 @numba.njit(fastmath={"contract"}, **JIT)
 def _scale_row(xr, w, orow, inv):  # pragma: no cover - compiled
-    """orow = xr * inv * w; float32 unless 1/rms itself is beyond float32 (subnormal rows, eps = 0)."""
+    """orow = xr * inv * w; float32 unless 1/rms itself is beyond float32 (subnormal rows, eps = 0).
+
+    ``orow`` is the output row itself (a :func:`~reference.kernels._numerics.lanes` row): each float32
+    result is rounded to its dtype as it is stored.
+    """
     if inv < 3.0e38:
         # No cancellation downstream, so the scaling can run in float32 (two roundings).
         inv32 = np.float32(inv)
         for j in range(xr.size):
-            orow[j] = xr[j] * inv32 * w[j]
+            orow[j] = narrow(xr[j] * inv32 * w[j], orow)
     else:
         for j in range(xr.size):
-            orow[j] = xr[j] * inv * w[j]
+            orow[j] = narrow(xr[j] * inv * w[j], orow)
 
 
 @numba.njit(fastmath=FAST, **JIT)
 def _rmsnorm_rows(x, w, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
+    xs = np.empty(h, dtype=np.float32)  # a 16-bit row widened (unused for float32)
     for r in range(rows):
         # Light passes leave the memory waits exposed; fetching the next output row ready for writing
         # now lets its misses overlap this row's (measured, caches cold: 72% -> 80% of copy bandwidth).
         prefetch_row_for_write(out[min(r + 1, rows - 1)])
-        inv = 1.0 / math.sqrt(_mean_sq(x[r], scratch) + eps)
-        _scale_row(x[r], w, out[r], inv)
+        xr = f32_row(x[r], xs)
+        inv = 1.0 / math.sqrt(_mean_sq(xr, scratch) + eps)
+        _scale_row(xr, w, out[r], inv)
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -245,19 +267,20 @@ def _ln_write(row, w, b, orow, k, dm, inv):  # pragma: no cover - compiled
     if inv < 3.0e38:
         inv32 = np.float32(inv)
         for j in range(row.size):
-            orow[j] = _deviation(row[j], k, dm) * inv32 * w[j] + b[j]
+            orow[j] = narrow(_deviation(row[j], k, dm) * inv32 * w[j] + b[j], orow)
     else:  # var + eps below float32's range (a constant row with a tiny eps): 1/std is beyond float32
         for j in range(row.size):
-            orow[j] = _deviation(row[j], k, dm) * inv * w[j] + b[j]
+            orow[j] = narrow(_deviation(row[j], k, dm) * inv * w[j] + b[j], orow)
 
 
 @numba.njit(fastmath=FAST, **JIT)
 def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
+    xs = np.empty(h, dtype=np.float32)
     for r in range(rows):
         prefetch_row_for_write(out[min(r + 1, rows - 1)])  # as in _rmsnorm_rows (64% -> 73%)
-        row = x[r]
+        row = f32_row(x[r], xs)
         k, dm, var = _ln_stats(row)
         s = 1.0
         if not (abs(k) < np.float32(np.inf) and _squares_in_range(var, 1)):
@@ -274,38 +297,61 @@ def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def _add_sum_sq_block(x, res):  # pragma: no cover - compiled
+def _add_sum_sq_block_f32(x, res):  # pragma: no cover - compiled
+    """res += x for a float32 res (the stored sum is the value normalised); the sums' sum of squares."""
     part = np.float32(0.0)
     for j in range(res.size):
-        v = res[j] + x[j]
+        v = res[j] + widen(x[j])
         res[j] = v
         part += v * v
     return part
 
 
 @numba.njit(fastmath=FAST, **JIT)
+def _add_sum_sq_block_16(x, res, rf):  # pragma: no cover - compiled
+    """res += x rounded to a 16-bit res; rf = the rounded sums as float32; their sum of squares."""
+    part = np.float32(0.0)
+    for j in range(res.size):
+        q = narrow(widen(res[j]) + widen(x[j]), res)
+        res[j] = q
+        v = widen(q)
+        rf[j] = v
+        part += v * v
+    return part
+
+
+def _add_sum_sq_block(x, res, rf):  # pragma: no cover - replaced by the overload inside numba
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_add_sum_sq_block)
+def _add_sum_sq_block_overload(x, res, rf):  # pragma: no cover - compiled
+    # A float32 res is its own float32 copy (rf is res): one store per element, or the two stores to
+    # the same address would defeat vectorisation (measured: 3x slower).
+    if res.dtype == types.float32:
+        return lambda x, res, rf: _add_sum_sq_block_f32(x, res)
+    return lambda x, res, rf: _add_sum_sq_block_16(x, res, rf)
+
+
+@numba.njit(fastmath=FAST, **JIT)
 def _residual_rmsnorm_rows(x, res, w, out, eps):  # pragma: no cover - compiled
-    # res is float32 here, so the value stored is the value normalised.
+    # The sum is rounded to res's dtype and stored; the stored value (as float32 in rr) is normalised.
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
+    rs = np.empty(h, dtype=np.float32)  # a 16-bit residual row's new values (unused for float32)
     for r in range(rows):
         prefetch_row_for_write(out[min(r + 1, rows - 1)])  # as in _rmsnorm_rows (97% -> 123%)
         xr = x[r]
-        rr = res[r]
+        rr = f32_out_row(res[r], rs)
         total = np.float32(0.0)
         comp = np.float32(0.0)
         for j0 in range(0, h, SUM_BLOCK):
-            part = _add_sum_sq_block(xr[j0 : j0 + SUM_BLOCK], rr[j0 : j0 + SUM_BLOCK])
+            j1 = j0 + SUM_BLOCK
+            part = _add_sum_sq_block(xr[j0:j1], res[r, j0:j1], rr[j0:j1])
             total, comp = add_compensated(total, comp, part)
         ss = total + comp
         ms = np.float64(ss) / h if _squares_in_range(ss, h) else _mean_sq(rr, scratch)
         _scale_row(rr, w, out[r], 1.0 / math.sqrt(ms + eps))
-
-
-@numba.njit(**JIT)
-def _add_inplace(x, res):  # pragma: no cover - compiled
-    for i in range(res.size):
-        res[i] = res[i] + x[i]
 
 
 def _rows(a: np.ndarray, h: int) -> np.ndarray:
@@ -381,36 +427,35 @@ def _rmsnorm_run(x: np.ndarray, weight: np.ndarray, out: np.ndarray, eps: float)
     if x.size == 0:
         return
     h = x.shape[-1]
-    buf = f32_buffer(out)
-    _rmsnorm_rows(_rows(to_f32(x), h), to_f32(weight), _rows(buf, h), float(eps))
-    store(out, buf)
+    buf = lanes_out(out)
+    _rmsnorm_rows(_rows(lanes(x), h), to_f32(weight), _rows(buf, h), float(eps))
+    lanes_store(out, buf)
 
 
 def _layernorm_run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray, eps: float) -> None:
     if x.size == 0:
         return
     h = x.shape[-1]
-    buf = f32_buffer(out)
-    _layernorm_rows(_rows(to_f32(x), h), to_f32(weight), to_f32(bias), _rows(buf, h), float(eps))
-    store(out, buf)
+    buf = lanes_out(out)
+    _layernorm_rows(_rows(lanes(x), h), to_f32(weight), to_f32(bias), _rows(buf, h), float(eps))
+    lanes_store(out, buf)
 
 
 def _residual_run(x: np.ndarray, residual: np.ndarray, weight: np.ndarray, out: np.ndarray, eps: float) -> None:
     if x.size == 0:
         return
     h = x.shape[-1]
-    res = f32_inout(residual)
-    if residual.dtype == np.float32:
-        buf = f32_buffer(out)
-        _residual_rmsnorm_rows(_rows(to_f32(x), h), _rows(res, h), to_f32(weight), _rows(buf, h), float(eps))
-        store(residual, res)
-        store(out, buf)
-    else:
-        # 16-bit residual: the sum must be rounded to its dtype before it is
-        # normalised, so add, round, then normalise the rounded values.
-        _add_inplace(to_f32(x).reshape(-1), res.reshape(-1))
-        store(residual, res)
+    if residual.dtype == np.float16 and not F16_IN_REGISTER:
+        # No in-register half conversions: add and round in numpy, then normalise the rounded sums.
+        residual[...] = (residual.astype(np.float32) + x.astype(np.float32)).astype(np.float16)
         _rmsnorm_run(residual, weight, out, eps)
+        return
+    res = lanes_inout(residual)
+    buf = lanes_out(out)
+    # A 16-bit residual's sum is rounded to its dtype before it is normalised (inside the kernel).
+    _residual_rmsnorm_rows(_rows(lanes(x), h), _rows(res, h), to_f32(weight), _rows(buf, h), float(eps))
+    lanes_store(residual, res)
+    lanes_store(out, buf)
 
 
 # --------------------------------------------------------------------------- goldens (float64, obvious)
