@@ -472,6 +472,28 @@ def test_activation_matches_textbook_formula(name: str, formula) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("name", ["silu", "gelu", "swiglu"])
+def test_activations_at_extreme_inputs_match_the_golden(name: str) -> None:
+    # The short exp's clamps, flush and saturation, the divide by 1 + exp(-z) with exp(-z) = 0 or inf,
+    # subnormals, infinities and NaN, plus a dense sweep over the range where exp(-z) is finite.
+    special = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 1e-20, -1e-20, 0.5, -0.5, 9.0, -9.0,
+                        40.0, -40.0, 87.0, -87.0, 88.5, -88.5, 90.0, -90.0, 1e4, -1e4, 1e30, -1e30,
+                        3.4e38, -3.4e38, np.inf, -np.inf, np.nan], np.float32)
+    x = np.concatenate([special, np.linspace(-100.0, 100.0, 200_001, dtype=np.float32)])
+    kernel = get_kernel(name)
+    rtol, atol = kernel.tolerance(np.dtype(np.float32))
+    if name == "swiglu":
+        up = np.concatenate([np.full(special.size, 3.0, np.float32),
+                             np.linspace(-2.0, 2.0, x.size - special.size, dtype=np.float32)])
+        fast, gold = run_both(name, [x, up, garbage("float32", x.shape)])
+    else:
+        fast, gold = run_both(name, [x, garbage("float32", x.shape)])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(fast[-1].astype(np.float64), gold[-1].astype(np.float64), rtol=rtol,
+                                   atol=atol, equal_nan=True)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_elementwise_overflow_and_wraparound_agree() -> None:
     h = np.array([60000.0, -60000.0, 1.0], dtype=np.float16)
     fast, gold = run_both("add", [h, h.copy(), garbage("float16", h.shape)])

@@ -5,9 +5,10 @@ nearest, ties to even; NaN stays NaN; overflow rounds to inf), including the
 exact ties that random data almost never hits. ``exp_f32`` must be accurate to
 a few float32 ulps over the whole normal range and keep IEEE edge behaviour;
 ``exp_fast_f32`` likewise over its documented range, with its documented
-saturation. The helpers are called from loops compiled with the kernels'
-fast-math flags, as the kernels call them, so that flags leaking into a helper
-(numba's default for helpers that set none) would show up as lost accuracy.
+saturation, and ``exp_short_f32`` with the same saturation to its own bound.
+The helpers are called from loops compiled with the kernels' fast-math flags,
+as the kernels call them, so that flags leaking into a helper (numba's default
+for helpers that set none) would show up as lost accuracy.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from reference.kernels._numerics import (
     add_compensated,
     exp_f32,
     exp_fast_f32,
+    exp_short_f32,
     f32_buffer,
     max_f32,
     sigmoid_f32,
@@ -99,6 +101,12 @@ def _apply_exp(x, out):  # pragma: no cover - compiled
 def _apply_exp_fast(x, out):  # pragma: no cover - compiled
     for i in range(x.size):
         out[i] = exp_fast_f32(x[i])
+
+
+@numba.njit(cache=False, fastmath=FAST)
+def _apply_exp_short(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = exp_short_f32(x[i])
 
 
 @numba.njit(cache=False, fastmath=FAST)
@@ -215,3 +223,38 @@ def test_compensated_sum_keeps_what_plain_float32_rounds_away() -> None:
 def test_compensated_sum_of_infinities_stays_infinite() -> None:
     assert _compensated_sum(np.array([1.0, np.inf, 2.0], np.float32)) == np.inf
     assert _compensated_sum(np.array([np.inf, np.inf], np.float32)) == np.inf
+
+
+def test_short_exp_is_within_its_bound_where_its_result_is_a_normal_float() -> None:
+    # Dense over the range and around the reduction's breakpoints (r = +-ln2/2), where the polynomial's
+    # error peaks, and at the largest |n| (the one-constant reduction's error grows with it).
+    x = np.linspace(-87.3, 88.3, 4_000_003, dtype=np.float32)
+    got = np.empty_like(x)
+    _apply_exp_short(x, got)
+    want = np.exp(x.astype(np.float64))
+    rel = np.abs(got.astype(np.float64) - want) / want
+    assert rel.max() < 5e-7
+
+
+def test_short_exp_of_subnormal_and_tiny_inputs_is_one() -> None:
+    x = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 1e-10, -1e-10], np.float32)
+    got = np.empty_like(x)
+    _apply_exp_short(x, got)
+    np.testing.assert_allclose(got, np.exp(x.astype(np.float64)), rtol=1.2e-7)
+    assert got[0] == 1.0 and got[1] == 1.0
+
+
+@pytest.mark.parametrize(("x", "want"), [
+    (88.4, np.inf), (np.inf, np.inf), (1e30, np.inf), (3.4e38, np.inf),   # as exp_fast_f32
+    (-87.7, 0.0), (-1e30, 0.0), (-3.4e38, 0.0), (-np.inf, 0.0),
+])
+def test_short_exp_saturates_as_the_fast_one(x: float, want: float) -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp_short(np.array([x], np.float32), got)
+    assert float(got[0]) == want
+
+
+def test_short_exp_propagates_nan() -> None:
+    got = np.empty(2, np.float32)
+    _apply_exp_short(np.array([np.nan, -np.nan], np.float32), got)
+    assert np.isnan(got).all()
