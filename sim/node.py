@@ -82,7 +82,7 @@ class RunState:
         self.seq = 0
         self.start_t = start_t
         self.end_t: float | None = None
-        self.tasks: list[Task] = []
+        self.tasks: list[Task | None] = []  # by seq - 1; None once consumed
 
 
 class Node:
@@ -160,6 +160,7 @@ class Node:
         """
         now = self.env.now
         self.run_count += 1
+        self.sim.task_nodes[self] = None
         run = RunState(self.scope, self.run_count, now, on_done)
         self.run = run
         self.tensormap = {}
@@ -271,7 +272,10 @@ class Node:
         task.ring = _RING_FOR_DEPTH[len(scopes) - 1]
         run.active += 1
         run.tasks.append(task)
-        self.sim._tasks.append(task)  # ``Simulation.log_task``, inlined: once per submit
+        log = self.sim.log  # ``TaskLog.add``, inlined: once per submit
+        task.row = row = log.next_row
+        log.next_row = row + 1
+        log.tasks.append(task)
         cost = self.c_submit + self.c_submit_tensor * cost_tensors
         ring = self.rings[task.ring]
         if self.admission or ring.top - ring.tail + task.heap_bytes > ring.capacity:  # not ``ring.fits``
@@ -663,7 +667,7 @@ class Node:
     def _cancel_unstarted(self, run: RunState, why: str) -> None:
         """``cancel_unstarted_run``: unstarted slots of a failed submission never run."""
         for t in run.tasks:
-            if t.state in (BUILDING, PENDING, READY):
+            if t is not None and t.state in (BUILDING, PENDING, READY):
                 self._fail_unstarted(t, why, None)
                 if t.admitted:  # one still waiting for its ring retires when it is admitted
                     self.trace.add(self.env.now, EventKind.CANCEL, self.scope, t.name, why)
@@ -684,6 +688,12 @@ class Node:
     def _consume(self, task: Task) -> None:
         if not task.admitted:  # still waiting for its ring; it retires once admitted
             return
+        # The task's record row is final: the log writes it and lets the slot go (sim.tasklog). A
+        # task an earlier record took (still live then) is not written again; nor is an alloc slot.
+        log = self.sim.log
+        if task.row >= log.base:
+            log.write(task)
+        task.run.tasks[task.seq - 1] = None  # the run's list no longer holds the slot
         task.state = CONSUMED
         out_keys = task.out_keys
         # The slot returns to the pool: its arguments are no longer reachable from it.

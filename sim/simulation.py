@@ -12,8 +12,6 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +21,11 @@ from simpy.events import Event, Timeout
 
 from sim.collector import collector_paused
 from sim.cost import Profile, load_profile, profile_for_platform
-from sim.errors import ErrorClass, InvalidArgument
+from sim.errors import InvalidArgument
 from sim.faultpoints import FaultPoints
 from sim.plugins import remote_plugin
-from sim.record import OUTCOMES, CallRecord, Outcome, RunRecord, TaskColumns, TaskTable
-from sim.task import TaskKind, TaskState
+from sim.record import CallRecord, RunRecord, TaskTable
+from sim.tasklog import TaskLog
 from sim.trace import Trace
 
 if TYPE_CHECKING:
@@ -99,8 +97,8 @@ class Simulation:
         self.functional = config.data_mode == "functional"
         self.jitter = config.jitter
         self.trace = Trace(config.trace)
-        self._tasks: list[Task] = []
-        self._row_base = 0  # how many tasks earlier records held (see ``task_columns``)
+        self.log = TaskLog()  # every task since the last record (sim.tasklog)
+        self.task_nodes: dict[Any, None] = {}  # every node that began a run, in that order (sim.livelock)
         self._trace_mark = 0
         # Named fault points of the plan (sim.faultpoints); None when it enables none, so each site
         # costs one ``is None`` test.
@@ -143,133 +141,33 @@ class Simulation:
         return self._hits
 
     def log_task(self, task: Task) -> None:
-        self._tasks.append(task)
+        self.log.add(task)
+
+    @property
+    def _tasks(self) -> list[Task | None]:
+        """The tasks since the last record by row, None where the row is written (see :mod:`sim.tasklog`)."""
+        return self.log.tasks
 
     def take_record(self, metadata: dict[str, Any], calls: list[CallRecord]) -> RunRecord:
         """Build the RunRecord of everything since the last one, and start afresh.
 
-        The tasks are taken as columns (:class:`sim.record.TaskColumns`), each read from all task
-        slots at once; a :class:`~sim.record.TaskRecord` is built only when a user asks for one.
+        The tasks come as columns (:class:`sim.record.TaskColumns`) from the task log, which wrote each
+        task's row as its slot was consumed; a :class:`~sim.record.TaskRecord` is built only when a
+        user asks for one.
         """
         with collector_paused():  # the trace's events are all kept
             rec = RunRecord(backend="sim", metadata=dict(metadata))
             rec.metadata["faults_hit"] = {k: v for k, v in sorted(self.fault_hits.items()) if v}
             self._hits = {}
-            tasks = [t for t in self._tasks if t.kind is not _ALLOC] if self._has_alloc() else self._tasks
-            self._tasks = []
-            cols, errors = task_columns(tasks, self._row_base)
-            self._row_base += len(tasks)
-            del tasks
+            log = self.log
+            cols = log.close()
+            self.log = TaskLog(log.next_row)
             rec.tasks = TaskTable(cols)
-            rec.errors = errors
+            rec.errors = log.failed_classes(cols)
             rec.calls = list(calls)
             rec.events = self.trace.since(self._trace_mark)
             self._trace_mark = len(self.trace)
             return rec
-
-    def _has_alloc(self) -> bool:
-        return any(t.kind is _ALLOC for t in self._tasks)
-
-
-_ALLOC = TaskKind.ALLOC
-_STATE, _NOT_RUN, _ERROR, _ERROR_CLASS = (attrgetter(a) for a in ("state", "not_run", "error", "error_class"))
-_START, _END, _NODE, _KIND, _GROUP = (attrgetter(a) for a in ("start", "end", "node", "kind", "group"))
-_CALLABLE, _WORKERS, _RUN, _SEQ = (attrgetter(a) for a in ("callable", "workers", "run", "seq"))
-_PRODUCERS, _ROW = attrgetter("producers"), attrgetter("row")
-_COMPLETED_STATE = int(TaskState.COMPLETED)
-_O_COMPLETED, _O_FAILED, _O_NOT_RUN = (OUTCOMES.index(o) for o in (Outcome.COMPLETED, Outcome.FAILED, Outcome.NOT_RUN))
-_KIND_WORDS = [("group" if g else "single") + ("/sub" if k is TaskKind.SUB else "/next_level")
-               for k in TaskKind for g in (False, True)]  # code: kind * 2 + group
-
-
-def _codes(objs: list, by_id: bool) -> tuple[list, np.ndarray]:
-    """(the distinct objects in first-seen order, each object's code), by identity or by value."""
-    keys = list(map(id, objs)) if by_id else objs
-    first = dict(zip(keys, objs, strict=True)) if by_id else dict.fromkeys(objs)
-    code = {k: i for i, k in enumerate(first)}
-    return (list(first.values()) if by_id else list(first)), np.fromiter(map(code.__getitem__, keys), np.int32,
-                                                                           len(keys))
-
-
-def task_columns(tasks: list[Task], row_base: int) -> tuple[TaskColumns, list[str]]:
-    """The tasks as a :class:`TaskColumns` table, and the error class of each failed one, in order.
-
-    ``row_base`` numbers the rows of this table from there on (every task is numbered once, in the
-    record that holds it), so that a producer found outside this table is told apart.
-    """
-    n = len(tasks)
-    state = np.fromiter(map(_STATE, tasks), np.int8, n)
-    # Only work a parent abandoned can still be running when its run has ended: a remote session's
-    # task behind a failed endpoint, or one a crashed or stopped session process froze (it set its own
-    # reason). Its end is unknown to the user.
-    for i in np.flatnonzero(state < _COMPLETED_STATE).tolist():
-        t = tasks[i]
-        if t.error_class != ErrorClass.UNCERTAIN_STATE.value or not t.error:
-            t.error_class = ErrorClass.UNCERTAIN_STATE.value
-            t.error = "still running on an abandoned endpoint when the record was taken"
-    not_run = np.fromiter(map(_NOT_RUN, tasks), np.bool_, n)
-    errs = list(map(_ERROR, tasks))
-    classes = list(map(_ERROR_CLASS, tasks))
-    outcome = np.full(n, _O_COMPLETED, np.int8)
-    errors: dict[int, tuple[str | None, str]] = {}
-    failed_classes: list[str] = []
-    if errs.count(None) != n or classes.count(None) != n:
-        erred = np.zeros(n, np.bool_)
-        for i, (e, c) in enumerate(zip(errs, classes, strict=True)):
-            if e is not None or c is not None:
-                errors[i] = (c, e or "")
-                erred[i] = e is not None
-        outcome[erred] = _O_FAILED
-    outcome[not_run] = _O_NOT_RUN
-    outcome[state < _COMPLETED_STATE] = _O_FAILED
-    if errors:
-        failed_classes = [c for i, (c, _m) in errors.items() if c and outcome[i] == _O_FAILED]
-    del errs, classes
-    start = np.array(list(map(_START, tasks)), np.float64)  # None -> NaN
-    end = np.array(list(map(_END, tasks)), np.float64)
-    start[not_run] = np.nan
-    end[not_run] = np.nan
-    nodes, node = _codes(list(map(_NODE, tasks)), True)
-    kind = np.fromiter(map(_KIND, tasks), np.int8, n) * 2
-    kind += np.fromiter(map(_GROUP, tasks), np.int8, n)
-    callables, callable_ = _codes(list(map(_CALLABLE, tasks)), True)
-    worker_sets, worker_set = _codes(list(map(tuple, map(_WORKERS, tasks))), False)
-    runs, run = _codes(list(map(_RUN, tasks)), True)
-    seq = np.fromiter(map(_SEQ, tasks), np.int64, n)
-    # Producers: every task gets its row number, then each edge reads its producer's.
-    for i, t in enumerate(tasks, row_base):
-        t.row = i
-    lens = np.fromiter(map(len, map(_PRODUCERS, tasks)), np.int64, n)
-    prods = list(chain.from_iterable(map(_PRODUCERS, tasks)))
-    prow = np.fromiter(map(_ROW, prods), np.int64, len(prods)) - row_base
-    outside = np.flatnonzero((prow < 0) | (prow >= n))
-    foreign: list[str] = []
-    if len(outside):
-        keep = np.ones(len(prods), np.bool_)
-        names: dict[str, int] = {}
-        for j in outside.tolist():
-            p = prods[j]
-            if p.kind is _ALLOC:  # an alloc slot is no task of the record
-                keep[j] = False
-                continue
-            code = names.get(p.name)
-            if code is None:
-                code = names[p.name] = len(foreign)
-                foreign.append(p.name)
-            prow[j] = -1 - code
-        if not keep.all():
-            consumer = np.repeat(np.arange(n, dtype=np.int64), lens)
-            lens = np.bincount(consumer[keep], minlength=n).astype(np.int64)
-            prow = prow[keep]
-    del prods
-    ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(lens, out=ptr[1:])
-    cols = TaskColumns(
-        nodes=[(nd.scope, nd.level) for nd in nodes], kinds=_KIND_WORDS,
-        callables=[getattr(c, "name", "") for c in callables], worker_sets=worker_sets,
-        runs=[r.prefix for r in runs], node=node, kind=kind, callable=callable_, worker_set=worker_set, run=run,
-        seq=seq, outcome=outcome, start=start, end=end, prod_ptr=ptr, prod_idx=prow, foreign=foreign, errors=errors)
-    return cols, failed_classes
 
 
 def fire_at(env: object, delay: float, fn: Callable[[], None]) -> Event:

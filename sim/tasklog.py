@@ -1,0 +1,242 @@
+"""The task log: every task since the last record, as live slots or as rows of columns.
+
+A task slot (:class:`sim.task.Task`) is the engine's working state; once the slot is consumed
+(``docs/orchestrator.md`` §8), nothing the user can observe about the task changes any more. So the
+log writes the task's record row then -- outcome, start and end, the lanes it ran on, its producers
+as row numbers -- into typed arrays, and lets the slot go: a run's memory grows with the few bytes of
+a row per task, not with the slots, and taking the record turns arrays into
+:class:`sim.record.TaskColumns` instead of visiting a slot per task. Tasks still live when the record
+is taken (work a parent abandoned) are written then.
+
+Rows are numbered in submit order across the whole simulation (``Task.row``); a record holds the
+rows ``base`` onwards, so a producer numbered before ``base`` was recorded earlier and is named by
+its id. With a sink (:mod:`sim.record_stream`), full batches of rows go to a Parquet file while the
+run goes on, and the record reads them back.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.errors import ErrorClass
+from sim.record import OUTCOMES, Outcome, TaskColumns
+from sim.task import COMPLETED, TaskKind
+
+if TYPE_CHECKING:
+    from sim.task import Task
+
+_NAN = math.nan
+_O_COMPLETED, _O_FAILED, _O_NOT_RUN = (OUTCOMES.index(o) for o in (Outcome.COMPLETED, Outcome.FAILED, Outcome.NOT_RUN))
+#: A row's kind word by its code: kind * 2 + group.
+KIND_WORDS = [("group" if g else "single") + ("/sub" if k is TaskKind.SUB else "/next_level")
+              for k in TaskKind for g in (False, True)]
+_ALLOC = TaskKind.ALLOC
+_UNCERTAIN = ErrorClass.UNCERTAIN_STATE.value
+#: Rows a streaming log keeps before it writes them out as one batch.
+STREAM_BATCH = 1 << 17
+
+
+class RowBatch:
+    """Rows in the order they were written, each with its row number (``row``)."""
+
+    __slots__ = ("callable", "end", "errors", "kind", "outcome", "p_len", "p_rows", "row", "run", "seq", "start",
+                 "workers")
+
+    def __init__(self) -> None:
+        self.row = array("q")
+        self.run = array("i")
+        self.seq = array("q")
+        self.kind = array("b")
+        self.outcome = array("b")
+        self.callable = array("i")
+        self.workers = array("i")
+        self.start = array("d")
+        self.end = array("d")
+        self.p_len = array("q")
+        self.p_rows = array("q")  # a row number, or -1 - k for the k-th foreign producer id
+        self.errors: dict[int, tuple[str | None, str]] = {}  # row -> (error class, message)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+class TaskLog:
+    """The tasks since the last record (see the module docstring)."""
+
+    __slots__ = ("_keep", "base", "batch", "callable_code", "callables", "foreign", "foreign_code", "next_row",
+                 "run_code", "runs", "sink", "tasks", "worker_code", "worker_sets")
+
+    def __init__(self, base: int = 0, sink: Any = None) -> None:
+        self.base = base  # the row number of this log's first task
+        self.next_row = base
+        self.tasks: list[Task | None] = []  # by row - base; None once the row is written
+        self.batch = RowBatch()
+        self.sink = sink
+        # What rows share, by code: runs (as (prefix, node scope, level)), callable names, worker sets,
+        # and the ids of producers recorded earlier.
+        self.runs: list[tuple[str, str, int]] = []
+        self.run_code: dict[int, int] = {}  # id(run) -> code; ``keep`` holds the runs, so ids stay unique
+        self.callables: list[str] = []
+        self.callable_code: dict[int, int] = {}
+        self.worker_sets: list[tuple[str, ...]] = []
+        self.worker_code: dict[tuple[str, ...], int] = {}
+        self.foreign: list[str] = []
+        self.foreign_code: dict[str, int] = {}
+        # The run and callable objects coded so far, kept alive so that their ids stay theirs.
+        self._keep: list[Any] = []
+
+    def write(self, task: Task) -> None:
+        """Write a terminal task's row (or, at record time, a live one's) and forget its slot."""
+        row = task.row
+        b = self.batch
+        b.row.append(row)
+        run = task.run
+        code = self.run_code.get(id(run))
+        if code is None:
+            code = self.run_code[id(run)] = len(self.runs)
+            self.runs.append((run.prefix, task.node.scope, task.node.level))
+            self._keep.append(run)
+        b.run.append(code)
+        b.seq.append(task.seq)
+        b.kind.append(task.kind * 2 + task.group)
+        c = task.callable
+        code = self.callable_code.get(id(c))
+        if code is None:
+            code = self.callable_code[id(c)] = len(self.callables)
+            self.callables.append(getattr(c, "name", ""))
+            self._keep.append(c)
+        b.callable.append(code)
+        ws = task.workers
+        code = self.worker_code.get(ws)
+        if code is None:
+            code = self.worker_code[ws] = len(self.worker_sets)
+            self.worker_sets.append(ws)
+        b.workers.append(code)
+        error = task.error
+        if task.state < COMPLETED:
+            # Only work a parent abandoned can still be running when its run has ended: a remote
+            # session's task behind a failed endpoint, or one a crashed or stopped session process
+            # froze (it set its own reason). Its end is unknown to the user.
+            if task.error_class != _UNCERTAIN or not error:
+                task.error_class = _UNCERTAIN
+                task.error = error = "still running on an abandoned endpoint when the record was taken"
+            outcome = _O_FAILED
+        elif task.not_run:
+            outcome = _O_NOT_RUN
+        elif error is not None:
+            outcome = _O_FAILED
+        else:
+            outcome = _O_COMPLETED
+        b.outcome.append(outcome)
+        if error is not None or task.error_class is not None:
+            b.errors[row] = (task.error_class, error or "")
+        if task.not_run:
+            b.start.append(_NAN)
+            b.end.append(_NAN)
+        else:
+            s, e = task.start, task.end
+            b.start.append(_NAN if s is None else s)
+            b.end.append(_NAN if e is None else e)
+        prods = task.producers
+        if prods:
+            rows = [p.row for p in prods]
+            if min(rows) < self.base:  # an alloc slot (no task of any record), or a task recorded earlier
+                rows = self._outside(prods)
+            b.p_len.append(len(rows))
+            b.p_rows.extend(rows)
+            task.producers = ()  # the slot no longer holds its producers alive
+        else:
+            b.p_len.append(0)
+        self.tasks[row - self.base] = None
+        if self.sink is not None and len(b.row) >= STREAM_BATCH:
+            self.sink.write(self, b)
+            self.batch = RowBatch()
+
+    def _outside(self, prods: tuple) -> list[int]:
+        rows = []
+        base = self.base
+        for p in prods:
+            if p.row >= base:
+                rows.append(p.row)
+            elif p.kind is not _ALLOC:
+                name = p.name
+                code = self.foreign_code.get(name)
+                if code is None:
+                    code = self.foreign_code[name] = len(self.foreign)
+                    self.foreign.append(name)
+                rows.append(-1 - code)
+        return rows
+
+    def live(self) -> list[Task]:
+        """The tasks whose rows are not written yet, in submit order."""
+        return [t for t in self.tasks if t is not None]
+
+    def add(self, task: Task) -> None:
+        """Log a submitted task (``Node.submit`` inlines this)."""
+        task.row = self.next_row
+        self.next_row += 1
+        self.tasks.append(task)
+
+    def failed_classes(self, cols: TaskColumns) -> list[str]:
+        """The error class of every failed row that has one, in row order (``RunRecord.errors``)."""
+        outcome = cols.outcome
+        return [c for r, (c, _m) in cols.errors.items() if c and outcome[r] == _O_FAILED]
+
+    def close(self) -> TaskColumns | None:
+        """Write every live task's row; return the rows as columns in submit order (None if streamed)."""
+        for t in self.live():
+            self.write(t)
+        if self.sink is not None:
+            if len(self.batch):
+                self.sink.write(self, self.batch)
+            self.batch = RowBatch()
+            return None
+        return columns(self, [self.batch])
+
+
+def columns(log: TaskLog, batches: list[RowBatch]) -> TaskColumns:
+    """The rows of ``batches`` (every row of ``log``, once) as :class:`TaskColumns` in row order."""
+    n = sum(len(b) for b in batches)
+
+    def cat(name: str, dtype: Any) -> np.ndarray:
+        parts = [np.frombuffer(getattr(b, name), dtype) for b in batches if len(b)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+    row = cat("row", np.int64) - log.base
+    place = np.empty(n, np.int64)  # written position of each row: rows are log.base .. log.base + n - 1
+    place[row] = np.arange(n, dtype=np.int64)
+
+    def col(name: str, dtype: Any) -> np.ndarray:
+        return cat(name, dtype)[place]
+
+    p_len = cat("p_len", np.int64)
+    p_rows = cat("p_rows", np.int64)
+    off = np.zeros(n + 1, np.int64)
+    np.cumsum(p_len, out=off[1:])
+    new_len = p_len[place]
+    ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(new_len, out=ptr[1:])
+    gather = np.repeat(off[:-1][place] - ptr[:-1], new_len) + np.arange(int(ptr[-1]), dtype=np.int64)
+    prod = p_rows[gather]
+    prod[prod >= 0] -= log.base
+    errors: dict[int, tuple[str | None, str]] = {}
+    for b in batches:
+        errors.update(b.errors)
+    errors = {r - log.base: errors[r] for r in sorted(errors)}
+    runs = log.runs
+    node_code: dict[tuple[str, int], int] = {}
+    for _p, scope, level in runs:
+        node_code.setdefault((scope, level), len(node_code))
+    scopes = list(node_code)
+    node_of_run = np.array([node_code[(scope, level)] for _p, scope, level in runs] or [0], np.int32)
+    run = col("run", np.int32)
+    return TaskColumns(
+        nodes=scopes, kinds=KIND_WORDS, callables=list(log.callables), worker_sets=list(log.worker_sets),
+        runs=[p for p, _s, _l in runs], node=node_of_run[run] if n else np.zeros(0, np.int32),
+        kind=col("kind", np.int8), callable=col("callable", np.int32), worker_set=col("workers", np.int32), run=run,
+        seq=col("seq", np.int64), outcome=col("outcome", np.int8), start=col("start", np.float64),
+        end=col("end", np.float64), prod_ptr=ptr, prod_idx=prod, foreign=list(log.foreign), errors=errors)
