@@ -276,6 +276,8 @@ class Node:
         task.row = row = log.next_row
         log.next_row = row + 1
         log.tasks.append(task)
+        if row == log.compact_row:
+            log.compact = True
         cost = self.c_submit + self.c_submit_tensor * cost_tensors
         ring = self.rings[task.ring]
         if self.admission or ring.top - ring.tail + task.heap_bytes > ring.capacity:  # not ``ring.fits``
@@ -688,12 +690,13 @@ class Node:
     def _consume(self, task: Task) -> None:
         if not task.admitted:  # still waiting for its ring; it retires once admitted
             return
-        # The task's record row is final: the log writes it and lets the slot go (sim.tasklog). A
-        # task an earlier record took (still live then) is not written again; nor is an alloc slot.
+        # The task's record row is final: past its first ``COMPACT_AFTER`` tasks, the log writes it
+        # now and lets the slot go (sim.tasklog). A task an earlier record took (still live then) is
+        # not written again; nor is an alloc slot.
         log = self.sim.log
-        if task.row >= log.base:
+        if log.compact and task.row >= log.base:
             log.write(task)
-        task.run.tasks[task.seq - 1] = None  # the run's list no longer holds the slot
+            task.run.tasks[task.seq - 1] = None  # the run's list no longer holds the slot
         task.state = CONSUMED
         out_keys = task.out_keys
         # The slot returns to the pool: its arguments are no longer reachable from it.

@@ -38,20 +38,22 @@ _ALLOC = TaskKind.ALLOC
 _UNCERTAIN = ErrorClass.UNCERTAIN_STATE.value
 #: Rows a streaming log keeps before it writes them out as one batch.
 STREAM_BATCH = 1 << 17
+#: How many tasks a log holds as slots before it starts writing rows as slots are consumed. Below
+#: it, a run keeps its slots to the record (writing a row costs about what the slot's memory saves
+#: a small run); above it, memory grows by rows, not slots.
+COMPACT_AFTER = 1 << 18
 
 
 class RowBatch:
     """Rows in the order they were written, each with its row number (``row``)."""
 
-    __slots__ = ("callable", "end", "errors", "kind", "outcome", "p_len", "p_rows", "row", "run", "seq", "start",
-                 "workers")
+    __slots__ = ("callable", "code", "end", "errors", "p_len", "p_rows", "row", "run", "seq", "start", "workers")
 
     def __init__(self) -> None:
         self.row = array("q")
         self.run = array("i")
         self.seq = array("q")
-        self.kind = array("b")
-        self.outcome = array("b")
+        self.code = array("b")  # (kind * 2 + group) * 4 + outcome
         self.callable = array("i")
         self.workers = array("i")
         self.start = array("d")
@@ -67,12 +69,16 @@ class RowBatch:
 class TaskLog:
     """The tasks since the last record (see the module docstring)."""
 
-    __slots__ = ("_keep", "base", "batch", "callable_code", "callables", "foreign", "foreign_code", "next_row",
-                 "run_code", "runs", "sink", "tasks", "worker_code", "worker_sets")
+    __slots__ = ("_keep", "base", "batch", "callable_code", "callables", "compact", "compact_row", "foreign",
+                 "foreign_code", "next_row", "run_code", "runs", "sink", "tasks", "worker_code", "worker_sets")
 
     def __init__(self, base: int = 0, sink: Any = None) -> None:
         self.base = base  # the row number of this log's first task
         self.next_row = base
+        # Whether a consumed slot's row is written at once (``Node._consume``): from the task numbered
+        # ``compact_row`` on (``Node.submit`` sets it), or from the first when streaming.
+        self.compact = sink is not None
+        self.compact_row = base + COMPACT_AFTER
         self.tasks: list[Task | None] = []  # by row - base; None once the row is written
         self.batch = RowBatch()
         self.sink = sink
@@ -102,7 +108,6 @@ class TaskLog:
             self._keep.append(run)
         b.run.append(code)
         b.seq.append(task.seq)
-        b.kind.append(task.kind * 2 + task.group)
         c = task.callable
         code = self.callable_code.get(id(c))
         if code is None:
@@ -116,6 +121,32 @@ class TaskLog:
             code = self.worker_code[ws] = len(self.worker_sets)
             self.worker_sets.append(ws)
         b.workers.append(code)
+        error = task.error
+        if error is None and task.error_class is None and not task.not_run and task.state >= COMPLETED:
+            b.code.append((task.kind * 2 + task.group) * 4 + _O_COMPLETED)  # the common case first
+            s = task.start
+            b.start.append(_NAN if s is None else s)
+            s = task.end
+            b.end.append(_NAN if s is None else s)
+        else:
+            self._write_failed(task, b)
+        prods = task.producers
+        if prods:
+            rows = [p.row for p in prods]
+            if (rows[0] if len(rows) == 1 else min(rows)) < self.base:
+                rows = self._outside(prods)  # an alloc slot (no task of any record), or a task recorded earlier
+            b.p_len.append(len(rows))
+            b.p_rows.extend(rows)
+            task.producers = ()  # the slot no longer holds its producers alive
+        else:
+            b.p_len.append(0)
+        self.tasks[row - self.base] = None
+        if self.sink is not None and len(b.row) >= STREAM_BATCH:
+            self.sink.write(self, b)
+            self.batch = RowBatch()
+
+    def _write_failed(self, task: Task, b: RowBatch) -> None:
+        """The outcome, stamps and error of a row that did not simply complete."""
         error = task.error
         if task.state < COMPLETED:
             # Only work a parent abandoned can still be running when its run has ended: a remote
@@ -131,9 +162,9 @@ class TaskLog:
             outcome = _O_FAILED
         else:
             outcome = _O_COMPLETED
-        b.outcome.append(outcome)
+        b.code.append((task.kind * 2 + task.group) * 4 + outcome)
         if error is not None or task.error_class is not None:
-            b.errors[row] = (task.error_class, error or "")
+            b.errors[task.row] = (task.error_class, error or "")
         if task.not_run:
             b.start.append(_NAN)
             b.end.append(_NAN)
@@ -141,20 +172,6 @@ class TaskLog:
             s, e = task.start, task.end
             b.start.append(_NAN if s is None else s)
             b.end.append(_NAN if e is None else e)
-        prods = task.producers
-        if prods:
-            rows = [p.row for p in prods]
-            if min(rows) < self.base:  # an alloc slot (no task of any record), or a task recorded earlier
-                rows = self._outside(prods)
-            b.p_len.append(len(rows))
-            b.p_rows.extend(rows)
-            task.producers = ()  # the slot no longer holds its producers alive
-        else:
-            b.p_len.append(0)
-        self.tasks[row - self.base] = None
-        if self.sink is not None and len(b.row) >= STREAM_BATCH:
-            self.sink.write(self, b)
-            self.batch = RowBatch()
 
     def _outside(self, prods: tuple) -> list[int]:
         rows = []
@@ -172,14 +189,17 @@ class TaskLog:
         return rows
 
     def live(self) -> list[Task]:
-        """The tasks whose rows are not written yet, in submit order."""
+        """The tasks whose rows are not written yet, in submit order (consumed ones too, below
+        ``COMPACT_AFTER``: check ``terminal``)."""
         return [t for t in self.tasks if t is not None]
 
     def add(self, task: Task) -> None:
         """Log a submitted task (``Node.submit`` inlines this)."""
-        task.row = self.next_row
-        self.next_row += 1
+        task.row = row = self.next_row
+        self.next_row = row + 1
         self.tasks.append(task)
+        if row == self.compact_row:
+            self.compact = True
 
     def failed_classes(self, cols: TaskColumns) -> list[str]:
         """The error class of every failed row that has one, in row order (``RunRecord.errors``)."""
@@ -187,7 +207,8 @@ class TaskLog:
         return [c for r, (c, _m) in cols.errors.items() if c and outcome[r] == _O_FAILED]
 
     def close(self) -> TaskColumns | None:
-        """Write every live task's row; return the rows as columns in submit order (None if streamed)."""
+        """Write every row not written yet (live slots, and consumed ones kept below ``COMPACT_AFTER``);
+        return the rows as columns in submit order (None if streamed)."""
         for t in self.live():
             self.write(t)
         if self.sink is not None:
@@ -234,9 +255,10 @@ def columns(log: TaskLog, batches: list[RowBatch]) -> TaskColumns:
     scopes = list(node_code)
     node_of_run = np.array([node_code[(scope, level)] for _p, scope, level in runs] or [0], np.int32)
     run = col("run", np.int32)
+    code = col("code", np.int8)
     return TaskColumns(
         nodes=scopes, kinds=KIND_WORDS, callables=list(log.callables), worker_sets=list(log.worker_sets),
         runs=[p for p, _s, _l in runs], node=node_of_run[run] if n else np.zeros(0, np.int32),
-        kind=col("kind", np.int8), callable=col("callable", np.int32), worker_set=col("workers", np.int32), run=run,
-        seq=col("seq", np.int64), outcome=col("outcome", np.int8), start=col("start", np.float64),
+        kind=code // 4, callable=col("callable", np.int32), worker_set=col("workers", np.int32), run=run,
+        seq=col("seq", np.int64), outcome=code % 4, start=col("start", np.float64),
         end=col("end", np.float64), prod_ptr=ptr, prod_idx=prod, foreign=list(log.foreign), errors=errors)
