@@ -25,6 +25,7 @@ from sim.errors import InvalidArgument
 from sim.faultpoints import FaultPoints
 from sim.plugins import remote_plugin
 from sim.record import CallRecord, RunRecord, TaskTable
+from sim.record_stream import ParquetSink, record_file
 from sim.tasklog import TaskLog
 from sim.trace import Trace
 
@@ -51,7 +52,10 @@ class SimConfig:
       points (:mod:`sim.faultpoints`), or None (the remote layer checks its type, :mod:`sim.plugins`);
     - ``mode``: ``conformance`` (default: only what upstream ships -- the RoCE / HCCS / UB transport
       profiles and Remote CommDomain controls are rejected as NotSupported) or ``experiment``
-      (those transports become what-if links timed from ``profile.transports[name]``).
+      (those transports become what-if links timed from ``profile.transports[name]``);
+    - ``record_path``: stream the task record to this Parquet file while the run goes on, so that
+      memory does not grow with the record (:mod:`sim.record_stream`); later records of the same
+      Worker go to ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... None (default): kept in memory.
     """
 
     seed: int = 0
@@ -62,8 +66,11 @@ class SimConfig:
     backpressure_timeout_us: float = 10e6
     faults: Any = None
     mode: str = "conformance"
+    record_path: str | Path | None = None
 
     def __post_init__(self) -> None:
+        if self.record_path is not None and (not isinstance(self.record_path, str | Path) or not str(self.record_path)):
+            raise InvalidArgument(f"SimConfig.record_path must be a file path or None, got {self.record_path!r}")
         if self.mode not in MODES:
             raise InvalidArgument(f"SimConfig.mode must be one of {MODES}, got {self.mode!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -97,7 +104,8 @@ class Simulation:
         self.functional = config.data_mode == "functional"
         self.jitter = config.jitter
         self.trace = Trace(config.trace)
-        self.log = TaskLog()  # every task since the last record (sim.tasklog)
+        self._records = 0  # records taken so far
+        self.log = TaskLog(0, self._sink())  # every task since the last record (sim.tasklog)
         self.task_nodes: dict[Any, None] = {}  # every node that began a run, in that order (sim.livelock)
         self._trace_mark = 0
         # Named fault points of the plan (sim.faultpoints); None when it enables none, so each site
@@ -140,6 +148,11 @@ class Simulation:
                     self.hit(k)
         return self._hits
 
+    def _sink(self) -> ParquetSink | None:
+        """Where the next record streams to (``SimConfig.record_path``), or None."""
+        path = self.config.record_path
+        return None if path is None else ParquetSink(record_file(path, self._records + 1))
+
     def log_task(self, task: Task) -> None:
         self.log.add(task)
 
@@ -161,7 +174,10 @@ class Simulation:
             self._hits = {}
             log = self.log
             cols = log.close()
-            self.log = TaskLog(log.next_row)
+            self._records += 1
+            if log.sink is not None:
+                rec.metadata["record_path"] = str(log.sink.path)
+            self.log = TaskLog(log.next_row, self._sink())
             rec.tasks = TaskTable(cols)
             rec.errors = log.failed_classes(cols)
             rec.calls = list(calls)

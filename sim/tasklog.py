@@ -10,8 +10,8 @@ is taken (work a parent abandoned) are written then.
 
 Rows are numbered in submit order across the whole simulation (``Task.row``); a record holds the
 rows ``base`` onwards, so a producer numbered before ``base`` was recorded earlier and is named by
-its id. With a sink (:mod:`sim.record_stream`), full batches of rows go to a Parquet file while the
-run goes on, and the record reads them back.
+its id. With a sink (:mod:`sim.record_stream`), rows are written from the first task on, full
+batches of them go to a Parquet file while the run goes on, and the record reads them back.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class TaskLog:
     """The tasks since the last record (see the module docstring)."""
 
     __slots__ = ("_keep", "base", "batch", "callable_code", "callables", "compact", "compact_row", "foreign",
-                 "foreign_code", "next_row", "run_code", "runs", "sink", "tasks", "worker_code", "worker_sets")
+                 "foreign_code", "foreign_rows", "next_row", "run_code", "runs", "sink", "tasks", "worker_code",
+                 "worker_sets")
 
     def __init__(self, base: int = 0, sink: Any = None) -> None:
         self.base = base  # the row number of this log's first task
@@ -91,6 +92,7 @@ class TaskLog:
         self.worker_sets: list[tuple[str, ...]] = []
         self.worker_code: dict[tuple[str, ...], int] = {}
         self.foreign: list[str] = []
+        self.foreign_rows: list[int] = []  # their row numbers (a stream names them by row)
         self.foreign_code: dict[str, int] = {}
         # The run and callable objects coded so far, kept alive so that their ids stay theirs.
         self._keep: list[Any] = []
@@ -185,6 +187,7 @@ class TaskLog:
                 if code is None:
                     code = self.foreign_code[name] = len(self.foreign)
                     self.foreign.append(name)
+                    self.foreign_rows.append(p.row)
                 rows.append(-1 - code)
         return rows
 
@@ -206,16 +209,17 @@ class TaskLog:
         outcome = cols.outcome
         return [c for r, (c, _m) in cols.errors.items() if c and outcome[r] == _O_FAILED]
 
-    def close(self) -> TaskColumns | None:
+    def close(self) -> TaskColumns:
         """Write every row not written yet (live slots, and consumed ones kept below ``COMPACT_AFTER``);
-        return the rows as columns in submit order (None if streamed)."""
+        return the rows as columns in submit order (read back from the file when streaming)."""
         for t in self.live():
             self.write(t)
         if self.sink is not None:
             if len(self.batch):
                 self.sink.write(self, self.batch)
             self.batch = RowBatch()
-            return None
+            self.sink.close()
+            return self.sink.read_back(self)
         return columns(self, [self.batch])
 
 
