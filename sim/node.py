@@ -695,7 +695,7 @@ class Node:
         # not written again; nor is an alloc slot.
         log = self.sim.log
         if log.compact and task.row >= log.base:
-            log.write(task)
+            log.retire(task)
             task.run.tasks[task.seq - 1] = None  # the run's list no longer holds the slot
         task.state = CONSUMED
         out_keys = task.out_keys

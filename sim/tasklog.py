@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 from array import array
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,9 +37,14 @@ _O_COMPLETED, _O_FAILED, _O_NOT_RUN = (OUTCOMES.index(o) for o in (Outcome.COMPL
 KIND_WORDS = [("group" if g else "single") + ("/sub" if k is TaskKind.SUB else "/next_level")
               for k in TaskKind for g in (False, True)]
 _ALLOC = TaskKind.ALLOC
+_ROW, _RUN, _SEQ, _KIND, _GROUP = (attrgetter(a) for a in ("row", "run", "seq", "kind", "group"))
+_CALLABLE, _WORKERS, _START, _END = (attrgetter(a) for a in ("callable", "workers", "start", "end"))
+_PRODUCERS, _ERROR, _ERROR_CLASS, _NOT_RUN = (attrgetter(a) for a in ("producers", "error", "error_class", "not_run"))
 _UNCERTAIN = ErrorClass.UNCERTAIN_STATE.value
 #: Rows a streaming log keeps before it writes them out as one batch.
 STREAM_BATCH = 1 << 17
+#: How many consumed slots wait to be written as one batch of rows (``TaskLog.flush``).
+RETIRE_BATCH = 1 << 12
 #: How many tasks a log holds as slots before it starts writing rows as slots are consumed. Below
 #: it, a run keeps its slots to the record (writing a row costs about what the slot's memory saves
 #: a small run); above it, memory grows by rows, not slots.
@@ -70,8 +77,8 @@ class TaskLog:
     """The tasks since the last record (see the module docstring)."""
 
     __slots__ = ("_keep", "base", "batch", "callable_code", "callables", "compact", "compact_row", "foreign",
-                 "foreign_code", "foreign_rows", "next_row", "run_code", "runs", "sink", "tasks", "worker_code",
-                 "worker_sets")
+                 "foreign_code", "foreign_rows", "next_row", "retired", "run_code", "runs", "sink", "tasks",
+                 "worker_code", "worker_sets")
 
     def __init__(self, base: int = 0, sink: Any = None) -> None:
         self.base = base  # the row number of this log's first task
@@ -80,7 +87,8 @@ class TaskLog:
         # ``compact_row`` on (``Node.submit`` sets it), or from the first when streaming.
         self.compact = sink is not None
         self.compact_row = base + COMPACT_AFTER
-        self.tasks: list[Task | None] = []  # by row - base; None once the row is written
+        self.tasks: list[Task | None] = []  # by row - base; None once retired or written
+        self.retired: list[Task] = []  # consumed slots whose rows the next flush() writes
         self.batch = RowBatch()
         self.sink = sink
         # What rows share, by code: runs (as (prefix, node scope, level)), callable names, worker sets,
@@ -96,6 +104,73 @@ class TaskLog:
         self.foreign_code: dict[str, int] = {}
         # The run and callable objects coded so far, kept alive so that their ids stay theirs.
         self._keep: list[Any] = []
+
+    def retire(self, task: Task) -> None:
+        """A consumed slot: its row is final. It waits in ``retired`` for :meth:`flush`, which writes
+        a batch of rows at once; the log's list no longer holds it."""
+        self.tasks[task.row - self.base] = None
+        retired = self.retired
+        retired.append(task)
+        if len(retired) >= RETIRE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows of the retired slots, a column at a time, and let the slots go.
+
+        A batch where every task simply completed, with producers of this record only, takes the
+        column-wise path; any other batch is written task by task (:meth:`write`).
+        """
+        ts = self.retired
+        if not ts:
+            return
+        self.retired = []
+        n = len(ts)
+        prods = list(map(_PRODUCERS, ts))
+        rows = array("q", map(_ROW, chain.from_iterable(prods)))
+        if (list(map(_ERROR, ts)).count(None) != n or list(map(_ERROR_CLASS, ts)).count(None) != n
+                or any(map(_NOT_RUN, ts)) or (rows and min(rows) < self.base)):
+            for t in ts:
+                self.write(t)
+            return
+        b = self.batch
+        b.row.extend(map(_ROW, ts))
+        runs = list(map(_RUN, ts))
+        code = self.run_code
+        for run, t in dict(zip(runs, ts, strict=True)).items():
+            if id(run) not in code:
+                code[id(run)] = len(self.runs)
+                self.runs.append((run.prefix, t.node.scope, t.node.level))
+                self._keep.append(run)
+        b.run.extend(map(code.__getitem__, map(id, runs)))
+        b.seq.extend(map(_SEQ, ts))
+        kind = np.fromiter(map(_KIND, ts), np.int8, n)
+        kind *= 2
+        kind += np.fromiter(map(_GROUP, ts), np.int8, n)
+        kind *= 4  # + _O_COMPLETED, which is 0
+        b.code.frombytes(kind.tobytes())
+        callables = list(map(_CALLABLE, ts))
+        code = self.callable_code
+        for c in dict(zip(map(id, callables), callables, strict=True)).values():
+            if id(c) not in code:
+                code[id(c)] = len(self.callables)
+                self.callables.append(getattr(c, "name", ""))
+                self._keep.append(c)
+        b.callable.extend(map(code.__getitem__, map(id, callables)))
+        workers = list(map(_WORKERS, ts))
+        wcode = self.worker_code
+        for ws in dict.fromkeys(workers):
+            if ws not in wcode:
+                wcode[ws] = len(self.worker_sets)
+                self.worker_sets.append(ws)
+        b.workers.extend(map(wcode.__getitem__, workers))
+        b.start.frombytes(np.array(list(map(_START, ts)), np.float64).tobytes())  # None -> NaN
+        b.end.frombytes(np.array(list(map(_END, ts)), np.float64).tobytes())
+        b.p_len.extend(map(len, prods))
+        b.p_rows.extend(rows)
+        del ts, prods
+        if self.sink is not None and len(b.row) >= STREAM_BATCH:
+            self.sink.write(self, b)
+            self.batch = RowBatch()
 
     def write(self, task: Task) -> None:
         """Write a terminal task's row (or, at record time, a live one's) and forget its slot."""
@@ -212,6 +287,7 @@ class TaskLog:
     def close(self) -> TaskColumns:
         """Write every row not written yet (live slots, and consumed ones kept below ``COMPACT_AFTER``);
         return the rows as columns in submit order (read back from the file when streaming)."""
+        self.flush()
         for t in self.live():
             self.write(t)
         if self.sink is not None:

@@ -177,14 +177,43 @@ def test_the_columnar_record_equals_the_view_built_from_task_slots() -> None:
     assert rec.order_violations() == []
 
 
-def test_rows_written_as_slots_are_consumed_equal_rows_written_at_the_record(monkeypatch) -> None:
-    kept = _mixed_run(SimConfig(seed=5))
-    monkeypatch.setattr(tasklog, "COMPACT_AFTER", 0)  # write every row as its slot is consumed
-    slots: list = []
-    compact = _mixed_run(SimConfig(seed=5), slots=slots)
-    assert slots[0] == []  # every slot was let go during the run
+def _chain_run(config: SimConfig):
+    """A timing-only fan of chains on a few SUB workers, every task completing."""
+    w = Worker(level=3, num_sub_workers=3, sim=config)
+    fn = w.register(work)
+    w.init()
+    xs = [TensorSpec((4,), "float32") for _ in range(200)]
+
+    def orch(o, _a, _c):
+        for i in range(3, 200):
+            ta = TaskArgs()
+            ta.add_tensor(xs[i - 3], IN)
+            ta.add_tensor(xs[i - 1], IN)
+            ta.add_tensor(xs[i], OUT)
+            o.submit_sub(fn, ta)
+
+    w.run(orch)
+    rec = w.take_record()
+    w.close()
+    return rec
+
+
+@pytest.mark.parametrize("run", [_mixed_run, _chain_run])
+def test_rows_written_as_slots_are_consumed_equal_rows_written_at_the_record(monkeypatch, run) -> None:
+    mode = "functional" if run is _mixed_run else "timing"
+    kept = run(SimConfig(seed=5, data_mode=mode))
+    monkeypatch.setattr(tasklog, "COMPACT_AFTER", 0)  # write every row as its slot is consumed ...
+    monkeypatch.setattr(tasklog, "RETIRE_BATCH", 4)  # ... a few at a time, during the run
+    compact = run(SimConfig(seed=5, data_mode=mode))
     assert list(compact.tasks.items()) == list(kept.tasks.items())
     assert compact.errors == kept.errors and compact.edges() == kept.edges()
+
+
+def test_a_compacting_log_lets_consumed_slots_go_during_the_run(monkeypatch) -> None:
+    monkeypatch.setattr(tasklog, "COMPACT_AFTER", 0)
+    slots: list = []
+    _mixed_run(SimConfig(seed=5), slots=slots)
+    assert slots[0] == []  # no slot left in the log when the run ended
 
 
 def test_the_lazy_task_table_reads_like_a_dict_and_turns_into_one_when_changed() -> None:
@@ -258,3 +287,62 @@ def test_a_record_path_must_be_a_path() -> None:
         SimConfig(record_path=3)
     with pytest.raises(InvalidArgument, match="record_path"):
         SimConfig(record_path="")
+
+
+def test_the_trace_digest_is_the_sha256_of_the_event_lines_and_follows_new_events() -> None:
+    import hashlib
+
+    w = Worker(level=3, num_sub_workers=2, sim=SimConfig(data_mode="timing", jitter=0.1, seed=11))
+    fn = w.register(work)
+    w.init()
+    xs = [TensorSpec((4,), "float32") for _ in range(30)]
+
+    def orch(o, _a, _c):
+        for i in range(1, 30):
+            ta = TaskArgs()
+            ta.add_tensor(xs[i - 1], IN)
+            ta.add_tensor(xs[i], OUT)
+            o.submit_sub(fn, ta)
+
+    trace = w.simulation.trace
+
+    def by_lines() -> tuple[str, str]:
+        text = "".join(e.line() + "\n" for e in trace.ordered())
+        return text, hashlib.sha256(text.encode()).hexdigest()
+
+    w.run(orch)
+    text, digest = by_lines()
+    assert trace.text() == text and trace.digest() == digest
+    assert trace.digest() == digest  # again, from the cache
+    w.run(orch)  # more events: a new digest
+    text2, digest2 = by_lines()
+    assert digest2 != digest and trace.digest() == digest2 and trace.text() == text2
+    n = len(trace)
+    assert trace.retract(n - 3, lambda e: True) == 3  # withdrawn events leave the digest too
+    assert trace.digest() == by_lines()[1] != digest2
+    w.close()
+
+
+def test_jitter_draws_taken_in_blocks_are_the_per_launch_draws() -> None:
+    """Each launch still scales its duration by the next number of its lane's stream."""
+    w = Worker(level=3, num_sub_workers=1, sim=SimConfig(data_mode="timing", jitter=0.5, seed=2))
+    fn = w.register(work)
+    w.init()
+    n = 600  # more than one block of draws
+    xs = [TensorSpec((4,), "float32") for _ in range(n)]
+
+    def orch(o, _a, _c):
+        for x in xs:
+            ta = TaskArgs()
+            ta.add_tensor(x, OUT)
+            o.submit_sub(fn, ta)
+
+    w.run(orch)
+    sim = w.simulation
+    rec = w.take_record()
+    w.close()
+    rng = sim.stream("l3.sub0")
+    call = sim.profile.sub["call_overhead_us"]
+    for t in rec.tasks.values():
+        want = (call + 5.0) * (1.0 + 0.5 * (2.0 * rng.random() - 1.0))
+        assert t.end - t.start == pytest.approx(want, rel=1e-9)
