@@ -1,12 +1,14 @@
 """The task log: every task since the last record, as live slots or as rows of columns.
 
 A task slot (:class:`sim.task.Task`) is the engine's working state; once the slot is consumed
-(``docs/orchestrator.md`` §8), nothing the user can observe about the task changes any more. So the
-log writes the task's record row then -- outcome, start and end, the lanes it ran on, its producers
-as row numbers -- into typed arrays, and lets the slot go: a run's memory grows with the few bytes of
-a row per task, not with the slots, and taking the record turns arrays into
-:class:`sim.record.TaskColumns` instead of visiting a slot per task. Tasks still live when the record
-is taken (work a parent abandoned) are written then.
+(``docs/orchestrator.md`` §8), nothing the user can observe about the task changes any more. Past a
+log's first :data:`COMPACT_AFTER` tasks, the log takes each consumed slot (:meth:`TaskLog.retire`)
+and writes the rows of a batch of them at once (:meth:`TaskLog.flush`) -- outcome, start and end,
+the lanes it ran on, its producers as row numbers -- into typed arrays, and lets the slots go: a
+large run's memory grows with the few bytes of a row per task, not with the slots, and taking the
+record turns arrays into :class:`sim.record.TaskColumns` instead of visiting a slot per task. The
+slots of a small run, and tasks still live when the record is taken (work a parent abandoned), are
+written at the record.
 
 Rows are numbered in submit order across the whole simulation (``Task.row``); a record holds the
 rows ``base`` onwards, so a producer numbered before ``base`` was recorded earlier and is named by
