@@ -39,11 +39,30 @@ if TYPE_CHECKING:
 
 
 _START, _END = EventKind.START, EventKind.END  # bound once: an enum class attribute lookup costs ~60 ns
-_JITTER_BLOCK = 256  # jitter draws a lane takes from its stream at once
 
 
 def _describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+class BlockDraws:
+    """A lane's jitter stream: its generator's numbers, in the same order as one draw per launch, but
+    taken :data:`JITTER_BLOCK` at a time (a list pop costs far less than a generator call)."""
+
+    __slots__ = ("buf", "rng")
+
+    def __init__(self, rng: Any) -> None:
+        self.rng = rng
+        self.buf: list[float] = []  # the block's numbers, last one first
+
+    def random(self) -> float:
+        buf = self.buf
+        if not buf:
+            buf = self.buf = self.rng.random(JITTER_BLOCK).tolist()[::-1]
+        return buf.pop()
+
+
+JITTER_BLOCK = 256
 
 
 class LaneCompletion(Event):
@@ -65,8 +84,8 @@ class LaneCompletion(Event):
 class Lane:
     """A parent-side endpoint lane for one child (chip, SUB or lower Worker)."""
 
-    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "completion", "draws", "end", "env",
-                 "functional", "index", "is_sub", "jitter", "member", "node", "points", "rng", "scope", "task", "trace",
+    __slots__ = ("busy", "c_call", "c_complete", "c_dispatch", "c_tensor", "completion", "end", "env", "functional",
+                 "index", "is_sub", "jitter", "member", "node", "points", "rng", "scope", "task", "trace",
                  "workers_entry")
     remote = False  # the lane kind: True for a remote worker id's lane (the remote layer's, sim.plugins)
 
@@ -82,10 +101,7 @@ class Lane:
         self.c_dispatch = mb["dispatch_us"]
         self.c_complete = mb["completion_us"]
         self.c_tensor = mb["per_tensor_us"]
-        self.rng = node.sim.stream(scope)
-        # Jitter draws, taken from ``rng`` a block at a time (the same numbers, in the same order, as
-        # one draw per launch), last one first: a list pop costs far less than a generator call.
-        self.draws: list[float] = []
+        self.rng = BlockDraws(node.sim.stream(scope))
         self.functional = node.sim.functional
         self.jitter = node.sim.jitter
         self.c_call = 0.0  # fixed cost of the leaf's own call, on top of the task's duration
@@ -110,10 +126,7 @@ class Lane:
         start = t + self.c_dispatch + self.c_tensor * len(task.members[member][0])
         dur = self.c_call + task.durations[member]
         if self.jitter:
-            draws = self.draws
-            if not draws:
-                draws = self.draws = self.rng.random(_JITTER_BLOCK).tolist()[::-1]
-            dur *= 1.0 + self.jitter * (2.0 * draws.pop() - 1.0)
+            dur *= 1.0 + self.jitter * (2.0 * self.rng.random() - 1.0)
         if self.points is not None:
             start, dur = self._fault_points(task, start, dur)
         end = start + dur

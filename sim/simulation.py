@@ -157,9 +157,9 @@ class Simulation:
         self.log.add(task)
 
     @property
-    def _tasks(self) -> list[Task | None]:
-        """The tasks since the last record by row, None where the row is written (see :mod:`sim.tasklog`)."""
-        return self.log.tasks
+    def _tasks(self) -> list[Task]:
+        """The task slots the log still holds, in submit order (:meth:`sim.tasklog.TaskLog.live`)."""
+        return self.log.live()
 
     def take_record(self, metadata: dict[str, Any], calls: list[CallRecord]) -> RunRecord:
         """Build the RunRecord of everything since the last one, and start afresh.

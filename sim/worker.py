@@ -449,7 +449,7 @@ class Worker:
         except RuntimeError:
             if done.triggered:
                 raise
-            stuck = [t.name for t in sim.log.live() if not t.terminal][:8]
+            stuck = [t.name for t in sim._tasks if not t.terminal][:8]
             raise SimulationHang(f"run r{run.id} of {node.scope} stalled at t={sim.now:.3f}us with tasks not "
                                  f"terminal: {', '.join(stuck) or 'none'}") from None
         first = run.failed[0] if run.failed else None
