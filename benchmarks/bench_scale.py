@@ -212,10 +212,11 @@ def main() -> None:
     ap.add_argument("--stream", action="store_true", help="stream the record to a Parquet file during the run")
     ns = ap.parse_args()
     if ns.one:
-        path = None
-        if ns.stream:
-            path = os.path.join(tempfile.mkdtemp(prefix="bench-scale-"), "record.parquet")
-        print(json.dumps(one_size(ns.tasks[0], ns.chips[0], path)))
+        if not ns.stream:
+            print(json.dumps(one_size(ns.tasks[0], ns.chips[0], None)))
+            return
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            print(json.dumps(one_size(ns.tasks[0], ns.chips[0], os.path.join(tmp, "record.parquet"))))
         return
     if len(ns.tasks) != len(ns.chips):
         ap.error("--tasks and --chips need as many values each")
