@@ -18,9 +18,9 @@ steps the same events in the same order as ``env.run(until=done)`` (so traces st
 and it schedules nothing and records nothing) and, every :data:`CHECK_EVERY` events, looks at
 two things:
 
-1. **Progress**: the host threads' cursors of every node that has tasks in this record (the
+1. **Progress**: the host threads' cursors of every node that has begun a run (the
    Orchestrator cursor moves on each submit, the Scheduler cursor on each dispatch and
-   completion; see :mod:`sim.node`) and the number of tasks. Any change restarts the quiet
+   completion; see :mod:`sim.node`) and the number of tasks submitted. Any change restarts the quiet
    stretch.
 2. **Turnover**: at the first check of a quiet stretch it notes the newest event then pending.
    A livelock is declared only once the stretch has lasted :func:`quiet_bound_us` of virtual
@@ -40,9 +40,7 @@ floats per node; nothing runs per task.
 
 from __future__ import annotations
 
-from itertools import islice
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simpy.core import EmptySchedule, StopSimulation
 
@@ -57,7 +55,6 @@ if TYPE_CHECKING:
 CHECK_EVERY = 4096  # events stepped between two looks at progress
 MIN_QUIET_US = 300e6  # the floor of the quiet stretch that counts as a livelock: 300 s virtual
 HEALTH_EXPIRIES = 10  # ... or this many health timeouts of the slowest transport, if longer
-_NODE = attrgetter("node")
 
 
 def quiet_bound_us(sim: Simulation) -> float:
@@ -84,28 +81,19 @@ class Livelock(Exception):
 class _Watch:
     """The progress signature and the quiet stretch of one :func:`run_until` call."""
 
-    __slots__ = ("bound", "env", "mark", "nodes", "seen", "sig", "sim", "since", "tasks")
+    __slots__ = ("bound", "env", "mark", "sig", "sim", "since")
 
     def __init__(self, sim: Simulation, bound: float) -> None:
         self.sim = sim
         self.env = sim.env
         self.bound = bound
-        self.nodes: dict[Any, None] = {}  # insertion-ordered set of the nodes with tasks
-        self.tasks: list[Task] | None = None
-        self.seen = 0
         self.sig: tuple | None = None
         self.since = sim.env.now
         self.mark: int | None = None
 
     def _signature(self) -> tuple:
-        tasks = self.sim._tasks
-        if tasks is not self.tasks:  # a record was taken: a fresh list
-            self.tasks, self.seen = tasks, 0
-        nodes = self.nodes
-        if len(tasks) > self.seen:
-            nodes.update(dict.fromkeys(map(_NODE, islice(tasks, self.seen, None))))
-            self.seen = len(tasks)
-        return (len(tasks), *[(n.orch_cursor, n.sched_cursor, n.run_count) for n in nodes])
+        sim = self.sim
+        return (sim.log.next_row, *[(n.orch_cursor, n.sched_cursor, n.run_count) for n in sim.task_nodes])
 
     def check(self) -> None:
         """Raise :class:`Livelock` if the run is livelocked (see the module docstring)."""
@@ -124,7 +112,7 @@ class _Watch:
             return
         if queue and min(e[2] for e in queue) <= self.mark:
             return  # an event from before the quiet stretch is still to come
-        stuck = [t for t in self.sim._tasks if not t.terminal]
+        stuck = [t for t in self.sim.log.live() if not t.terminal]
         if stuck:
             raise Livelock(env._now, self.since, stuck)
 

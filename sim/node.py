@@ -53,6 +53,8 @@ _LOOKUP = tuple(t in LOOKUP_TAGS for t in TensorArgType)
 _INSERT = tuple(t in INSERT_TAGS for t in TensorArgType)
 _INPUT, _OUTPUT = TensorArgType.INPUT, TensorArgType.OUTPUT
 # Heap ring per 0-based scope depth; scopes nest at most MAX_SCOPE_DEPTH below the run's own.
+# How many producers a submit dedups on a tuple before it switches to a set.
+_DEDUP_SET = 16
 _RING_FOR_DEPTH = tuple(ring_for_depth(d) for d in range(MAX_SCOPE_DEPTH + 1))
 _NL = TaskKind.NEXT_LEVEL
 _SUB = TaskKind.SUB
@@ -80,7 +82,7 @@ class RunState:
         self.seq = 0
         self.start_t = start_t
         self.end_t: float | None = None
-        self.tasks: list[Task] = []
+        self.tasks: list[Task | None] = []  # by seq - 1; None once consumed
 
 
 class Node:
@@ -158,6 +160,7 @@ class Node:
         """
         now = self.env.now
         self.run_count += 1
+        self.sim.task_nodes[self] = None
         run = RunState(self.scope, self.run_count, now, on_done)
         self.run = run
         self.tensormap = {}
@@ -185,6 +188,10 @@ class Node:
     def _check_run_done(self, run: RunState) -> None:
         if run.closed and not run.done and run.active == 0:
             run.done = True
+            # Every task of the run is terminal: nothing cancels them any more. Dropping the list
+            # breaks the run <-> task cycles, so a finished run's slots are freed by reference
+            # counting, without waiting for (and lengthening) a pass of the cyclic collector.
+            run.tasks = []
             run.end_t = max(self.env.now, self.orch_cursor) + self.c_run_end
             self.trace.add(run.end_t, EventKind.RUN_END, self.scope, f"r{run.id}",
                            "failed" if (run.failed or run.error) else "ok")
@@ -221,8 +228,12 @@ class Node:
         # A lookup that finds this very task (a group member reading what an earlier member of the
         # same group writes) is no edge: upstream's tag walk skips that self-loop
         # (``src/common/hierarchical/orchestrator.cpp``, the producer dedup of the tag walk).
+        # Producers are deduplicated on a short tuple; past _DEDUP_SET of them, on a set beside a
+        # list (``many``), so that a task with k producers costs O(k), not O(k^2), to submit.
         tm = self.tensormap
         producers: tuple[Task, ...] = ()
+        many: list[Task] | None = None
+        seen: set[Task] | None = None
         out_keys: tuple = ()
         live = 0
         for m in members:
@@ -230,8 +241,16 @@ class Node:
                 # INPUT and OUTPUT, the common tags, are told apart by identity; the others by table.
                 if tag is _INPUT or (tag is not _OUTPUT and _LOOKUP[tag]):
                     p = tm.get(ref.key)
-                    if p is not None and p.state is not CONSUMED and p not in producers and p is not task:
-                        producers += (p,)
+                    if p is not None and p.state is not CONSUMED and p is not task and (
+                            p not in producers if seen is None else p not in seen):
+                        if seen is None:
+                            producers += (p,)
+                            if len(producers) > _DEDUP_SET:
+                                many = list(producers)
+                                seen = set(producers)
+                        else:
+                            many.append(p)  # type: ignore[union-attr]
+                            seen.add(p)
                         p.consumers.append(task)
                         p.fanout_total += 1
                         st = p.state
@@ -244,7 +263,7 @@ class Node:
                     key = ref.key
                     tm[key] = task
                     out_keys += (key,)
-        task.producers = producers
+        task.producers = producers if many is None else tuple(many)
         task.out_keys = out_keys
         task.fanin_count = live
         scopes = self.scopes  # ``_scope_register``, inlined: once per submit
@@ -253,7 +272,12 @@ class Node:
         task.ring = _RING_FOR_DEPTH[len(scopes) - 1]
         run.active += 1
         run.tasks.append(task)
-        self.sim._tasks.append(task)  # ``Simulation.log_task``, inlined: once per submit
+        log = self.sim.log  # ``TaskLog.add``, inlined: once per submit
+        task.row = row = log.next_row
+        log.next_row = row + 1
+        log.tasks.append(task)
+        if row == log.compact_row:
+            log.compact = True
         cost = self.c_submit + self.c_submit_tensor * cost_tensors
         ring = self.rings[task.ring]
         if self.admission or ring.top - ring.tail + task.heap_bytes > ring.capacity:  # not ``ring.fits``
@@ -645,7 +669,7 @@ class Node:
     def _cancel_unstarted(self, run: RunState, why: str) -> None:
         """``cancel_unstarted_run``: unstarted slots of a failed submission never run."""
         for t in run.tasks:
-            if t.state in (BUILDING, PENDING, READY):
+            if t is not None and t.state in (BUILDING, PENDING, READY):
                 self._fail_unstarted(t, why, None)
                 if t.admitted:  # one still waiting for its ring retires when it is admitted
                     self.trace.add(self.env.now, EventKind.CANCEL, self.scope, t.name, why)
@@ -666,6 +690,13 @@ class Node:
     def _consume(self, task: Task) -> None:
         if not task.admitted:  # still waiting for its ring; it retires once admitted
             return
+        # The task's record row is final: past its first ``COMPACT_AFTER`` tasks, the log writes it
+        # now and lets the slot go (sim.tasklog). A task an earlier record took (still live then) is
+        # not written again; nor is an alloc slot.
+        log = self.sim.log
+        if log.compact and task.row >= log.base:
+            log.retire(task)
+            task.run.tasks[task.seq - 1] = None  # the run's list no longer holds the slot
         task.state = CONSUMED
         out_keys = task.out_keys
         # The slot returns to the pool: its arguments are no longer reachable from it.

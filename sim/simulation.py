@@ -21,10 +21,12 @@ from simpy.events import Event, Timeout
 
 from sim.collector import collector_paused
 from sim.cost import Profile, load_profile, profile_for_platform
-from sim.errors import ErrorClass, InvalidArgument
+from sim.errors import InvalidArgument
 from sim.faultpoints import FaultPoints
 from sim.plugins import remote_plugin
-from sim.record import CallRecord, Outcome, RunRecord, TaskRecord
+from sim.record import CallRecord, RunRecord, TaskTable
+from sim.record_stream import ParquetSink, record_file
+from sim.tasklog import TaskLog
 from sim.trace import Trace
 
 if TYPE_CHECKING:
@@ -50,7 +52,10 @@ class SimConfig:
       points (:mod:`sim.faultpoints`), or None (the remote layer checks its type, :mod:`sim.plugins`);
     - ``mode``: ``conformance`` (default: only what upstream ships -- the RoCE / HCCS / UB transport
       profiles and Remote CommDomain controls are rejected as NotSupported) or ``experiment``
-      (those transports become what-if links timed from ``profile.transports[name]``).
+      (those transports become what-if links timed from ``profile.transports[name]``);
+    - ``record_path``: stream the task record to this Parquet file while the run goes on, so that
+      memory does not grow with the record (:mod:`sim.record_stream`); later records of the same
+      Worker go to ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... None (default): kept in memory.
     """
 
     seed: int = 0
@@ -61,8 +66,11 @@ class SimConfig:
     backpressure_timeout_us: float = 10e6
     faults: Any = None
     mode: str = "conformance"
+    record_path: str | Path | None = None
 
     def __post_init__(self) -> None:
+        if self.record_path is not None and (not isinstance(self.record_path, str | Path) or not str(self.record_path)):
+            raise InvalidArgument(f"SimConfig.record_path must be a file path or None, got {self.record_path!r}")
         if self.mode not in MODES:
             raise InvalidArgument(f"SimConfig.mode must be one of {MODES}, got {self.mode!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -96,7 +104,9 @@ class Simulation:
         self.functional = config.data_mode == "functional"
         self.jitter = config.jitter
         self.trace = Trace(config.trace)
-        self._tasks: list[Task] = []
+        self._records = 0  # records taken so far
+        self.log = TaskLog(0, self._sink())  # every task since the last record (sim.tasklog)
+        self.task_nodes: dict[Any, None] = {}  # every node that began a run, in that order (sim.livelock)
         self._trace_mark = 0
         # Named fault points of the plan (sim.faultpoints); None when it enables none, so each site
         # costs one ``is None`` test.
@@ -140,47 +150,41 @@ class Simulation:
                     self.hit(k)
         return self._hits
 
+    def _sink(self) -> ParquetSink | None:
+        """Where the next record streams to (``SimConfig.record_path``), or None."""
+        path = self.config.record_path
+        return None if path is None else ParquetSink(record_file(path, self._records + 1))
+
     def log_task(self, task: Task) -> None:
-        self._tasks.append(task)
+        self.log.add(task)
+
+    @property
+    def _tasks(self) -> list[Task]:
+        """The task slots the log still holds, in submit order (:meth:`sim.tasklog.TaskLog.live`)."""
+        return self.log.live()
 
     def take_record(self, metadata: dict[str, Any], calls: list[CallRecord]) -> RunRecord:
-        """Build the RunRecord of everything since the last one, and start afresh."""
-        from sim.task import TaskKind
+        """Build the RunRecord of everything since the last one, and start afresh.
 
-        with collector_paused():  # one record per task and one event per trace entry, all kept
+        The tasks come as columns (:class:`sim.record.TaskColumns`) from the task log, which wrote each
+        task's row as its slot was consumed; a :class:`~sim.record.TaskRecord` is built only when a
+        user asks for one.
+        """
+        with collector_paused():  # the trace's events are all kept
             rec = RunRecord(backend="sim", metadata=dict(metadata))
             rec.metadata["faults_hit"] = {k: v for k, v in sorted(self.fault_hits.items()) if v}
             self._hits = {}
-            for t in self._tasks:
-                if t.kind is TaskKind.ALLOC:
-                    continue
-                if not t.terminal:
-                    # Only work a parent abandoned can still be running when its run has ended: a
-                    # remote session's task behind a failed endpoint, or one a crashed or stopped
-                    # session process froze (it set its own reason). Its end is unknown to the user.
-                    if t.error_class != ErrorClass.UNCERTAIN_STATE.value or not t.error:
-                        t.error_class = ErrorClass.UNCERTAIN_STATE.value
-                        t.error = "still running on an abandoned endpoint when the record was taken"
-                    outcome = Outcome.FAILED
-                elif t.not_run:
-                    outcome = Outcome.NOT_RUN
-                elif t.error is not None:
-                    outcome = Outcome.FAILED
-                else:
-                    outcome = Outcome.COMPLETED
-                rec.tasks[t.name] = TaskRecord(
-                    task_id=t.name, node=t.node.scope, level=t.node.level,
-                    kind=("group" if t.group else "single") + ("/sub" if t.kind.name == "SUB" else "/next_level"),
-                    callable=getattr(t.callable, "name", ""), outcome=outcome, error_class=t.error_class,
-                    message=t.error or "", start=t.start if not t.not_run else None,
-                    end=t.end if not t.not_run else None, workers=tuple(t.workers),
-                    producers=tuple(p.name for p in t.producers if p.kind is not TaskKind.ALLOC))
-                if t.error_class and outcome is Outcome.FAILED:
-                    rec.errors.append(t.error_class)
+            log = self.log
+            cols = log.close()
+            self._records += 1
+            if log.sink is not None:
+                rec.metadata["record_path"] = str(log.sink.path)
+            self.log = TaskLog(log.next_row, self._sink())
+            rec.tasks = TaskTable(cols)
+            rec.errors = log.failed_classes(cols)
             rec.calls = list(calls)
             rec.events = self.trace.since(self._trace_mark)
             self._trace_mark = len(self.trace)
-            self._tasks = []
             return rec
 
 

@@ -42,8 +42,8 @@ class Task:
     __slots__ = (
         "_name", "admitted", "callable", "config", "consumers", "durations", "end", "error", "error_class",
         "fanin_count", "fanin_released", "fanout_released", "fanout_total", "group", "heap_bytes", "kind", "members",
-        "members_left", "node", "not_run", "out_keys", "poisoned_by", "producers", "ready_t", "ring", "run", "seq",
-        "start", "state", "submit_t", "targets", "workers",
+        "members_left", "node", "not_run", "out_keys", "poisoned_by", "producers", "ready_t", "ring", "row", "run",
+        "seq", "start", "state", "submit_t", "targets", "workers",
     )
 
     def __init__(self, seq: int, node: Any, run: Any, kind: TaskKind, callable_: Any, members: Sequence[tuple],
@@ -81,6 +81,7 @@ class Task:
         self.error_class: str | None = None
         self.not_run = False
         self.poisoned_by: Task | None = None
+        self.row = -1  # its row in the records, numbered when a record takes it (``sim.simulation.task_columns``)
 
     @property
     def name(self) -> str:

@@ -23,9 +23,32 @@ from sim.types import as_numpy_dtype
 _uids = itertools.count(1)
 
 
+# Normalised shapes by what was passed (a tuple of the dims as given), shared by every spec of
+# that shape: normalising costs more than the rest of a TensorSpec. Bounded, as shapes come from
+# the user; an equal key (``(2.0,)`` and ``(2,)``) normalises to the same dims.
+_SHAPES: dict[tuple, tuple[int, ...]] = {}
+_SHAPE_CACHE_MAX = 4096
+
+
 def shape_tuple(shape: Any, what: str) -> tuple[int, ...]:
     try:
-        dims = tuple(int(d) for d in shape)
+        given = shape if shape.__class__ is tuple else tuple(shape)  # an iterator is read once, here
+    except TypeError:  # not iterable: the check below says so
+        return _shape_tuple(shape, shape, what)
+    try:
+        dims = _SHAPES.get(given)
+    except TypeError:  # a dim that does not hash: not cached
+        return _shape_tuple(given, shape, what)
+    if dims is None:
+        dims = _shape_tuple(given, shape, what)
+        if len(_SHAPES) < _SHAPE_CACHE_MAX:
+            _SHAPES[given] = dims
+    return dims
+
+
+def _shape_tuple(given: Any, shape: Any, what: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in given)
     except TypeError:
         raise InvalidArgument(f"{what} shape must be a sequence of ints, got {shape!r}") from None
     if any(d < 0 for d in dims):

@@ -99,7 +99,7 @@ class Trace:
     in C, when the trace is read.
     """
 
-    __slots__ = ("_raw", "enabled", "nodes", "record")
+    __slots__ = ("_digest", "_raw", "_version", "enabled", "nodes", "record")
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -110,6 +110,8 @@ class Trace:
         # The hot path's form of :meth:`add`, for callers that checked ``enabled``: it takes one
         # ``(t, kind, scope, subject, detail)`` tuple, the fields of a TraceEvent.
         self.record = self._raw.append
+        self._version = 0  # bumped when recorded events are withdrawn (appends only lengthen the list)
+        self._digest: tuple[int, int, str] | None = None  # (length, version, digest) of the last digest()
 
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
         if self.enabled:
@@ -136,6 +138,7 @@ class Trace:
         keep = [e for e in tail if not drop(e)]
         if len(keep) != len(tail):
             raw[mark:] = keep
+            self._version += 1
         return len(tail) - len(keep)
 
     def since(self, mark: int) -> list[TraceEvent]:
@@ -163,15 +166,25 @@ class Trace:
 
     def text(self) -> str:
         """The whole trace as text, one fixed-column line per event."""
-        return "\n".join(self.lines()) + ("\n" if self._raw else "")
+        return "".join(_text_chunks(self._raw))
 
     def digest(self) -> str:
-        """sha256 of the text form: equal digests mean byte-identical traces."""
+        """sha256 of the text form: equal digests mean byte-identical traces.
+
+        Hashed a chunk of lines at a time, each line formatted straight from its recorded tuple (no
+        event object, no string per line); kept until more events are recorded or some withdrawn.
+        """
+        raw = self._raw
+        key = (len(raw), self._version)
+        cached = self._digest
+        if cached is not None and cached[:2] == key:
+            return cached[2]
         h = hashlib.sha256()
-        for line in self.lines():
-            h.update(line.encode())
-            h.update(b"\n")
-        return h.hexdigest()
+        for chunk in _text_chunks(raw):
+            h.update(chunk.encode())
+        digest = h.hexdigest()
+        self._digest = (*key, digest)
+        return digest
 
     def of_kind(self, kind: EventKind) -> list[TraceEvent]:
         return [e for e in self.ordered() if e.kind is kind]
@@ -282,6 +295,18 @@ class Trace:
 
 
 _as_event = partial(tuple.__new__, TraceEvent)  # a recorded tuple as its TraceEvent, built in C
+# :meth:`TraceEvent.line` and its newline as one %-format of the recorded tuple (``%s`` of an
+# EventKind is its value): the same bytes, without an event object or an f-string per line.
+_LINE = "%14.3f %-12s %-24s %-28s %s\n"
+_CHUNK = 1 << 14
+
+
+def _text_chunks(raw: list[tuple]) -> Iterator[str]:
+    """The text form (:meth:`Trace.text`) of recorded events, in virtual-time order, a chunk of lines at a time."""
+    events = sorted(raw, key=itemgetter(0))  # stable: ties keep the recorded order
+    fmt = _LINE.__mod__
+    for i in range(0, len(events), _CHUNK):
+        yield "".join(map(fmt, events[i:i + _CHUNK]))
 
 
 def _in_time_order(raw: list[tuple]) -> list[TraceEvent]:

@@ -102,8 +102,25 @@ _FROM_NUMPY: dict[np.dtype, DataType] = {v: k for k, v in _TO_NUMPY.items()}
 ELEMENT_SIZES: tuple[int, ...] = tuple(_TO_NUMPY[d].itemsize for d in DataType)
 
 
+# Dtypes named by a string ("float32"), as parsed: parsing one costs more than building the
+# TensorSpec that names it. Bounded, as the strings come from the user.
+_DTYPE_OF_STR: dict[str, np.dtype] = {}
+_DTYPE_CACHE_MAX = 256
+
+
 def as_numpy_dtype(dtype: object) -> np.dtype:
     """Accept a DataType, its int value, or anything numpy understands; return a numpy dtype."""
+    if dtype.__class__ is str:
+        dt = _DTYPE_OF_STR.get(dtype)  # type: ignore[call-overload]
+        if dt is None:
+            dt = _as_numpy_dtype(dtype)
+            if len(_DTYPE_OF_STR) < _DTYPE_CACHE_MAX:
+                _DTYPE_OF_STR[dtype] = dt  # type: ignore[index]
+        return dt
+    return _as_numpy_dtype(dtype)
+
+
+def _as_numpy_dtype(dtype: object) -> np.dtype:
     if isinstance(dtype, DataType):
         return dtype.numpy
     if isinstance(dtype, int) and not isinstance(dtype, bool):

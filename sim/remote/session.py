@@ -324,7 +324,7 @@ class RemoteSession:
                f"this task finished; no outcome of it ever reached the parent")
         run = node.run
         for t in (run.tasks if run is not None else ()):
-            if t.terminal:
+            if t is None or t.terminal:
                 continue
             if t.start is not None and t.start > now:
                 t.start = None

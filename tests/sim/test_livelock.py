@@ -69,7 +69,8 @@ def _fake_sim(tasks):
     w = Worker(level=3, device_ids=[0], sim=SimConfig(data_mode="timing"))
     w.init()
     sim = w.simulation
-    sim._tasks = tasks
+    sim.log.tasks.extend(tasks)  # live tasks of the task log (sim.tasklog)
+    sim.task_nodes.update(dict.fromkeys(t.node for t in tasks))
     return w, sim
 
 

@@ -79,7 +79,10 @@ def sub_fn(*args) -> None:
 
 def run_ok(w, orch) -> None:
     w.run(orch)  # raises TaskFailure if any task failed
-    assert all(t.terminal and t.error is None for t in w.simulation._tasks)
+    # Consumed slots have left the task log as rows (sim.tasklog); none has an error, nor has a live one.
+    log = w.simulation.log
+    assert not log.batch.errors
+    assert all(t.terminal and t.error is None for t in log.live())
 
 
 # ---------------------------------------------------------------------- remote two-phase
@@ -367,7 +370,7 @@ def _scenario(profile: Path, faults: tuple, ops: list, seed: int) -> str:
     assert sim.now <= 20 * CMD_TIMEOUT_S * 1e6 + 100_000.0
     _check_visibility(w)
     # (c): every task and every control is terminal
-    assert all(t.terminal for t in sim._tasks)
+    assert all(t.terminal for t in sim.log.live())  # a consumed slot (its row written) is terminal
     for ep in w._remote.endpoints.values():
         assert ep.inflight is None and not ep.queue, ep.scope
     assert not w._registry.tombstones  # each tombstone was confirmed or turned uncertain

@@ -245,8 +245,10 @@ def _scenario(profile: Path, plan: FaultPlan, seed: int) -> tuple[str, float, li
     # Every task of the parent's tree is terminal; work inside a remote session whose endpoint the
     # parent abandoned may still be running (that host goes on), and the record calls it uncertain.
     remote_scopes = tuple(f"l4.w{r}." for r in (r1, r2))
-    states = [t.state.name for t in w.simulation._tasks if not t.node.scope.startswith(remote_scopes)]
-    orphans = {t.name for t in w.simulation._tasks if not t.terminal}
+    # A consumed slot has left the task log (its row is written): what is still live is checked.
+    live = w.simulation.log.live()
+    states = [t.state.name for t in live if not t.node.scope.startswith(remote_scopes)]
+    orphans = {t.name for t in live if not t.terminal}
     rec = w.take_record()
     assert all(rec.tasks[n].error_class == "UNCERTAIN_STATE" for n in orphans)
     assert all(t.outcome.value in ("COMPLETED", "FAILED", "NOT_RUN") for t in rec.tasks.values())
