@@ -124,11 +124,9 @@ class Lane:
         The child observes the frame ``dispatch_us`` (plus ``per_tensor_us`` per tensor)
         later, runs for the member's modeled duration, and its TASK_DONE reaches the parent
         ``completion_us`` after it ends: one event carries that completion back. A collective
-        kernel's member instead joins its domain's rendezvous (:mod:`sim.comm.collective`).
+        kernel's member, ready at that end, joins its domain's rendezvous instead
+        (:mod:`sim.comm.collective`), which schedules the completion.
         """
-        if task.callable.collective:
-            self.node.sim.comm.arrive(self, task, member, t)
-            return
         start = t + self.c_dispatch + self.c_tensor * len(task.members[member][0])
         dur = self.c_call + task.durations[member]
         if self.jitter:
@@ -143,6 +141,9 @@ class Lane:
             tr.record((start, _START, self.scope, task._name or task.name, ""))
         self.task = task
         self.member = member
+        if task.callable.collective:  # its end depends on its peers: the domain's engine schedules it
+            self.node.sim.comm.arrive(self, task, member, start, end)
+            return
         self.end = end
         ev = self.completion  # re-armed, see LaneCompletion
         ev.callbacks = ev.armed

@@ -103,7 +103,7 @@ class CollectiveKernel(ChipKernel):
       without waiting).
     """
 
-    __slots__ = ("bind", "ctx", "name", "op", "params", "sync", "traffic")
+    __slots__ = ("bind", "ctx", "name", "op", "params", "sync", "tensor_index", "traffic")
     collective = True
 
     def __init__(self, name: str, params: Sequence[Any], op: ChipKernel, bind: Sequence[int], ctx: int,
@@ -128,6 +128,8 @@ class CollectiveKernel(ChipKernel):
                 raise ValueError(f"collective {name!r}: bind index {i} is not a tensor param of the callable")
         if not 0 <= ctx < len(self.params) or self.params[ctx].direction is not Direction.SCALAR:
             raise ValueError(f"collective {name!r}: ctx index {ctx} is not a scalar param of the callable")
+        tensors = [i for i, p in enumerate(self.params) if p.direction.is_tensor]
+        self.tensor_index = {i: t for t, i in enumerate(tensors)}  # param index -> position among the tensors
 
     def check(self, values: Sequence[Any]) -> None:
         if len(values) != len(self.params):
@@ -148,14 +150,10 @@ class CollectiveKernel(ChipKernel):
                 out.append(_Spec((len(vals), *tuple(vals[0].shape)), vals[0].dtype))
         return out
 
-    def rank_cost(self, values: Sequence[Any], n: int) -> _Cost:
-        """One rank's share of the op's cost, from stacked specs of ``n`` copies of its arguments."""
-        specs = [_Spec((n, *tuple(values[i].shape)), values[i].dtype) for i in self.bind]
-        c = self.op.cost(specs)
-        return _Cost(c.flops / n, c.bytes_moved / n)
-
     def cost(self, values: Sequence[Any]) -> _Cost:
-        return self.rank_cost(values, 1)
+        """One rank's local work: the op's cost over a stack of this rank's arguments alone."""
+        c = self.op.cost([_Spec((1, *tuple(values[i].shape)), values[i].dtype) for i in self.bind])
+        return _Cost(c.flops, c.bytes_moved)
 
     def payload(self, values: Sequence[Any]) -> float:
         v = values[self.bind[0]]
@@ -242,24 +240,12 @@ class CommEngine:
 
     # ------------------------------------------------------------------ the rendezvous
 
-    def arrive(self, lane: Lane, task: Task, member: int, t: float) -> None:
-        """A chip lane launches one rank of a collective at time ``t`` (instead of ``Lane.launch``)."""
+    def arrive(self, lane: Lane, task: Task, member: int, start: float, ready: float) -> None:
+        """One rank of a collective started on ``lane`` at ``start`` (``Lane.launch`` timed and traced
+        it) and has done its local work at ``ready``; its completion is scheduled here."""
         kernel: CollectiveKernel = task.callable.target
         values = task.members[member][2]
-        start = t + lane.c_dispatch + lane.c_tensor * len(task.members[member][0])
-        dur = lane.c_call + task.durations[member]
-        if lane.jitter:
-            dur *= 1.0 + lane.jitter * (2.0 * lane.rng.random() - 1.0)
-        if lane.points is not None:
-            start, dur = lane._fault_points(task, start, dur)
-        if task.start is None or start < task.start:
-            task.start = start
         name = task._name or task.name
-        tr = self.sim.trace
-        if tr.enabled:
-            tr.record((start, EventKind.START, lane.scope, name, ""))
-        lane.task = task
-        lane.member = member
         hit = self.contexts.get(int(values[kernel.ctx]))
         if hit is None:
             self._finish(lane, start, f"kernel {kernel.name}: its domain was freed before it ran",
@@ -273,14 +259,14 @@ class CommEngine:
                                       f"{domain.name!r} (rank {rank})", ErrorClass.TASK_FAILURE.value)
             return
         if kernel.sync == "onesided":
-            self._one_sided(lane, task, member, start + dur, domain, rank)
+            self._one_sided(lane, task, member, ready, domain, rank)
             return
         k = domain.seq[rank]
         domain.seq[rank] = k + 1
         rv = domain.pending.get(k)
         if rv is None:
             rv = domain.pending[k] = Rendezvous(k, domain.size, kernel)
-        rv.arrivals[rank] = _Arrival(lane, task, member, start, start + dur)
+        rv.arrivals[rank] = _Arrival(lane, task, member, start, ready)
         if len(rv.arrivals) == domain.size:
             del domain.pending[k]
             self._complete(domain, rv)
@@ -320,15 +306,9 @@ class CommEngine:
         kernel: CollectiveKernel = task.callable.target
         n = domain.size
         refs, _scalars, values, _tags = task.members[member]
-        tensor_of = {}
-        ti = 0
-        for i, p in enumerate(kernel.params):
-            if p.direction.is_tensor:
-                tensor_of[i] = ti
-                ti += 1
         slices = []  # per bound param: (buffer name, byte offset, shape, dtype)
         for i in kernel.bind:
-            src = refs[tensor_of[i]].source
+            src = refs[kernel.tensor_index[i]].source
             buf = getattr(src, "buffer", None)
             if not isinstance(buf, WindowBuffer) or buf.domain is not domain:
                 self._finish(lane, ready, f"one-sided collective {kernel.name}: argument {kernel.params[i].name!r} "
@@ -353,34 +333,14 @@ class CommEngine:
                 rows = [domain.contexts[r].buffers[name].array[off:off + count * dt.itemsize].view(dt).reshape(shape)
                         for r in range(n)]
                 stacked.append(np.stack(rows))
-            op_dirs = [p.direction for p in kernel.op.params if p.direction.is_tensor]
-            try:
-                kernel.op.check(stacked)
-                kernel.op.run(stacked)
-            except Exception as exc:  # a kernel fault fails this rank's task, not the simulator
-                error = f"collective {kernel.name} on domain {domain.name!r} raised {type(exc).__name__}: {exc}"
-                cls = ErrorClass.TASK_FAILURE.value
-            else:
-                for j, (i, d) in enumerate(zip(kernel.bind, op_dirs, strict=True)):
-                    if d.writes:  # only this rank's own slice: a one-sided read writes nothing of its peers'
-                        values[i][...] = stacked[j][rank]
+            # only this rank's own slice is written: a one-sided read writes nothing of its peers'
+            error = _run_stacked(kernel, domain, stacked, {rank: values})
+            cls = ErrorClass.TASK_FAILURE.value if error else None
         self._finish(lane, end, error, cls)
 
     def _compute(self, domain: Domain, rv: Rendezvous, order: Sequence[_Arrival]) -> str | None:
-        kernel = rv.kernel
         values = [a.task.members[a.member][2] for a in order]
-        stacked = kernel.stacked(values)
-        op_tensor_dirs = [p.direction for p in kernel.op.params if p.direction.is_tensor]
-        try:
-            kernel.op.check(stacked)
-            kernel.op.run(stacked)
-        except Exception as exc:  # a kernel fault fails every rank's task, not the simulator
-            return f"collective {kernel.name} on domain {domain.name!r} raised {type(exc).__name__}: {exc}"
-        for j, (i, d) in enumerate(zip(kernel.bind, op_tensor_dirs, strict=True)):
-            if d.writes:
-                for r, v in enumerate(values):
-                    v[i][...] = stacked[j][r]
-        return None
+        return _run_stacked(rv.kernel, domain, rv.kernel.stacked(values), dict(enumerate(values)))
 
     def _finish(self, lane: Lane, end: float, error: str | None, cls: str | None) -> None:
         """Deliver one rank's completion at ``end``, through the lane's own completion event."""
@@ -402,6 +362,23 @@ class CommEngine:
                 out.append(f"{rv.kernel.name}#{k} on domain {d.name!r} waits for rank(s) {rv.missing()} "
                            f"({', '.join(d.scope_of(r) for r in rv.missing())})")
         return out
+
+
+def _run_stacked(kernel: CollectiveKernel, domain: Domain, stacked: list[Any],
+                 outputs: dict[int, Sequence[Any]]) -> str | None:
+    """Run the op over rank-stacked arguments and copy the rows it wrote back to the ranks in
+    ``outputs`` (rank -> that rank's kernel values); the error message if the op raised."""
+    try:
+        kernel.op.check(stacked)
+        kernel.op.run(stacked)
+    except Exception as exc:  # a kernel fault fails the ranks' tasks, not the simulator
+        return f"collective {kernel.name} on domain {domain.name!r} raised {type(exc).__name__}: {exc}"
+    op_dirs = [p.direction for p in kernel.op.params if p.direction.is_tensor]
+    for j, (i, d) in enumerate(zip(kernel.bind, op_dirs, strict=True)):
+        if d.writes:
+            for r, v in outputs.items():
+                v[i][...] = stacked[j][r]
+    return None
 
 
 def engine(sim: Simulation) -> CommEngine:
