@@ -67,8 +67,8 @@ _COMPLETE, _CONSUMED = EventKind.COMPLETE, EventKind.CONSUMED
 class RunState:
     """One run of an orchestration function on a node (``docs/orchestrator.md`` §1, run fence)."""
 
-    __slots__ = ("active", "closed", "done", "end_t", "error", "failed", "id", "on_done", "prefix", "seq", "start_t",
-                 "tasks")
+    __slots__ = ("active", "closed", "done", "end_t", "error", "failed", "fences", "id", "on_done", "prefix", "seq",
+                 "start_t", "tasks")
 
     def __init__(self, scope: str, run_id: int, start_t: float, on_done: Callable[[RunState], None]) -> None:
         self.id = run_id
@@ -79,10 +79,19 @@ class RunState:
         self.error: BaseException | None = None
         self.failed: list[Task] = []
         self.on_done = on_done
+        # What must happen once the run has drained and before its waiter hears of it: the deferred
+        # frees of communication domains released or forgotten in it (``docs/comm-domain.md`` §2).
+        self.fences: list[Callable[[RunState], None]] = []
         self.seq = 0
         self.start_t = start_t
         self.end_t: float | None = None
         self.tasks: list[Task | None] = []  # by seq - 1; None once consumed
+
+    def finish(self) -> None:
+        """The run's completion fence: its fences, in the order they were added, then its waiter."""
+        for fence in self.fences:
+            fence(self)
+        self.on_done(self)
 
 
 class Node:
@@ -202,12 +211,12 @@ class Node:
                 ev = Timeout(self.env, delay, run)
                 ev.callbacks.append(self._fire_run_done)
             else:
-                run.on_done(run)
+                run.finish()
 
     @staticmethod
     def _fire_run_done(ev: Event) -> None:
         run: RunState = ev._value
-        run.on_done(run)
+        run.finish()
 
     # ------------------------------------------------------------------ orchestrator
 

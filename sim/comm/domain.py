@@ -277,7 +277,6 @@ class DomainTable:
         # Released or swept handles waiting for their run's fence, per run.
         self._pending: dict[int, list[CommDomainHandle]] = {}
         self._owned: dict[int, list[CommDomainHandle]] = {}
-        self._fenced_runs: set[int] = set()
 
     def allocate(self, run: RunState, name: Any, workers: Any, window_size: Any, buffers: Any) -> CommDomainHandle:
         """Check the whole request, then allocate: ``docs/comm-domain.md`` §1."""
@@ -312,8 +311,10 @@ class DomainTable:
         domain = self.engine.new_domain(name, tuple((node, w) for w in ids), size, specs)
         handle = CommDomainHandle(domain, ids, lambda h, r=run: self._release(h, r))
         self.live[name] = handle
-        self._owned.setdefault(run.id, []).append(handle)
-        self._arm_fence(run)
+        if run.id not in self._owned:  # the run's first domain: free its domains at its fence
+            self._owned[run.id] = []
+            run.fences.append(self.fence)
+        self._owned[run.id].append(handle)
         node.trace.add(node.orch_cursor, EventKind.CONTROL, node.scope, f"domain {name}",
                        f"alloc#{domain.allocation_id} ranks={list(ids)} window={size}B")
         return handle
@@ -323,22 +324,8 @@ class DomainTable:
             del self.live[handle.name]
         self._pending.setdefault(run.id, []).append(handle)
 
-    def _arm_fence(self, run: RunState) -> None:
-        """Free this run's released and forgotten domains when the run ends (its completion fence)."""
-        if run.id in self._fenced_runs:
-            return
-        self._fenced_runs.add(run.id)
-        on_done = run.on_done
-
-        def fence_then_done(r: RunState) -> None:
-            self.fence(r)
-            on_done(r)
-
-        run.on_done = fence_then_done
-
     def fence(self, run: RunState) -> None:
         """The run drained: sweep what it left live (newest first), then free everything it released."""
-        self._fenced_runs.discard(run.id)
         for handle in reversed(self._owned.pop(run.id, [])):
             if not handle.released:
                 handle.release()

@@ -705,13 +705,7 @@ class GlobalDomainTable:
         if run.id in self._armed:
             return
         self._armed.add(run.id)
-        on_done = run.on_done
-
-        def fence_then_done(r: RunState) -> None:
-            self.fence(r)
-            on_done(r)
-
-        run.on_done = fence_then_done
+        run.fences.append(self.fence)
 
     def _release(self, handle: GlobalCommDomainHandle, alloc_run: RunState) -> None:
         if self.live.get(handle.name) is handle:
