@@ -101,9 +101,9 @@ class Node:
     # fast attribute path (measured: ~4% of a 100k-task run).
     __slots__ = ("admission", "backpressure_timeout", "blocked_since", "c_complete", "c_dispatch", "c_release",
                  "c_run_begin", "c_run_end", "c_submit", "c_submit_tensor", "env", "group_fifo", "has_remote",
-                 "idle_subs", "level", "nl_lanes", "orch_cursor", "points", "reserved", "ring_capacity", "ring_hold",
-                 "ring_waited", "rings", "run", "run_count", "sched_cursor", "scope", "scopes", "sim", "single_fifos",
-                 "sub_fifo", "sub_lanes", "tensormap", "trace")
+                 "idle_subs", "level", "nl_lanes", "nl_targets", "orch_cursor", "points", "reserved", "ring_capacity",
+                 "ring_hold", "ring_waited", "rings", "run", "run_count", "sched_cursor", "scope", "scopes", "sim",
+                 "single_fifos", "sub_fifo", "sub_lanes", "tensormap", "trace")
 
     def __init__(self, sim: Simulation, scope: str, level: int, heap_ring_size: int | None) -> None:
         self.sim = sim
@@ -121,6 +121,7 @@ class Node:
         self.c_run_end = p.host["run_end_us"]
         self.backpressure_timeout = sim.config.backpressure_timeout_us
         self.nl_lanes: list[Lane] = []
+        self.nl_targets: tuple[tuple[int], ...] = ()  # (w,) per NEXT_LEVEL worker id: a single's placement
         self.sub_lanes: list[Lane] = []
         self.has_remote = False
         self.single_fifos: list[deque[Task]] = []
@@ -149,6 +150,7 @@ class Node:
     def attach(self, nl_lanes: list[Lane], sub_lanes: list[Lane]) -> None:
         """Fix the lane sets at init (the NEXT_LEVEL worker-id map is frozen after init)."""
         self.nl_lanes = nl_lanes
+        self.nl_targets = tuple((w,) for w in range(len(nl_lanes)))
         self.sub_lanes = sub_lanes
         if self.trace.enabled:  # the Perfetto export's tracks, idle lanes included (not an event)
             self.trace.declare_node(self.scope, self.level, [lane.scope for lane in (*nl_lanes, *sub_lanes)])
@@ -175,7 +177,9 @@ class Node:
         self.tensormap = {}
         self.scopes = [[]]
         self.orch_cursor = max(now, self.orch_cursor) + self.c_run_begin
-        self.trace.add(now, EventKind.RUN_BEGIN, self.scope, f"r{run.id}", getattr(orch_fn, "__qualname__", ""))
+        if self.trace.enabled:  # its fields are formatted only for a trace that keeps them
+            self.trace.record((now, EventKind.RUN_BEGIN, self.scope, f"r{run.id}",
+                               getattr(orch_fn, "__qualname__", "")))
         orch._bind(self, run)
         try:
             orch_fn(orch, args, config)
@@ -202,8 +206,9 @@ class Node:
             # counting, without waiting for (and lengthening) a pass of the cyclic collector.
             run.tasks = []
             run.end_t = max(self.env.now, self.orch_cursor) + self.c_run_end
-            self.trace.add(run.end_t, EventKind.RUN_END, self.scope, f"r{run.id}",
-                           "failed" if (run.failed or run.error) else "ok")
+            if self.trace.enabled:
+                self.trace.record((run.end_t, EventKind.RUN_END, self.scope, f"r{run.id}",
+                                   "failed" if (run.failed or run.error) else "ok"))
             if self.run is run:
                 self.run = None
             delay = run.end_t - self.env.now
@@ -343,7 +348,9 @@ class Node:
             self._release_scope(frame)
 
     def _release_scope(self, frame: list[Task]) -> None:
-        self.trace.add(max(self.env.now, self.orch_cursor), EventKind.SCOPE_END, self.scope, f"{len(frame)} slots")
+        if self.trace.enabled:
+            self.trace.record((max(self.env.now, self.orch_cursor), EventKind.SCOPE_END, self.scope,
+                               f"{len(frame)} slots", ""))
         for t in frame:  # ``_release_ref``, inlined: once per task
             t.fanout_released += 1
             if t.fanout_released > t.fanout_total and (t.state is COMPLETED or t.state is FAILED):

@@ -61,7 +61,7 @@ class Orchestrator:
         # single on each NEXT_LEVEL worker id, and the namespace a local timing-only NEXT_LEVEL
         # submit resolves in (None when the node has remote workers or runs functionally:
         # those submits take the checked path).
-        self._targets = tuple((w,) for w in range(len(node.nl_lanes)))
+        self._targets = node.nl_targets
         self._fast_ns = None if node.has_remote or node.sim.functional else self._expected_nl_namespace(node)
 
     def _unbind(self) -> None:

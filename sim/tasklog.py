@@ -41,7 +41,8 @@ KIND_WORDS = [("group" if g else "single") + ("/sub" if k is TaskKind.SUB else "
 _ALLOC = TaskKind.ALLOC
 _ROW, _RUN, _SEQ, _KIND, _GROUP = (attrgetter(a) for a in ("row", "run", "seq", "kind", "group"))
 _CALLABLE, _WORKERS, _START, _END = (attrgetter(a) for a in ("callable", "workers", "start", "end"))
-_PRODUCERS, _ERROR, _ERROR_CLASS, _NOT_RUN = (attrgetter(a) for a in ("producers", "error", "error_class", "not_run"))
+_PREFIX = attrgetter("prefix")
+_PRODUCERS = attrgetter("producers")
 _UNCERTAIN = ErrorClass.UNCERTAIN_STATE.value
 #: Rows a streaming log keeps before it writes them out as one batch.
 STREAM_BATCH = 1 << 17
@@ -75,6 +76,21 @@ class RowBatch:
         return len(self.row)
 
 
+class _WorkerCodes(dict):
+    """Worker set -> its code; a set seen for the first time is numbered and listed in ``sets``."""
+
+    __slots__ = ("sets",)
+
+    def __init__(self, sets: list[tuple[str, ...]]) -> None:
+        super().__init__()
+        self.sets = sets
+
+    def __missing__(self, ws: tuple[str, ...]) -> int:
+        code = self[ws] = len(self.sets)
+        self.sets.append(ws)
+        return code
+
+
 class TaskLog:
     """The tasks since the last record (see the module docstring)."""
 
@@ -96,20 +112,26 @@ class TaskLog:
         # What rows share, by code: runs (as (prefix, node scope, level)), callable names, worker sets,
         # and the ids of producers recorded earlier.
         self.runs: list[tuple[str, str, int]] = []
-        self.run_code: dict[int, int] = {}  # id(run) -> code; ``keep`` holds the runs, so ids stay unique
+        # A run by its task-name prefix, unique in a simulation: keyed by id, the log would have to keep
+        # every run (and what its completion callback holds) alive to the record -- ~100 bytes a task.
+        self.run_code: dict[str, int] = {}
         self.callables: list[str] = []
         self.callable_code: dict[int, int] = {}
         self.worker_sets: list[tuple[str, ...]] = []
-        self.worker_code: dict[tuple[str, ...], int] = {}
+        self.worker_code = _WorkerCodes(self.worker_sets)
         self.foreign: list[str] = []
         self.foreign_rows: list[int] = []  # their row numbers (a stream names them by row)
         self.foreign_code: dict[str, int] = {}
-        # The run and callable objects coded so far, kept alive so that their ids stay theirs.
+        # The callables coded so far (a few), kept alive so that their ids stay theirs.
         self._keep: list[Any] = []
 
     def retire(self, task: Task) -> None:
-        """A consumed slot: its row is final. It waits in ``retired`` for :meth:`flush`, which writes
-        a batch of rows at once; the log's list no longer holds it."""
+        """A consumed slot: its row is final. A slot that simply completed waits in ``retired`` for
+        :meth:`flush`, which writes a batch of rows at once; any other (failed, not run) is written
+        now, so that a batch never needs a look for errors. The log's list no longer holds it."""
+        if task.error is not None or task.error_class is not None or task.not_run:
+            self.write(task)
+            return
         self.tasks[task.row - self.base] = None
         retired = self.retired
         retired.append(task)
@@ -119,8 +141,8 @@ class TaskLog:
     def flush(self) -> None:
         """Write the rows of the retired slots, a column at a time, and let the slots go.
 
-        A batch where every task simply completed, with producers of this record only, takes the
-        column-wise path; any other batch is written task by task (:meth:`write`).
+        Every retired slot simply completed (:meth:`retire`); a batch with a producer of an earlier
+        record is written task by task (:meth:`write`), which names such producers.
         """
         ts = self.retired
         if not ts:
@@ -129,21 +151,19 @@ class TaskLog:
         n = len(ts)
         prods = list(map(_PRODUCERS, ts))
         rows = array("q", map(_ROW, chain.from_iterable(prods)))
-        if (list(map(_ERROR, ts)).count(None) != n or list(map(_ERROR_CLASS, ts)).count(None) != n
-                or any(map(_NOT_RUN, ts)) or (rows and min(rows) < self.base)):
+        if rows and min(rows) < self.base:
             for t in ts:
                 self.write(t)
             return
         b = self.batch
         b.row.extend(map(_ROW, ts))
-        runs = list(map(_RUN, ts))
+        prefixes = list(map(_PREFIX, map(_RUN, ts)))
         code = self.run_code
-        for run, t in dict(zip(runs, ts, strict=True)).items():
-            if id(run) not in code:
-                code[id(run)] = len(self.runs)
-                self.runs.append((run.prefix, t.node.scope, t.node.level))
-                self._keep.append(run)
-        b.run.extend(map(code.__getitem__, map(id, runs)))
+        for p, t in dict(zip(prefixes, ts, strict=True)).items():
+            if p not in code:
+                code[p] = len(self.runs)
+                self.runs.append((p, t.node.scope, t.node.level))
+        b.run.extend(map(code.__getitem__, prefixes))
         b.seq.extend(map(_SEQ, ts))
         kind = np.fromiter(map(_KIND, ts), np.int8, n)
         kind *= 2
@@ -151,20 +171,15 @@ class TaskLog:
         kind *= 4  # + _O_COMPLETED, which is 0
         b.code.frombytes(kind.tobytes())
         callables = list(map(_CALLABLE, ts))
+        ids = list(map(id, callables))
         code = self.callable_code
-        for c in dict(zip(map(id, callables), callables, strict=True)).values():
-            if id(c) not in code:
-                code[id(c)] = len(self.callables)
+        for i, c in dict(zip(ids, callables, strict=True)).items():
+            if i not in code:
+                code[i] = len(self.callables)
                 self.callables.append(getattr(c, "name", ""))
                 self._keep.append(c)
-        b.callable.extend(map(code.__getitem__, map(id, callables)))
-        workers = list(map(_WORKERS, ts))
-        wcode = self.worker_code
-        for ws in dict.fromkeys(workers):
-            if ws not in wcode:
-                wcode[ws] = len(self.worker_sets)
-                self.worker_sets.append(ws)
-        b.workers.extend(map(wcode.__getitem__, workers))
+        b.callable.extend(map(code.__getitem__, ids))
+        b.workers.extend(map(self.worker_code.__getitem__, map(_WORKERS, ts)))  # new sets: _WorkerCodes
         b.start.frombytes(np.array(list(map(_START, ts)), np.float64).tobytes())  # None -> NaN
         b.end.frombytes(np.array(list(map(_END, ts)), np.float64).tobytes())
         b.p_len.extend(map(len, prods))
@@ -179,12 +194,11 @@ class TaskLog:
         row = task.row
         b = self.batch
         b.row.append(row)
-        run = task.run
-        code = self.run_code.get(id(run))
+        prefix = task.run.prefix
+        code = self.run_code.get(prefix)
         if code is None:
-            code = self.run_code[id(run)] = len(self.runs)
-            self.runs.append((run.prefix, task.node.scope, task.node.level))
-            self._keep.append(run)
+            code = self.run_code[prefix] = len(self.runs)
+            self.runs.append((prefix, task.node.scope, task.node.level))
         b.run.append(code)
         b.seq.append(task.seq)
         c = task.callable
@@ -194,12 +208,7 @@ class TaskLog:
             self.callables.append(getattr(c, "name", ""))
             self._keep.append(c)
         b.callable.append(code)
-        ws = task.workers
-        code = self.worker_code.get(ws)
-        if code is None:
-            code = self.worker_code[ws] = len(self.worker_sets)
-            self.worker_sets.append(ws)
-        b.workers.append(code)
+        b.workers.append(self.worker_code[task.workers])
         error = task.error
         if error is None and task.error_class is None and not task.not_run and task.state >= COMPLETED:
             b.code.append((task.kind * 2 + task.group) * 4 + _O_COMPLETED)  # the common case first

@@ -216,6 +216,48 @@ def test_a_compacting_log_lets_consumed_slots_go_during_the_run(monkeypatch) -> 
     assert slots[0] == []  # no slot left in the log when the run ended
 
 
+def test_a_compacting_log_does_not_keep_finished_nested_runs_alive(monkeypatch) -> None:
+    """Rows name their run by code; the log must not hold every nested run (and the parent task its
+    completion callback holds) to the record: at scale that was ~100 bytes a task."""
+    import gc
+
+    from reference import get_kernel
+    from sim.node import RunState
+
+    monkeypatch.setattr(tasklog, "COMPACT_AFTER", 0)
+    monkeypatch.setattr(tasklog, "RETIRE_BATCH", 4)
+    l4 = Worker(level=4, sim=SimConfig(data_mode="timing", trace=False))
+    l3 = Worker(level=3, device_ids=[0, 1])
+    add = l3.register(get_kernel("add"))
+    l4.add_worker(l3)
+
+    def node_orch(o, args, _cfg):
+        for c in range(2):
+            ta = TaskArgs()
+            ta.add_tensor(args.tensor(0), IN)
+            ta.add_tensor(args.tensor(0), IN)
+            ta.add_tensor(TensorSpec((4,), "float32"), OUT)
+            o.submit_next_level(add, ta, worker=c)
+
+    step = l4.register(node_orch)
+    l4.init()
+
+    def orch(o, _a, _c):
+        for _ in range(200):
+            ta = TaskArgs()
+            ta.add_tensor(TensorSpec((4,), "float32"), IN)
+            o.submit_next_level(step, ta, worker=0)
+
+    l4.run(orch)
+    gc.collect()
+    alive = sum(isinstance(x, RunState) for x in gc.get_objects())
+    rec = l4.take_record()
+    assert len(rec.tasks) == 200 * 3
+    assert len({t.task_id.rsplit(":", 1)[0] for t in rec.tasks.values() if t.level == 3}) == 200  # 200 runs named
+    assert alive < 10, f"{alive} RunStates alive after 200 nested runs finished"
+    l4.close()
+
+
 def test_the_lazy_task_table_reads_like_a_dict_and_turns_into_one_when_changed() -> None:
     rec = _mixed_run(SimConfig())
     tasks = rec.tasks
@@ -240,6 +282,7 @@ def test_a_streamed_record_equals_the_in_memory_one_and_the_file_says_the_same(t
     pq = pytest.importorskip("pyarrow.parquet")
     memory = [_mixed_run(SimConfig(seed=7))]
     monkeypatch.setattr(tasklog, "STREAM_BATCH", 5)  # several row groups
+    monkeypatch.setattr(tasklog, "RETIRE_BATCH", 3)  # completed slots reach the file as the run goes
     path = tmp_path / "out" / "record.parquet"
     streamed = _mixed_run(SimConfig(seed=7, record_path=path))
     assert streamed.metadata["record_path"] == str(path)
