@@ -673,8 +673,13 @@ _STREAM_BYTES = 32
 
 
 def streams(out: np.ndarray) -> bool:
-    """Whether a kernel writing ``out`` should use :func:`stream_row` (see :data:`STREAM_MIN_BYTES`)."""
-    return out.nbytes >= STREAM_MIN_BYTES
+    """Whether a kernel writing ``out`` should stream it (:func:`stream_row`; see :data:`STREAM_MIN_BYTES`).
+
+    float32 outputs only: the 16-bit kernels are bound by their arithmetic (widening and rounding),
+    not by memory, and building a row in L1 to stream it is one more pass over it, which they cannot
+    afford (measured: bfloat16 RMSNorm and softmax each lost ~15% that way).
+    """
+    return out.dtype == FLOAT32 and out.nbytes >= STREAM_MIN_BYTES
 
 
 @intrinsic
@@ -717,6 +722,39 @@ def _stream32(typingctx, dst, d0, src, s0):  # pragma: no cover - compiled
 
 
 @intrinsic
+def _stream_scaled32(typingctx, dst, d0, a, a0, s, w, w0):  # pragma: no cover - compiled
+    """dst[d0 : d0 + 8] = a[a0 : a0 + 8] * s (* w[w0 : w0 + 8] unless ``w`` is None), streamed.
+
+    float32 arrays, C-contiguous; ``dst[d0]`` 32-byte aligned. The same IEEE multiplies, in the same
+    order, as the scalar ``a[j] * s * w[j]``: an output computed and streamed in one pass.
+    """
+    arrays = (dst, a) if isinstance(w, types.NoneType) else (dst, a, w)
+    if not (all(isinstance(x, types.Array) and x.dtype == types.float32 and x.layout == "C" for x in arrays)
+            and s == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vec = ir.VectorType(ir.FloatType(), _STREAM_BYTES // 4)
+
+        def at(i):  # pointer to <8 x float> at element args[i + 1] of array args[i]
+            ary = context.make_array(sig.args[i])(context, builder, args[i])
+            ptr = builder.gep(ary.data, [context.cast(builder, args[i + 1], sig.args[i + 1], types.intp)])
+            return builder.bitcast(ptr, vec.as_pointer())
+
+        splat = builder.insert_element(ir.Constant(vec, ir.Undefined), args[4], ir.Constant(ir.IntType(32), 0))
+        splat = builder.shuffle_vector(splat, ir.Constant(vec, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count))
+        value = builder.fmul(builder.load(at(2), align=4), splat)
+        if not isinstance(sig.args[5], types.NoneType):
+            value = builder.fmul(value, builder.load(at(5), align=4))
+        st = builder.store(value, at(0), align=_STREAM_BYTES)
+        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+
+    return types.none(dst, d0, a, a0, s, w, w0), codegen
+
+
+@intrinsic
 def store_fence(typingctx):  # pragma: no cover - compiled
     """Order streamed stores before whatever follows: they are weakly ordered (x86 ``sfence``; elsewhere
     a full fence, which LLVM lowers to what the target needs). Once per kernel call."""
@@ -754,3 +792,54 @@ def stream_row(dst, src):  # pragma: no cover - compiled
         j += per
     for t in range(j, n):
         dst[t] = src[t]
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def _stream_scaled_f32(dst, a, s, w):  # pragma: no cover - compiled
+    n = dst.size
+    per = _STREAM_BYTES // 4
+    misaligned = _address(dst) % _STREAM_BYTES
+    head = n if misaligned % 4 else min((_STREAM_BYTES - misaligned) % _STREAM_BYTES // 4, n)
+    for j in range(head):
+        dst[j] = _scaled(a, j, s, w)
+    j = head
+    while j + per <= n:
+        _stream_scaled32(dst, j, a, j, s, w, j)
+        j += per
+    for t in range(j, n):
+        dst[t] = _scaled(a, t, s, w)
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath=False)
+def _scaled_rounded(dst, a, s, w):  # pragma: no cover - compiled
+    for j in range(dst.size):
+        dst[j] = narrow(_scaled(a, j, s, w), dst)
+
+
+def stream_scaled(dst, a, s, w):  # pragma: no cover - replaced by the overload inside numba
+    """dst = a * s (* w, elementwise, unless ``w`` is None) for 1-D float32 ``a`` (and ``w``), float32 ``s``.
+
+    A float32 ``dst`` is written with streaming stores, as :func:`stream_row` (the caller ends with
+    :func:`store_fence`): for a row scaled on its way out (softmax's 1/sum, RMSNorm's 1/rms and
+    weight), so the result goes to memory in the pass that computes it, not through an L1 buffer.
+    Any other :func:`lanes` ``dst`` gets ordinary stores, rounded as :func:`narrow` rounds.
+    """
+    raise NotImplementedError("stream_scaled is only callable from numba-compiled code")
+
+
+@overload(stream_scaled)
+def _stream_scaled_overload(dst, a, s, w):  # pragma: no cover - compiled
+    if isinstance(dst, types.Array) and dst.dtype == types.float32:
+        return lambda dst, a, s, w: _stream_scaled_f32(dst, a, s, w)
+    return lambda dst, a, s, w: _scaled_rounded(dst, a, s, w)
+
+
+def _scaled(a, j, s, w):  # pragma: no cover - replaced by the overload inside numba
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_scaled)
+def _scaled_overload(a, j, s, w):  # pragma: no cover - compiled
+    if isinstance(w, types.NoneType):
+        return lambda a, j, s, w: a[j] * s
+    return lambda a, j, s, w: a[j] * s * w[j]

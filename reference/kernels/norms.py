@@ -46,12 +46,15 @@ are computed from that buffer, and each output element is rounded to its dtype
 as it is stored. So every kernel moves the minimum,
 ``Cost.bytes_moved`` (x, weight[, bias], out; residual read and written once).
 Rows whose squares leave float32's range are summed a second time from L1.
-That minimum is also what reaches memory for RMSNorm and LayerNorm outputs of
-at least ``_numerics.STREAM_MIN_BYTES``: each output row is built in an L1 row
-buffer and written with streaming stores, which skip the read of each
-destination line that an ordinary store would make (a third stream: the
-output's bytes again). Smaller outputs take ordinary stores and stay in cache
-for the kernel that reads them next.
+That minimum is also what reaches memory for float32 RMSNorm and LayerNorm
+outputs of at least ``_numerics.STREAM_MIN_BYTES``: they are written with
+streaming stores, which skip the read of each destination line that an
+ordinary store makes first (otherwise a third stream: the output's bytes
+again). RMSNorm computes and streams each row in one pass
+(``_numerics.stream_scaled``); LayerNorm builds the row in an L1 buffer and
+streams that (``stream_row``). Smaller outputs take ordinary stores and stay in
+cache for the kernel that reads them next; 16-bit outputs too (their kernels
+are bound by arithmetic, see ``_numerics.streams``).
 
 RMSNorm's output ``x * inv * w`` is two roundings with no cancellation, so it
 keeps the float32 tolerance of 1e-5 relative. LayerNorm's ``x - mean`` carries
@@ -101,6 +104,7 @@ from reference.kernels._numerics import (
     prefetch_row_for_write,
     store_fence,
     stream_row,
+    stream_scaled,
     streams,
     to_f32,
     widen,
@@ -258,10 +262,13 @@ def _rmsnorm_rows(x, w, out, eps, stream):  # pragma: no cover - compiled
         _prefetch_next(x, out, r, stream)
         xr = f32_row(x[r], xs)
         inv = 1.0 / math.sqrt(_mean_sq(xr, scratch) + eps)
-        orow = stage if stream else out[r]
-        _scale_row(xr, w, orow, inv)
-        if stream:
+        if stream and inv < 3.0e38:  # as _scale_row's float32 case, computed and streamed in one pass
+            stream_scaled(out[r], xr, np.float32(inv), w)
+        elif stream:
+            _scale_row(xr, w, stage, inv)
             stream_row(out[r], stage)
+        else:
+            _scale_row(xr, w, out[r], inv)
     if stream:
         store_fence()
 

@@ -16,10 +16,7 @@ row is prefetched during the exp pass so that its max pass finds it in cache.
 A 16-bit row is widened into a float32 row buffer (in L1) by its max pass, its
 exps go to another, and the scale pass rounds them into ``out``: so every
 dtype reads ``x`` once and writes ``out`` once, in its own width — exactly the
-minimum, ``Cost.bytes_moved``; an output of at least
-``_numerics.STREAM_MIN_BYTES`` is built row by row in an L1 buffer and written
-with streaming stores, so memory also sees just that (ordinary stores first
-read each destination line). The exp pass is the kernel's arithmetic: it uses
+minimum, ``Cost.bytes_moved``. The exp pass is the kernel's arithmetic: it uses
 ``_numerics.exp_short_f32`` (about 17 vector instructions per 8 elements, below
 5e-7 relative error: the 1e-5 tolerance is mostly for the rounding of
 ``x - max``, up to 87 * 2**-24), so the kernel keeps up with memory.
@@ -58,9 +55,6 @@ from reference.kernels._numerics import (
     lanes_store,
     prefetch,
     scale_into,
-    store_fence,
-    stream_row,
-    streams,
 )
 
 # float32: x - max is rounded once (|error| <= |x - max| * 2**-24) before exp; exp and the sum add ~1e-6.
@@ -82,21 +76,15 @@ def _exp_block(x, out, m):  # pragma: no cover - compiled
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def softmax_rows(x, out, stream):  # pragma: no cover - compiled
-    """Row softmax of a 2-D :func:`~reference.kernels._numerics.lanes` array into ``out`` (may alias ``x``).
-
-    With ``stream``, each output row is built in an L1 row buffer and streamed to ``out``
-    (``_numerics.stream_row``).
-    """
+def softmax_rows(x, out):  # pragma: no cover - compiled
+    """Row softmax of a 2-D :func:`~reference.kernels._numerics.lanes` array into ``out`` (may alias ``x``)."""
     rows, n = x.shape
     xs = np.empty(n, dtype=np.float32)  # a 16-bit row widened (unused for float32)
     os = np.empty(n, dtype=np.float32)  # a 16-bit output row before rounding (unused for float32)
-    stage = np.empty_like(out[0])  # a streamed output row (unused otherwise)
     line = 64 // x.itemsize  # elements per cache line
     for r in range(rows):
         xr, m = f32_row_max(x[r], xs)  # 1-D row slices: unit strides that LLVM vectorises
-        dst = stage if stream else out[r]
-        orow = f32_out_row(dst, os)
+        orow = f32_out_row(out[r], os)
         nxt = x[min(r + 1, rows - 1)]
         total = np.float32(0.0)
         comp = np.float32(0.0)
@@ -105,11 +93,7 @@ def softmax_rows(x, out, stream):  # pragma: no cover - compiled
                 prefetch(nxt, j)  # the next row's max pass then reads from cache
             part = _exp_block(xr[j0 : j0 + SUM_BLOCK], orow[j0 : j0 + SUM_BLOCK], m)
             total, comp = add_compensated(total, comp, part)
-        scale_into(orow, np.float32(1.0) / (total + comp), dst)  # 16-bit: rounded as it is stored
-        if stream:
-            stream_row(out[r], stage)
-    if stream:
-        store_fence()
+        scale_into(orow, np.float32(1.0) / (total + comp), out[r])  # 16-bit: rounded as it is stored
 
 
 def _check(x, out) -> None:
@@ -124,7 +108,7 @@ def _run(x: np.ndarray, out: np.ndarray) -> None:
         return
     n = x.shape[-1]
     buf = lanes_out(out)
-    softmax_rows(lanes(x).reshape(-1, n), buf.reshape(-1, n), streams(buf))
+    softmax_rows(lanes(x).reshape(-1, n), buf.reshape(-1, n))
     lanes_store(out, buf)
 
 
