@@ -1,6 +1,6 @@
 """Numeric plumbing shared by the fast (numba) kernels.
 
-Six concerns live here:
+Five concerns live here:
 
 * **16-bit storage.** numba cannot compile ``float16`` or ``bfloat16`` arrays,
   so every floating-point kernel computes on ``float32``. The memory-bound
@@ -31,9 +31,6 @@ Six concerns live here:
   compensation (:func:`add_compensated`), so the error does not grow with the
   row length.
 * **Prefetch.** :func:`prefetch`, a cache hint for row-by-row kernels.
-* **Streaming stores.** :func:`stream_row` writes a row built in L1 to memory
-  with non-temporal stores, for outputs too large to stay in cache
-  (:func:`streams`); see there for why and when.
 
 Fast-math: kernels pass ``fastmath`` explicitly, and so must every helper whose
 arithmetic order matters. numba compiles a helper that sets no ``fastmath``
@@ -200,13 +197,10 @@ def _f32_to_f16_bits(typingctx, x):  # pragma: no cover - compiled
     return types.int16(types.float32), codegen
 
 
-_X86 = llvm_binding.get_process_triple().startswith(("x86_64", "i386", "i686"))
-
-
 def _host_converts_half() -> bool:
     """Whether this CPU converts half precision in hardware (else LLVM would call a runtime helper)."""
     triple = llvm_binding.get_process_triple()
-    if _X86:
+    if triple.startswith(("x86_64", "i386", "i686")):
         return bool(llvm_binding.get_host_cpu_features().get("f16c", False))
     return triple.startswith(("aarch64", "arm64"))
 
@@ -354,6 +348,23 @@ def _scale_into_overload(src, s, row):  # pragma: no cover - compiled
             row[j] = narrow(src[j] * s, row)
 
     return rounded
+
+
+def keep_wide(buf, j, v, row):  # pragma: no cover - replaced by the overload inside numba
+    """buf[j] = v, the widened element j of the :func:`lanes` row ``row``, if ``row`` is 16-bit; nothing
+    for a float32 row, which is its own float32 copy (see :func:`f32_out_row`)."""
+    raise NotImplementedError("keep_wide is only callable from numba-compiled code")
+
+
+@overload(keep_wide)
+def _keep_wide_overload(buf, j, v, row):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda buf, j, v, row: None
+
+    def keep(buf, j, v, row):
+        buf[j] = v
+
+    return keep
 
 
 def lanes(a: np.ndarray) -> np.ndarray:
@@ -637,6 +648,8 @@ def _prefetch_typer(arr, idx, rw: int):
 # prefetching its next input row, the norms (light passes) from prefetching their next output row
 # for writing, and each loses with the other's; the summing collectives gain from both; streaming
 # elementwise kernels and paged decode gain from neither (the hardware prefetcher already keeps up).
+# (Since then RMSNorm, LayerNorm and softmax read the next row in the pass that writes this one,
+# which overlaps reads and writes better than any hint did; residual_add_rmsnorm still uses one.)
 # (LLVM renames the intrinsic for opaque pointers.)
 @intrinsic
 def prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
@@ -653,193 +666,3 @@ def prefetch_row_for_write(row):  # pragma: no cover - compiled
     """:func:`prefetch_for_write` every cache line of a C-contiguous 1-D row (any element size)."""
     for j in range(0, row.size, 64 // row.itemsize):
         prefetch_for_write(row, j)
-
-
-# --------------------------------------------------------------------------- streaming stores
-
-# An ordinary store to a line that is not in cache first reads the line from memory (read for ownership),
-# so a kernel writing N bytes with ordinary stores moves 2N bytes of write traffic; a non-temporal store
-# writes whole lines without reading them, N bytes. Measured here (4096x2048 float32, caches cold): a
-# streamed copy loop is ~1.4x an ordinary one, and RMSNorm goes from ~72% to ~90% of copy bandwidth.
-# The price is that the output is not left in cache: a consumer that runs next reads it back from
-# memory. So only outputs at least this large stream: half the L3 (32 MiB) of the machine this was
-# measured on, where the input and output together no longer fit in the L3 and ordinary stores would
-# not leave the output there either. (Smaller outputs measured faster with ordinary stores below
-# ~4 MiB; between that and this, caching the output for its consumer is preferred.)
-STREAM_MIN_BYTES = 16 << 20
-
-# Bytes one streaming store writes: a 256-bit vector (two 128-bit stores where AVX is missing).
-_STREAM_BYTES = 32
-
-
-def streams(out: np.ndarray) -> bool:
-    """Whether a kernel writing ``out`` should stream it (:func:`stream_row`; see :data:`STREAM_MIN_BYTES`).
-
-    float32 outputs only: the 16-bit kernels are bound by their arithmetic (widening and rounding),
-    not by memory, and building a row in L1 to stream it is one more pass over it, which they cannot
-    afford (measured: bfloat16 RMSNorm and softmax each lost ~15% that way).
-    """
-    return out.dtype == FLOAT32 and out.nbytes >= STREAM_MIN_BYTES
-
-
-@intrinsic
-def _address(typingctx, arr):  # pragma: no cover - compiled
-    """The address of an array's first element, as an integer."""
-    if not isinstance(arr, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        return builder.ptrtoint(ary.data, ir.IntType(64))
-
-    return types.int64(arr), codegen
-
-
-@intrinsic
-def _stream32(typingctx, dst, d0, src, s0):  # pragma: no cover - compiled
-    """Copy 32 bytes from element ``s0`` of ``src`` to element ``d0`` of ``dst`` with a non-temporal store.
-
-    Both arrays C-contiguous; the destination address must be 32-byte aligned (the store says so to
-    LLVM), the source may be anywhere. LLVM lowers the store to ``vmovntps``/``movntps`` on x86 and
-    to a plain (or pair) store where a target has no such instruction.
-    """
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.layout == "C"
-            and src.layout == "C" and isinstance(d0, types.Integer) and isinstance(s0, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        da = context.make_array(sig.args[0])(context, builder, args[0])
-        sa = context.make_array(sig.args[2])(context, builder, args[2])
-        dp = builder.gep(da.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
-        sp = builder.gep(sa.data, [context.cast(builder, args[3], sig.args[3], types.intp)])
-        vec = ir.VectorType(ir.IntType(64), _STREAM_BYTES // 8).as_pointer()
-        value = builder.load(builder.bitcast(sp, vec), align=1)
-        st = builder.store(value, builder.bitcast(dp, vec), align=_STREAM_BYTES)
-        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
-        return context.get_dummy_value()
-
-    return types.none(dst, d0, src, s0), codegen
-
-
-@intrinsic
-def _stream_scaled32(typingctx, dst, d0, a, a0, s, w, w0):  # pragma: no cover - compiled
-    """dst[d0 : d0 + 8] = a[a0 : a0 + 8] * s (* w[w0 : w0 + 8] unless ``w`` is None), streamed.
-
-    float32 arrays, C-contiguous; ``dst[d0]`` 32-byte aligned. The same IEEE multiplies, in the same
-    order, as the scalar ``a[j] * s * w[j]``: an output computed and streamed in one pass.
-    """
-    arrays = (dst, a) if isinstance(w, types.NoneType) else (dst, a, w)
-    if not (all(isinstance(x, types.Array) and x.dtype == types.float32 and x.layout == "C" for x in arrays)
-            and s == types.float32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        vec = ir.VectorType(ir.FloatType(), _STREAM_BYTES // 4)
-
-        def at(i):  # pointer to <8 x float> at element args[i + 1] of array args[i]
-            ary = context.make_array(sig.args[i])(context, builder, args[i])
-            ptr = builder.gep(ary.data, [context.cast(builder, args[i + 1], sig.args[i + 1], types.intp)])
-            return builder.bitcast(ptr, vec.as_pointer())
-
-        splat = builder.insert_element(ir.Constant(vec, ir.Undefined), args[4], ir.Constant(ir.IntType(32), 0))
-        splat = builder.shuffle_vector(splat, ir.Constant(vec, ir.Undefined),
-                                       ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count))
-        value = builder.fmul(builder.load(at(2), align=4), splat)
-        if not isinstance(sig.args[5], types.NoneType):
-            value = builder.fmul(value, builder.load(at(5), align=4))
-        st = builder.store(value, at(0), align=_STREAM_BYTES)
-        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
-        return context.get_dummy_value()
-
-    return types.none(dst, d0, a, a0, s, w, w0), codegen
-
-
-@intrinsic
-def store_fence(typingctx):  # pragma: no cover - compiled
-    """Order streamed stores before whatever follows: they are weakly ordered (x86 ``sfence``; elsewhere
-    a full fence, which LLVM lowers to what the target needs). Once per kernel call."""
-
-    def codegen(context, builder, sig, args):
-        if _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse.sfence")
-            builder.call(fn, [])
-        else:
-            builder.fence("seq_cst")
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
-@numba.njit(nogil=True, error_model="numpy", fastmath=False)
-def stream_row(dst, src):  # pragma: no cover - compiled
-    """dst = src (1-D, C-contiguous, one dtype) with non-temporal stores; the caller ends with :func:`store_fence`.
-
-    Ordinary stores up to the first 32-byte boundary of ``dst`` and after its last one; streaming
-    stores of 32 bytes in between. ``src`` is meant to be a row buffer in L1.
-    """
-    n = dst.size
-    per = _STREAM_BYTES // dst.itemsize
-    misaligned = _address(dst) % _STREAM_BYTES
-    head = n
-    if misaligned % dst.itemsize == 0:  # else no element is aligned: ordinary stores throughout
-        head = min((_STREAM_BYTES - misaligned) % _STREAM_BYTES // dst.itemsize, n)
-    for j in range(head):
-        dst[j] = src[j]
-    j = head
-    while j + per <= n:
-        _stream32(dst, j, src, j)
-        j += per
-    for t in range(j, n):
-        dst[t] = src[t]
-
-
-@numba.njit(nogil=True, error_model="numpy", fastmath=False)
-def _stream_scaled_f32(dst, a, s, w):  # pragma: no cover - compiled
-    n = dst.size
-    per = _STREAM_BYTES // 4
-    misaligned = _address(dst) % _STREAM_BYTES
-    head = n if misaligned % 4 else min((_STREAM_BYTES - misaligned) % _STREAM_BYTES // 4, n)
-    for j in range(head):
-        dst[j] = _scaled(a, j, s, w)
-    j = head
-    while j + per <= n:
-        _stream_scaled32(dst, j, a, j, s, w, j)
-        j += per
-    for t in range(j, n):
-        dst[t] = _scaled(a, t, s, w)
-
-
-@numba.njit(nogil=True, error_model="numpy", fastmath=False)
-def _scaled_rounded(dst, a, s, w):  # pragma: no cover - compiled
-    for j in range(dst.size):
-        dst[j] = narrow(_scaled(a, j, s, w), dst)
-
-
-def stream_scaled(dst, a, s, w):  # pragma: no cover - replaced by the overload inside numba
-    """dst = a * s (* w, elementwise, unless ``w`` is None) for 1-D float32 ``a`` (and ``w``), float32 ``s``.
-
-    A float32 ``dst`` is written with streaming stores, as :func:`stream_row` (the caller ends with
-    :func:`store_fence`): for a row scaled on its way out (softmax's 1/sum, RMSNorm's 1/rms and
-    weight), so the result goes to memory in the pass that computes it, not through an L1 buffer.
-    Any other :func:`lanes` ``dst`` gets ordinary stores, rounded as :func:`narrow` rounds.
-    """
-    raise NotImplementedError("stream_scaled is only callable from numba-compiled code")
-
-
-@overload(stream_scaled)
-def _stream_scaled_overload(dst, a, s, w):  # pragma: no cover - compiled
-    if isinstance(dst, types.Array) and dst.dtype == types.float32:
-        return lambda dst, a, s, w: _stream_scaled_f32(dst, a, s, w)
-    return lambda dst, a, s, w: _scaled_rounded(dst, a, s, w)
-
-
-def _scaled(a, j, s, w):  # pragma: no cover - replaced by the overload inside numba
-    raise NotImplementedError("only callable from numba-compiled code")
-
-
-@overload(_scaled)
-def _scaled_overload(a, j, s, w):  # pragma: no cover - compiled
-    if isinstance(w, types.NoneType):
-        return lambda a, j, s, w: a[j] * s
-    return lambda a, j, s, w: a[j] * s * w[j]
