@@ -48,11 +48,12 @@ as it is stored. So every kernel moves the minimum,
 Rows whose squares leave float32's range are summed a second time from L1.
 RMSNorm and LayerNorm overlap the two: the pass that writes row r's output
 also makes the pass of row r + 1 that reads memory (its sum of squares, its
-plain sum), so one loop reads one stream and writes another, as a copy does,
-and memory is never left idle while a row's statistics are computed from L1
-(see "Software pipelining" in the code). The output takes ordinary stores, so
-the destination lines are also read once (a store's read for ownership),
-and stays in cache for whatever reads it next.
+plain sum), so one loop reads one stream and writes another, as a copy does
+(see "Software pipelining" in the code); only LayerNorm's second statistics
+pass, over the row in L1, has no memory traffic to overlap. The output takes
+ordinary stores, so memory also reads each destination line once before it is
+written (read for ownership), and the output stays in cache for whatever reads
+it next.
 
 RMSNorm's output ``x * inv * w`` is two roundings with no cancellation, so it
 keeps the float32 tolerance of 1e-5 relative. LayerNorm's ``x - mean`` carries
