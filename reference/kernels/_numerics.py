@@ -237,14 +237,15 @@ def _narrow_overload(v, out):  # pragma: no cover - compiled
     if dtype == types.uint16:
         def to_bf16(v, out):
             # numba widens uint32 arithmetic to 64 bits; the casts keep the vector lanes 32-bit.
-            b = _f32_as_u32(np.float32(v))
-            hi = np.uint32(b >> np.uint32(16))
-            if np.uint32(b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
-                # NaN: truncate and force the quiet bit so no payload becomes inf.
-                return np.uint16(hi | np.uint32(0x0040))
-            # Round to nearest, ties to even, on the 16 dropped bits.
-            bias = np.uint32(np.uint32(0x7FFF) + np.uint32(hi & np.uint32(1)))
-            return np.uint16(np.uint32(b + bias) >> np.uint32(16))
+            f = np.float32(v)
+            b = _f32_as_u32(f)
+            # Round to nearest, ties to even, on the 16 dropped bits; a NaN is truncated with the quiet
+            # bit forced (bit 22, bit 6 once shifted) so no payload becomes inf. Both choices are made on
+            # the 32-bit pattern and shifted once, and NaN is told by a float compare: one select, one
+            # shift and one pack per vector (selecting between two packed results took twice that).
+            bias = np.uint32(np.uint32(0x7FFF) + np.uint32(np.uint32(b >> np.uint32(16)) & np.uint32(1)))
+            t = np.uint32(b | np.uint32(0x00400000)) if f != f else np.uint32(b + bias)
+            return np.uint16(t >> np.uint32(16))
         return to_bf16
     if dtype == types.int16:
         return lambda v, out: _f32_to_f16_bits(np.float32(v))
@@ -347,6 +348,23 @@ def _scale_into_overload(src, s, row):  # pragma: no cover - compiled
             row[j] = narrow(src[j] * s, row)
 
     return rounded
+
+
+def keep_wide(buf, j, v, row):  # pragma: no cover - replaced by the overload inside numba
+    """buf[j] = v, the widened element j of the :func:`lanes` row ``row``, if ``row`` is 16-bit; nothing
+    for a float32 row, which is its own float32 copy (see :func:`f32_out_row`)."""
+    raise NotImplementedError("keep_wide is only callable from numba-compiled code")
+
+
+@overload(keep_wide)
+def _keep_wide_overload(buf, j, v, row):  # pragma: no cover - compiled
+    if row.dtype == types.float32:
+        return lambda buf, j, v, row: None
+
+    def keep(buf, j, v, row):
+        buf[j] = v
+
+    return keep
 
 
 def lanes(a: np.ndarray) -> np.ndarray:
@@ -630,6 +648,8 @@ def _prefetch_typer(arr, idx, rw: int):
 # prefetching its next input row, the norms (light passes) from prefetching their next output row
 # for writing, and each loses with the other's; the summing collectives gain from both; streaming
 # elementwise kernels and paged decode gain from neither (the hardware prefetcher already keeps up).
+# (Since then RMSNorm, LayerNorm and softmax read the next row in the pass that writes this one,
+# which overlaps reads and writes better than any hint did; residual_add_rmsnorm still uses one.)
 # (LLVM renames the intrinsic for opaque pointers.)
 @intrinsic
 def prefetch(typingctx, arr, idx):  # pragma: no cover - compiled

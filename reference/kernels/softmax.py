@@ -11,15 +11,20 @@ row that is entirely ``-inf`` has no defined softmax and yields NaN, in the
 golden and the fast path alike.
 
 The fast path makes three passes over each row — max, exp (storing it and
-summing it), scale by 1/sum — of which only the first reads memory; the next
-row is prefetched during the exp pass so that its max pass finds it in cache.
-A 16-bit row is widened into a float32 row buffer (in L1) by its max pass, its
-exps go to another, and the scale pass rounds them into ``out``: so every
-dtype reads ``x`` once and writes ``out`` once, in its own width — exactly the
-minimum, ``Cost.bytes_moved``. The exp pass is the kernel's arithmetic: it uses
+summing it), scale by 1/sum — of which only the max reads memory. The next
+row's max pass is made inside this row's scale pass (one loop that writes this
+row and reads the next, the way a copy does), and the next row is prefetched
+during the exp pass, so its reads meet this row's arithmetic and writes rather
+than waiting alone. A 16-bit row is widened into a float32 row buffer (in L1)
+by its max pass, its exps go to another, and the scale pass rounds them into
+``out``: so every dtype reads ``x`` once and writes ``out`` once, in its own
+width — exactly the minimum, ``Cost.bytes_moved`` (stores to ``out`` are
+ordinary, so memory also reads each destination line once before it is
+written). The exp pass is the kernel's arithmetic: it uses
 ``_numerics.exp_short_f32`` (about 17 vector instructions per 8 elements, below
 5e-7 relative error: the 1e-5 tolerance is mostly for the rounding of
-``x - max``, up to 87 * 2**-24), so the kernel keeps up with memory.
+``x - max``, up to 87 * 2**-24). On a core that copies at ~15 GB/s that pass
+alone takes about as long as copying the row, so softmax is bound by it.
 
 The sum is float32: blocks of ``SUM_BLOCK`` terms summed over the vector lanes,
 block sums added with compensation, so its relative error stays about 1e-6
@@ -46,15 +51,20 @@ from reference.kernels._numerics import (
     FAST,
     JIT,
     SUM_BLOCK,
+    _f32_as_i32,
+    _i32_as_f32,
     add_compensated,
     exp_short_f32,
     f32_out_row,
     f32_row_max,
+    keep_wide,
     lanes,
     lanes_out,
     lanes_store,
+    narrow,
     prefetch,
     scale_into,
+    widen,
 )
 
 # float32: x - max is rounded once (|error| <= |x - max| * 2**-24) before exp; exp and the sum add ~1e-6.
@@ -75,15 +85,31 @@ def _exp_block(x, out, m):  # pragma: no cover - compiled
     return part
 
 
+@numba.njit(fastmath={"contract"}, inline="always", **JIT)  # no reassociation: see _numerics.scale_f32
+def _scale_next_max(src, s, dst, nxt, nbuf):  # pragma: no cover - compiled
+    """dst = src * s (rounded to dst's dtype) and the max of the next row ``nxt`` (a 16-bit one widened
+    into ``nbuf`` on the way), in one pass; the max as :func:`~reference.kernels._numerics.max_f32`."""
+    hi = np.int32(-2147483648)
+    lo = np.int32(2147483647)
+    for j in range(dst.size):
+        dst[j] = narrow(src[j] * s, dst)
+        v = widen(nxt[j])
+        keep_wide(nbuf, j, v, nxt)
+        b = _f32_as_i32(v)
+        hi = b if b > hi else hi
+        lo = b if b < lo else lo
+    return _i32_as_f32(hi if hi >= 0 else lo)
+
+
 @numba.njit(fastmath=FAST, **JIT)
 def softmax_rows(x, out):  # pragma: no cover - compiled
     """Row softmax of a 2-D :func:`~reference.kernels._numerics.lanes` array into ``out`` (may alias ``x``)."""
     rows, n = x.shape
-    xs = np.empty(n, dtype=np.float32)  # a 16-bit row widened (unused for float32)
+    bufs = np.empty((2, n), dtype=np.float32)  # 16-bit: this row and the next, widened (unused for float32)
     os = np.empty(n, dtype=np.float32)  # a 16-bit output row before rounding (unused for float32)
     line = 64 // x.itemsize  # elements per cache line
+    xr, m = f32_row_max(x[0], bufs[0])  # 1-D row slices: unit strides that LLVM vectorises
     for r in range(rows):
-        xr, m = f32_row_max(x[r], xs)  # 1-D row slices: unit strides that LLVM vectorises
         orow = f32_out_row(out[r], os)
         nxt = x[min(r + 1, rows - 1)]
         total = np.float32(0.0)
@@ -93,7 +119,15 @@ def softmax_rows(x, out):  # pragma: no cover - compiled
                 prefetch(nxt, j)  # the next row's max pass then reads from cache
             part = _exp_block(xr[j0 : j0 + SUM_BLOCK], orow[j0 : j0 + SUM_BLOCK], m)
             total, comp = add_compensated(total, comp, part)
-        scale_into(orow, np.float32(1.0) / (total + comp), out[r])  # 16-bit: rounded as it is stored
+        inv = np.float32(1.0) / (total + comp)
+        if r + 1 == rows:
+            scale_into(orow, inv, out[r])  # 16-bit: rounded as it is stored
+        else:
+            # The scale pass of this row also makes the max pass of the next (a 16-bit row is widened on
+            # the way): one pass less per row, and the next row's reads meet this row's writes.
+            nbuf = bufs[(r + 1) % 2]
+            m = _scale_next_max(orow, inv, out[r], nxt, nbuf)
+            xr = f32_out_row(nxt, nbuf)
 
 
 def _check(x, out) -> None:

@@ -258,3 +258,27 @@ def test_short_exp_propagates_nan() -> None:
     got = np.empty(2, np.float32)
     _apply_exp_short(np.array([np.nan, -np.nan], np.float32), got)
     assert np.isnan(got).all()
+
+
+def test_add_scalar_float32_route_is_bit_identical_to_float64() -> None:
+    """add_scalar adds a scalar that is exactly a float32 in float32: the bits of the float64 add, rounded.
+
+    Double rounding through float64 is innocuous for a sum of two float32 values (53 >= 2 * 24 + 2), so
+    the cheaper route must agree everywhere: random bit patterns (NaN, inf, subnormals included) and
+    scalars at the edges of the range.
+    """
+    from reference.kernels.elementwise import _add_scalar_flat, _scalar_for_sum
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 1 << 32, size=200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    finite = x[np.isfinite(x)]
+    scalars = [1.5, -3.0, 0.0, -0.0, 2.0**-149, -(2.0**-149), 2.0**-126, float(np.finfo(np.float32).max),
+               -float(np.finfo(np.float32).max), *(float(v) for v in finite[:48])]
+    for v in scalars:
+        assert isinstance(_scalar_for_sum(v), np.float32)
+        wide, narrow32 = np.empty_like(x), np.empty_like(x)
+        _add_scalar_flat(x, v, wide)
+        _add_scalar_flat(x, np.float32(v), narrow32)
+        assert np.array_equal(wide.view(np.uint32), narrow32.view(np.uint32)), v
+    assert not isinstance(_scalar_for_sum(0.1), np.float32)  # not a float32: stays float64
+    assert not isinstance(_scalar_for_sum(3.4e38), np.float32)
