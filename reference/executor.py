@@ -222,6 +222,11 @@ class _Engine:
         self.run_count = 0
         self.orch: Orchestrator | None = None
 
+    @property
+    def nl_targets(self) -> tuple[tuple[int], ...]:
+        """``Node.nl_targets``: a single's placement per NEXT_LEVEL worker id (the list grows at init)."""
+        return tuple((w,) for w in range(len(self.nl_lanes)))
+
     def begin_run(self, orch_fn: Callable[..., Any], orch: Orchestrator, args: Any, config: Any) -> _Run:
         """Run the orchestration function to its end; every task it submits has run on return."""
         self.run_count += 1
