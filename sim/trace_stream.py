@@ -1,0 +1,167 @@
+"""Streaming the event trace to a Parquet file while the run goes on.
+
+For the largest traced runs (``SimConfig(trace=True, trace_path=...)``): every so often (every
+:data:`SPILL_EVERY` events recorded, checked between chunks of :func:`sim.livelock.run_until`) the
+:class:`~sim.trace.Trace` hands the events it holds that are stamped at or before the current
+virtual time to a :class:`TraceSink`, which appends them to the file as one row group and forgets
+them. ``Worker.take_record`` is the fence: it hands over every event left of the record, closes the
+file, and the next record streams to ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ...
+(:func:`sim.record_stream.record_file`). So the process holds a bounded number of events, not the
+trace.
+
+One row per event, in the order the events were streamed:
+
+- ``idx`` (int64): the event's number in that order, from 0 in each file;
+- ``t`` (float64): its virtual time, in microseconds;
+- ``kind``, ``scope``, ``subject``, ``detail`` (strings): as :class:`sim.trace.TraceEvent` has them.
+
+The trace is read in virtual-time order, ties in recording order (:meth:`Trace.ordered`). Sorting a
+file's rows by ``(t, idx)`` gives exactly that order, for two reasons:
+
+(a) nothing streamed is ever withdrawn. :meth:`Trace.retract` withdraws only events stamped after
+    the current time (a dead remote session's future) and never one of an earlier record; a spill
+    streams only events stamped at or before the current time, and the record's fence streams the
+    rest into that record. So the file holds the record's events, no more and no fewer;
+(b) events of equal ``t`` are streamed in their recording order. A spill streams in list order,
+    which is recording order, and an event it keeps back has ``t`` > now, so every event recorded
+    after it with the same ``t`` is kept back too (its ``t`` is also > now): none of them can be
+    streamed before it. ``idx`` therefore orders equal times as the recording did, and the stable
+    time sort of the whole record equals the sort by ``(t, idx)``.
+
+:func:`trace_text_chunks` and :func:`trace_digest` give the same text and sha256 as
+:meth:`Trace.text` and :meth:`Trace.digest` of the same events; :func:`read_trace` gives them back
+as an in-memory :class:`~sim.trace.Trace` (ordered, text, digest, Perfetto export). Reading holds
+the file's columns in memory (Arrow arrays, far smaller than the recorded tuples), not the run.
+The file's content is a function of the events alone (no clock, no unordered iteration), so of the
+seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.errors import InvalidArgument
+from sim.trace import _CHUNK, _LINE, EventKind, Trace
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Events recorded (beyond those the last spill had to keep back) before the trace spills to its file.
+SPILL_EVERY = 1 << 17
+
+_COLUMNS = ("idx", "t", "kind", "scope", "subject", "detail")
+
+
+def _schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([("idx", pa.int64()), ("t", pa.float64()), ("kind", pa.string()), ("scope", pa.string()),
+                      ("subject", pa.string()), ("detail", pa.string())])
+
+
+def _strings(values: tuple) -> pa.Array:
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # a non-str field: its text, as the trace's %s prints it
+        return pa.array([v if isinstance(v, str) else str(v) for v in values], pa.string())
+
+
+class TraceSink:
+    """Appends batches of recorded events to one Parquet file (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.every = SPILL_EVERY  # read here, so a test can lower it before the Worker is made
+        self._writer: Any = None
+        self.rows = 0
+
+    def write(self, events: list[tuple]) -> None:
+        """Append ``events`` (recorded tuples, in the order to stream them) as one row group."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not events:
+            return
+        n = len(events)
+        t, kind, scope, subject, detail = zip(*events, strict=True)
+        table = pa.Table.from_arrays([
+            pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64)), pa.array(t, pa.float64()),
+            _strings(kind), _strings(scope), _strings(subject), _strings(detail)], schema=_schema())
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, _schema())
+        self._writer.write_table(table)
+        self.rows += n
+
+    def close(self) -> None:
+        """Finish the file (an empty one, with the columns, if no event was written)."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, _schema())
+        self._writer.close()
+
+
+def _read(path: str | Path) -> pa.Table:
+    """The file's rows sorted by ``(t, idx)``; InvalidArgument if it is missing or not a trace file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidArgument(f"no trace file at {str(p)!r}")
+    try:
+        table = pq.read_table(p, columns=list(_COLUMNS))
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: {exc}") from None
+    if not table.schema.equals(_schema()):
+        raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: its columns are {table.schema}")
+    t = table.column("t").to_numpy()
+    idx = table.column("idx").to_numpy()
+    order = np.lexsort((idx, t))  # by t, then streaming order (see the module docstring)
+    return table.take(pa.array(order))
+
+
+def _rows(table: pa.Table, start: int, stop: int) -> Iterator[tuple]:
+    part = table.slice(start, stop - start)
+    return zip(*(part.column(c).to_pylist() for c in _COLUMNS[1:]), strict=True)
+
+
+def trace_text_chunks(path: str | Path) -> Iterator[str]:
+    """The text form (:meth:`Trace.text`) of a streamed trace file, a chunk of lines at a time."""
+    table = _read(path)
+    fmt = _LINE.__mod__
+    for i in range(0, table.num_rows, _CHUNK):
+        yield "".join(map(fmt, _rows(table, i, min(i + _CHUNK, table.num_rows))))
+
+
+def trace_digest(path: str | Path) -> str:
+    """sha256 of a streamed trace file's text: equal to :meth:`Trace.digest` of the same events."""
+    h = hashlib.sha256()
+    for chunk in trace_text_chunks(path):
+        h.update(chunk.encode())
+    return h.hexdigest()
+
+
+def read_trace(path: str | Path) -> Trace:
+    """A streamed trace file as an in-memory :class:`~sim.trace.Trace` of its events (no sink).
+
+    Its events are held in ``(t, idx)`` order, so its stable time sort keeps that order and its
+    :meth:`~Trace.text` and :meth:`~Trace.digest` are those of the streamed record. Node
+    declarations are not in the file: its Perfetto export names tracks by scope.
+    """
+    table = _read(path)
+    kinds = {k.value: k for k in EventKind}
+    trace = Trace()
+    raw = trace._raw  # the same list object: ``record`` is bound to it
+    for i in range(0, table.num_rows, _CHUNK):
+        raw.extend((t, kinds.get(k, k), s, u, d) for t, k, s, u, d in _rows(table, i, min(i + _CHUNK, table.num_rows)))
+    return trace
