@@ -189,7 +189,7 @@ class Trace:
         event it streams, so the held events are exactly those after ``mark`` that are not streamed.
         """
         raw = self._raw
-        start = max(mark - self.streamed, 0)  # streamed events are all before ``mark`` or in the past
+        start = max(mark - self.streamed, 0)  # no sink: ``mark``; a sink: 0 (its fence streamed all before ``mark``)
         tail = raw[start:]
         keep = [e for e in tail if not drop(e)]
         if len(keep) != len(tail):
@@ -208,9 +208,9 @@ class Trace:
     def _held_is_all(self) -> None:
         """Raise InvalidState if the events are (or go) to a file: what is held is not the trace."""
         if self.sink is not None or self.streamed:
-            where = self.sink.path if self.sink is not None else "its file"
-            raise InvalidState(f"this trace streams to {where} (SimConfig.trace_path): read its events with "
-                               f"sim.trace_stream.read_trace(path), trace_digest(path) or trace_text_chunks(path)")
+            raise InvalidState("this trace streams to Parquet files (SimConfig.trace_path; each record's file is "
+                               "its metadata['trace_path']): read one with sim.trace_stream.read_trace(path), "
+                               "trace_digest(path) or trace_text_chunks(path)")
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.ordered())
