@@ -124,20 +124,37 @@ def _read(path: str | Path) -> pa.Table:
     if not p.is_file():
         raise InvalidArgument(f"no trace file at {str(p)!r}")
     try:
-        table = pq.read_table(p, columns=list(_COLUMNS))
+        # The few-valued columns stay dictionary-encoded in memory, as they are in the file.
+        table = pq.read_table(p, columns=list(_COLUMNS), read_dictionary=["kind", "scope", "detail"])
     except (pa.ArrowException, OSError, KeyError) as exc:
         raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: {exc}") from None
-    if not table.schema.equals(_schema()):
+    got = [(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in table.schema]
+    if got != [(f.name, f.type) for f in _schema()]:
         raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: its columns are {table.schema}")
-    t = table.column("t").to_numpy()
-    idx = table.column("idx").to_numpy()
-    order = np.lexsort((idx, t))  # by t, then streaming order (see the module docstring)
+    order = np.lexsort((table.column("idx").to_numpy(), table.column("t").to_numpy()))  # by t, then idx
     return table.take(pa.array(order))
 
 
 def _rows(table: pa.Table, start: int, stop: int) -> Iterator[tuple]:
+    """Rows ``start:stop`` of ``table`` as ``(t, kind, scope, subject, detail)`` tuples."""
     part = table.slice(start, stop - start)
-    return zip(*(part.column(c).to_pylist() for c in _COLUMNS[1:]), strict=True)
+    return zip(*(_pylist(part.column(c)) for c in _COLUMNS[1:]), strict=True)
+
+
+def _pylist(col: pa.ChunkedArray) -> list:
+    """A column's values as a list; a dictionary column through its dictionary (``to_pylist`` makes
+    a scalar per value there, many times slower)."""
+    import pyarrow as pa
+
+    out: list = []
+    for chunk in col.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            out += map(chunk.dictionary.to_pylist().__getitem__, chunk.indices.to_numpy(zero_copy_only=False).tolist())
+        elif pa.types.is_floating(chunk.type):
+            out += chunk.to_numpy(zero_copy_only=False).tolist()
+        else:
+            out += chunk.to_pylist()
+    return out
 
 
 def trace_text_chunks(path: str | Path) -> Iterator[str]:

@@ -21,7 +21,7 @@ from sim.determinism import check_determinism
 from sim.errors import InvalidArgument, InvalidState, SimError
 from sim.remote.faults import FaultPlan, SessionCrash
 from sim.remote.spec import RemoteCallable, RemoteWorkerSpec
-from sim.trace import Trace
+from sim.trace import EventKind, Trace
 from sim.trace_stream import read_trace, trace_digest, trace_text_chunks
 from tests.sim.test_session_crash_and_hang import CHAIN, CMD_TIMEOUT_S, profile, scalars  # noqa: F401
 
@@ -75,6 +75,7 @@ def test_a_streamed_trace_has_the_in_memory_text_and_digest(tmp_path) -> None:
     back = read_trace(path)
     assert back.text() == text and back.digest() == digest and len(back) == len(memory.events)
     assert [tuple(e) for e in back.ordered()] == [tuple(e) for e in memory.events]
+    assert all(type(e.kind) is EventKind for e in back.ordered())  # kinds come back typed
     assert any(ev["ph"] == "X" for ev in back.to_perfetto()["traceEvents"])  # task slices from the file
     assert list(streamed.tasks.items()) == list(memory.tasks.items())
     trace = ws.simulation.trace
