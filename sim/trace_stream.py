@@ -115,54 +115,57 @@ class TraceSink:
         self._writer.close()
 
 
-def _read(path: str | Path) -> pa.Table:
-    """The file's rows sorted by ``(t, idx)``; InvalidArgument if it is missing or not a trace file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class _Sorted:
+    """A trace file's events sorted by ``(t, idx)``, read back as tuples a slice at a time."""
 
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidArgument(f"no trace file at {str(p)!r}")
-    try:
-        # The few-valued columns stay dictionary-encoded in memory, as they are in the file.
-        table = pq.read_table(p, columns=list(_COLUMNS), read_dictionary=["kind", "scope", "detail"])
-    except (pa.ArrowException, OSError, KeyError) as exc:
-        raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: {exc}") from None
-    got = [(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in table.schema]
-    if got != [(f.name, f.type) for f in _schema()]:
-        raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: its columns are {table.schema}")
-    order = np.lexsort((table.column("idx").to_numpy(), table.column("t").to_numpy()))  # by t, then idx
-    return table.take(pa.array(order))
+    def __init__(self, path: str | Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidArgument(f"no trace file at {str(p)!r}")
+        try:
+            # The few-valued columns stay dictionary-encoded in memory, as they are in the file.
+            table = pq.read_table(p, columns=list(_COLUMNS), read_dictionary=["kind", "scope", "detail"])
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: {exc}") from None
+        got = [(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in table.schema]
+        if got != [(f.name, f.type) for f in _schema()]:
+            raise InvalidArgument(f"{str(p)!r} is not a streamed trace file: its columns are {table.schema}")
+        order = np.lexsort((table.column("idx").to_numpy(), table.column("t").to_numpy()))  # by t, then idx
+        table = table.unify_dictionaries().take(pa.array(order)).combine_chunks()  # one dictionary a column
+        self.n = table.num_rows
+        self.t = table.column("t").to_numpy()
+        # A dictionary column as (its values, its indices): ``to_pylist`` would make a scalar per value.
+        self.cols: list[tuple[list, np.ndarray] | pa.Array] = []
+        for c in _COLUMNS[2:]:
+            arr = table.column(c).combine_chunks()
+            if pa.types.is_dictionary(arr.type):
+                self.cols.append((arr.dictionary.to_pylist(), arr.indices.to_numpy(zero_copy_only=False)))
+            else:
+                self.cols.append(arr)
 
-def _rows(table: pa.Table, start: int, stop: int) -> Iterator[tuple]:
-    """Rows ``start:stop`` of ``table`` as ``(t, kind, scope, subject, detail)`` tuples."""
-    part = table.slice(start, stop - start)
-    return zip(*(_pylist(part.column(c)) for c in _COLUMNS[1:]), strict=True)
+    def rows(self, start: int, stop: int) -> Iterator[tuple]:
+        """Events ``start:stop`` as ``(t, kind, scope, subject, detail)`` tuples."""
+        cols: list[list] = [self.t[start:stop].tolist()]
+        for c in self.cols:
+            if isinstance(c, tuple):
+                cols.append(list(map(c[0].__getitem__, c[1][start:stop].tolist())))
+            else:
+                cols.append(c.slice(start, stop - start).to_pylist())
+        return zip(*cols, strict=True)
 
-
-def _pylist(col: pa.ChunkedArray) -> list:
-    """A column's values as a list; a dictionary column through its dictionary (``to_pylist`` makes
-    a scalar per value there, many times slower)."""
-    import pyarrow as pa
-
-    out: list = []
-    for chunk in col.chunks:
-        if pa.types.is_dictionary(chunk.type):
-            out += map(chunk.dictionary.to_pylist().__getitem__, chunk.indices.to_numpy(zero_copy_only=False).tolist())
-        elif pa.types.is_floating(chunk.type):
-            out += chunk.to_numpy(zero_copy_only=False).tolist()
-        else:
-            out += chunk.to_pylist()
-    return out
+    def chunks(self) -> Iterator[Iterator[tuple]]:
+        for i in range(0, self.n, _CHUNK):
+            yield self.rows(i, min(i + _CHUNK, self.n))
 
 
 def trace_text_chunks(path: str | Path) -> Iterator[str]:
     """The text form (:meth:`Trace.text`) of a streamed trace file, a chunk of lines at a time."""
-    table = _read(path)
     fmt = _LINE.__mod__
-    for i in range(0, table.num_rows, _CHUNK):
-        yield "".join(map(fmt, _rows(table, i, min(i + _CHUNK, table.num_rows))))
+    for rows in _Sorted(path).chunks():
+        yield "".join(map(fmt, rows))
 
 
 def trace_digest(path: str | Path) -> str:
@@ -180,10 +183,9 @@ def read_trace(path: str | Path) -> Trace:
     :meth:`~Trace.text` and :meth:`~Trace.digest` are those of the streamed record. Node
     declarations are not in the file: its Perfetto export names tracks by scope.
     """
-    table = _read(path)
     kinds = {k.value: k for k in EventKind}
     trace = Trace()
     raw = trace._raw  # the same list object: ``record`` is bound to it
-    for i in range(0, table.num_rows, _CHUNK):
-        raw.extend((t, kinds.get(k, k), s, u, d) for t, k, s, u, d in _rows(table, i, min(i + _CHUNK, table.num_rows)))
+    for rows in _Sorted(path).chunks():
+        raw.extend((t, kinds.get(k, k), s, u, d) for t, k, s, u, d in rows)
     return trace
