@@ -87,6 +87,9 @@ def test_a_streamed_trace_has_the_in_memory_text_and_digest(tmp_path) -> None:
         with pytest.raises(InvalidState, match="trace_path"):
             read()
     ws.close()
+    again = tmp_path / "again.parquet"
+    _dag(SimConfig(seed=3, jitter=0.2, data_mode="timing", trace_path=again))[0].close()
+    assert again.read_bytes() == path.read_bytes()  # the file is a function of the seed, byte for byte
 
 
 def test_a_long_run_spills_often_holds_few_events_and_gives_the_same_digest(tmp_path, monkeypatch) -> None:
