@@ -16,7 +16,10 @@ of that size alone) and prints:
 - the whole child process's wall time (start to exit, the raw-rate probe left out);
 - simulated tasks per CPU second of the run over SimPy's raw ``Timeout`` rate, measured in the
   same process (as ``bench_sim.py`` does);
-- optionally (``--stream``), the record streamed to a Parquet file during the run.
+- optionally (``--stream``), the record streamed to a Parquet file during the run;
+- optionally (``--trace memory`` or ``--trace stream``), the event trace on, kept in memory or
+  streamed to a Parquet file during the run (``SimConfig.trace_path``), and the CPU seconds of
+  its sha256 (``Trace.digest`` or ``sim.trace_stream.trace_digest``).
 
 And, once: the CPU time of one submit whose task has ``--fanin`` live producers.
 
@@ -76,7 +79,7 @@ def raw_simpy_rate(n: int) -> float:
     return (n + 15) / (time.process_time() - t0)
 
 
-def one_size(n_tasks: int, n_chips: int, stream: str | None) -> dict:
+def one_size(n_tasks: int, n_chips: int, stream: str | None, trace: str = "off", tmp: str | None = None) -> dict:
     """Build, run, record and free one layered-DAG run; return its figures."""
     from reference import get_kernel
     from sim import SimConfig, TaskArgs, TensorArgType, TensorSpec, Worker
@@ -87,8 +90,10 @@ def one_size(n_tasks: int, n_chips: int, stream: str | None) -> dict:
     layers = max(1, n_tasks // (nodes * per_l4))
 
     c0 = time.process_time()
-    kw = {} if stream is None else {"record_path": stream}
-    l4 = Worker(level=4, sim=SimConfig(data_mode="timing", trace=False, **kw))
+    kw: dict = {} if stream is None else {"record_path": stream}
+    if trace == "stream":
+        kw["trace_path"] = os.path.join(tmp or tempfile.gettempdir(), "trace.parquet")
+    l4 = Worker(level=4, sim=SimConfig(data_mode="timing", trace=trace != "off", **kw))
     l3s, adds = [], []
     kernel = get_kernel("add")
     for _ in range(nodes):
@@ -138,6 +143,17 @@ def one_size(n_tasks: int, n_chips: int, stream: str | None) -> dict:
     n_rec = len(rec.tasks)
     record = time.process_time() - c0
     peak = rss_peak_bytes()
+    events, digest_s = 0, 0.0
+    if trace != "off":  # the trace's sha256, as a determinism check takes it
+        from sim.trace_stream import trace_digest
+
+        events = len(l4.simulation.trace)
+        c0 = time.process_time()
+        if trace == "stream":
+            trace_digest(rec.metadata["trace_path"])
+        else:
+            l4.simulation.trace.digest()
+        digest_s = time.process_time() - c0
 
     c0 = time.process_time()
     l4.close()
@@ -151,7 +167,8 @@ def one_size(n_tasks: int, n_chips: int, stream: str | None) -> dict:
     return {"tasks": n_rec, "chips": nodes * CHIPS_PER_NODE, "layers": layers, "build_s": build, "run_s": run,
             "record_s": record, "free_s": free, "peak_bytes": peak, "base_bytes": base,
             "bytes_per_task": (peak - base) / max(n_rec, 1), "virtual_s": vt,
-            "tasks_per_cpu_s": n_rec / run, "raw_events_per_cpu_s": raw, "probe_wall_s": probe}
+            "tasks_per_cpu_s": n_rec / run, "raw_events_per_cpu_s": raw, "probe_wall_s": probe,
+            "trace": trace, "events": events, "digest_s": digest_s}
 
 
 def fanin_submit(k: int) -> float:
@@ -201,6 +218,9 @@ def print_size(r: dict, wall: float) -> None:
     print(f"  tasks per CPU s of run            {r['tasks_per_cpu_s']:10,.0f}")
     print(f"  raw SimPy Timeout events per CPU s{r['raw_events_per_cpu_s']:10,.0f}")
     print(f"  ratio tasks / raw events          {r['tasks_per_cpu_s'] / r['raw_events_per_cpu_s']:10.3f}")
+    if r.get("trace", "off") != "off":
+        print(f"  trace ({r['trace']}) events            {r['events']:10,}")
+        print(f"  trace digest CPU s                {r['digest_s']:10.2f}")
 
 
 def main() -> None:
@@ -210,13 +230,13 @@ def main() -> None:
     ap.add_argument("--chips", type=int, nargs="*", default=[4096, 16384])
     ap.add_argument("--fanin", type=int, default=32_000, help="producers of the one fan-in submit (0: skip)")
     ap.add_argument("--stream", action="store_true", help="stream the record to a Parquet file during the run")
+    ap.add_argument("--trace", choices=("off", "memory", "stream"), default="off",
+                    help="the event trace: off, kept in memory, or streamed to a Parquet file during the run")
     ns = ap.parse_args()
     if ns.one:
-        if not ns.stream:
-            print(json.dumps(one_size(ns.tasks[0], ns.chips[0], None)))
-            return
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            print(json.dumps(one_size(ns.tasks[0], ns.chips[0], os.path.join(tmp, "record.parquet"))))
+            record = os.path.join(tmp, "record.parquet") if ns.stream else None
+            print(json.dumps(one_size(ns.tasks[0], ns.chips[0], record, ns.trace, tmp)))
         return
     if len(ns.tasks) != len(ns.chips):
         ap.error("--tasks and --chips need as many values each")
@@ -224,6 +244,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", "--tasks", str(n), "--chips", str(c)]
         if ns.stream:
             cmd.append("--stream")
+        cmd += ["--trace", ns.trace]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sim.errors import InvalidArgument
 from sim.simulation import SimConfig
 from sim.trace import Trace, first_difference
 
@@ -35,6 +36,10 @@ class DeterminismResult:
 def check_determinism(scenario: Callable[[SimConfig], Trace], config: SimConfig | None = None) -> DeterminismResult:
     """Run ``scenario(config)`` twice; it must build, run and close its Workers and return the trace."""
     cfg = config or SimConfig(jitter=0.05)
+    if cfg.trace_path is not None:  # both runs would write one file, and a streaming Trace has no digest
+        raise InvalidArgument("check_determinism compares in-memory traces: give it a SimConfig without "
+                              "trace_path (to compare streamed runs, compare sim.trace_stream.trace_digest "
+                              "of two files)")
     a = scenario(cfg)
     b = scenario(cfg)
     diff = first_difference(a, b)

@@ -16,7 +16,8 @@ never as a call that does not return. Two shapes of "never":
 The detector (:func:`run_until`) is general: it does not know which events are periodic. It
 steps the same events in the same order as ``env.run(until=done)`` (so traces stay byte-identical
 and it schedules nothing and records nothing) and, every :data:`CHECK_EVERY` events, looks at
-two things:
+two things (and, when the trace streams to a file, spills it once it holds enough events:
+:mod:`sim.trace_stream`):
 
 1. **Progress**: the host threads' cursors of every node that has begun a run (the
    Orchestrator cursor moves on each submit, the Scheduler cursor on each dispatch and
@@ -132,11 +133,14 @@ def run_until(sim: Simulation, done: Event, *, bound_us: float | None = None) ->
     watch.sig = watch._signature()  # the run's start is the first progress seen
     step = env.step
     chunk = range(CHECK_EVERY)
+    trace = sim.trace
     try:
         while True:
             for _ in chunk:
                 step()
             watch.check()
+            if trace.sink is not None and len(trace._raw) > trace.spill_at:  # a streaming trace (sim.trace_stream)
+                trace.spill(env._now)
     except StopSimulation:
         return
     except EmptySchedule:

@@ -28,6 +28,7 @@ from sim.record import CallRecord, RunRecord, TaskTable
 from sim.record_stream import ParquetSink, record_file
 from sim.tasklog import TaskLog
 from sim.trace import Trace
+from sim.trace_stream import TraceSink
 
 if TYPE_CHECKING:
     from sim.task import Task
@@ -55,7 +56,12 @@ class SimConfig:
       (those transports become what-if links timed from ``profile.transports[name]``);
     - ``record_path``: stream the task record to this Parquet file while the run goes on, so that
       memory does not grow with the record (:mod:`sim.record_stream`); later records of the same
-      Worker go to ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... None (default): kept in memory.
+      Worker go to ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... None (default): kept in memory;
+    - ``trace_path``: stream the event trace (needs ``trace=True``) to this Parquet file while the
+      run goes on, so that memory does not grow with the trace (:mod:`sim.trace_stream`); the
+      record's ``events`` is then empty and its ``metadata["trace_path"]`` names the file; read it
+      with ``sim.trace_stream.read_trace`` / ``trace_digest``. Later records of the same Worker go
+      to ``<stem>-2<suffix>``, ... None (default): kept in memory.
     """
 
     seed: int = 0
@@ -67,10 +73,13 @@ class SimConfig:
     faults: Any = None
     mode: str = "conformance"
     record_path: str | Path | None = None
+    trace_path: str | Path | None = None
 
     def __post_init__(self) -> None:
-        if self.record_path is not None and (not isinstance(self.record_path, str | Path) or not str(self.record_path)):
-            raise InvalidArgument(f"SimConfig.record_path must be a file path or None, got {self.record_path!r}")
+        for name in ("record_path", "trace_path"):
+            path = getattr(self, name)
+            if path is not None and (not isinstance(path, str | Path) or not str(path)):
+                raise InvalidArgument(f"SimConfig.{name} must be a file path or None, got {path!r}")
         if self.mode not in MODES:
             raise InvalidArgument(f"SimConfig.mode must be one of {MODES}, got {self.mode!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -82,6 +91,8 @@ class SimConfig:
             raise InvalidArgument(f"SimConfig.jitter must be a number in [0, 1), got {self.jitter!r}")
         if not isinstance(self.trace, bool):
             raise InvalidArgument(f"SimConfig.trace must be a bool, got {self.trace!r}")
+        if self.trace_path is not None and not self.trace:
+            raise InvalidArgument("SimConfig.trace_path needs trace=True (there is no trace to stream)")
         timeout = self.backpressure_timeout_us
         if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                 or not 0 < timeout < math.inf):  # also rejects NaN
@@ -105,6 +116,8 @@ class Simulation:
         self.jitter = config.jitter
         self.trace = Trace(config.trace)
         self._records = 0  # records taken so far
+        if config.trace_path is not None:
+            self.trace.attach(TraceSink(record_file(config.trace_path, 1)))
         self.log = TaskLog(0, self._sink())  # every task since the last record (sim.tasklog)
         self.task_nodes: dict[Any, None] = {}  # every node that began a run, in that order (sim.livelock)
         self._trace_mark = 0
@@ -183,8 +196,17 @@ class Simulation:
             rec.tasks = TaskTable(cols)
             rec.errors = log.failed_classes(cols)
             rec.calls = list(calls)
-            rec.events = self.trace.since(self._trace_mark)
-            self._trace_mark = len(self.trace)
+            trace = self.trace
+            sink = trace.sink
+            if sink is None:
+                rec.events = trace.since(self._trace_mark)
+            else:  # the record is the fence: all its events go to its file, then the next file starts
+                trace.spill(math.inf)
+                sink.close()
+                rec.events = []
+                rec.metadata["trace_path"] = str(sink.path)
+                trace.attach(TraceSink(record_file(self.config.trace_path, self._records + 1)))
+            self._trace_mark = len(trace)
             return rec
 
 

@@ -10,6 +10,10 @@ describes upstream's own host trace; tierbed's is its simulated counterpart).
 checks and campaign digests hash. A ``trace.txt`` *file* starts with one ``#`` header line naming
 the columns and units (:data:`TEXT_HEADER`, written by :func:`write_trace_text`);
 :func:`read_trace_text` gives the bare text back.
+
+A trace can also stream to a Parquet file as the run goes (``SimConfig.trace_path``,
+:mod:`sim.trace_stream`): then it holds only the events not yet streamed, and is read back from the
+file.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from enum import StrEnum
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
+
+import numpy as np
 
 from sim.collector import collector_paused
+from sim.errors import InvalidState
 
 
 class EventKind(StrEnum):
@@ -91,15 +98,33 @@ def read_trace_text(path: str | Path) -> str:
     return text
 
 
+class EventSink(Protocol):
+    """Where a streaming trace spills its events (:class:`sim.trace_stream.TraceSink`)."""
+
+    path: Path
+    every: int  # events recorded, beyond those a spill keeps back, before the next spill
+
+    def write(self, events: list[tuple]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Trace:
     """An append-only record of :class:`TraceEvent` s; disabled traces record nothing.
 
     Recording is on the simulator's hot path, so :meth:`add` keeps each event as a plain
     tuple (building a NamedTuple costs several times more); the ``TraceEvent`` views are made,
     in C, when the trace is read.
+
+    A streaming trace (one with a :attr:`sink`, :meth:`attach`) hands the events stamped at or
+    before the current time to its sink now and then (:meth:`spill`) and keeps only the rest; its
+    events are read back from the sink's file (:mod:`sim.trace_stream`, whose docstring shows that
+    the file's text is exactly the in-memory one), so :meth:`ordered`, :meth:`text`,
+    :meth:`digest` and :meth:`since` raise InvalidState on it. ``len()`` still counts every event
+    recorded and not withdrawn (streamed or held), so marks taken from it keep their meaning.
     """
 
-    __slots__ = ("_digest", "_raw", "_version", "enabled", "nodes", "record")
+    __slots__ = ("_digest", "_raw", "_version", "enabled", "nodes", "record", "sink", "spill_at", "streamed")
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -112,6 +137,9 @@ class Trace:
         self.record = self._raw.append
         self._version = 0  # bumped when recorded events are withdrawn (appends only lengthen the list)
         self._digest: tuple[int, int, str] | None = None  # (length, version, digest) of the last digest()
+        self.sink: EventSink | None = None  # where the events stream to (SimConfig.trace_path), or None
+        self.streamed = 0  # events handed to a sink so far
+        self.spill_at = 0  # spill once this many events are held (a streaming trace)
 
     def add(self, t: float, kind: EventKind, scope: str, subject: str = "", detail: str = "") -> None:
         if self.enabled:
@@ -125,6 +153,38 @@ class Trace:
         """Write :meth:`text` to ``path`` as a ``trace.txt`` file (under the :data:`TEXT_HEADER` line)."""
         return write_trace_text(path, self.text())
 
+    def attach(self, sink: EventSink) -> None:
+        """Stream from now on to ``sink`` (the previous one, if any, is the caller's to close)."""
+        self.sink = sink
+        self.spill_at = len(self._raw) + sink.every
+
+    def spill(self, now: float) -> int:
+        """Hand the held events stamped at or before ``now`` to the sink, in recording order; keep the rest.
+
+        Events stamped ahead of ``now`` stay: :meth:`retract` may still withdraw them. Called between
+        chunks of the run (:func:`sim.livelock.run_until`) once :attr:`spill_at` events are held, and
+        with ``now = inf`` by the record's fence (``Simulation.take_record``). Returns how many went.
+        """
+        sink = self.sink
+        if sink is None:
+            raise InvalidState("Trace.spill needs a sink (SimConfig.trace_path)")
+        raw = self._raw
+        # The few events stamped ahead are found in C; what goes is the slices between them.
+        late = np.flatnonzero(np.fromiter(map(itemgetter(0), raw), np.float64, len(raw)) > now).tolist()
+        out: list[tuple] = []
+        prev = 0
+        for i in late:
+            out += raw[prev:i]
+            prev = i + 1
+        out += raw[prev:]
+        if out:
+            sink.write(out)
+            self.streamed += len(out)
+            raw[:] = [raw[i] for i in late]  # the same list object: ``record`` is bound to it
+            self._version += 1
+        self.spill_at = len(raw) + sink.every  # what had to stay does not count towards the next spill
+        return len(out)
+
     def retract(self, mark: int, drop: Callable[[tuple], bool]) -> int:
         """Withdraw the events recorded after the first ``mark`` for which ``drop(event)`` is true.
 
@@ -132,21 +192,34 @@ class Trace:
         :meth:`ordered`) that turned out never to happen -- a remote session process that dies or
         stops takes its future with it. Events before ``mark`` (already handed out in a record) are
         kept. Returns how many were withdrawn; the list object is kept, as :attr:`record` is bound to it.
+
+        A streaming trace withdraws among the events it still holds: a spill streams none stamped
+        after its time (the future kept back), and the record's fence moves ``mark`` past every
+        event it streams, so the held events are exactly those after ``mark`` that are not streamed.
         """
         raw = self._raw
-        tail = raw[mark:]
+        start = max(mark - self.streamed, 0)  # no sink: ``mark``; a sink: 0 (its fence streamed all before ``mark``)
+        tail = raw[start:]
         keep = [e for e in tail if not drop(e)]
         if len(keep) != len(tail):
-            raw[mark:] = keep
+            raw[start:] = keep
             self._version += 1
         return len(tail) - len(keep)
 
     def since(self, mark: int) -> list[TraceEvent]:
         """The events recorded after the first ``mark`` (a previous ``len(trace)``), in virtual-time order."""
+        self._held_is_all()
         return _in_time_order(self._raw[mark:])
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return self.streamed + len(self._raw)
+
+    def _held_is_all(self) -> None:
+        """Raise InvalidState if the events are (or go) to a file: what is held is not the trace."""
+        if self.sink is not None or self.streamed:
+            raise InvalidState("this trace streams to Parquet files (SimConfig.trace_path; each record's file is "
+                               "its metadata['trace_path']): read one with sim.trace_stream.read_trace(path), "
+                               "trace_digest(path) or trace_text_chunks(path)")
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.ordered())
@@ -158,6 +231,7 @@ class Trace:
         stamped when the Orchestrator thread would publish it), so the raw list is sorted
         stably here — deterministic, since the raw order is.
         """
+        self._held_is_all()
         return _in_time_order(self._raw)
 
     def lines(self) -> Iterator[str]:
@@ -166,6 +240,7 @@ class Trace:
 
     def text(self) -> str:
         """The whole trace as text, one fixed-column line per event."""
+        self._held_is_all()
         return "".join(_text_chunks(self._raw))
 
     def digest(self) -> str:
@@ -174,6 +249,7 @@ class Trace:
         Hashed a chunk of lines at a time, each line formatted straight from its recorded tuple (no
         event object, no string per line); kept until more events are recorded or some withdrawn.
         """
+        self._held_is_all()
         raw = self._raw
         key = (len(raw), self._version)
         cached = self._digest
