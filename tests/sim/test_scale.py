@@ -224,8 +224,13 @@ def test_a_compacting_log_does_not_keep_finished_nested_runs_alive(monkeypatch) 
     from reference import get_kernel
     from sim.node import RunState
 
+    def runs_alive() -> int:
+        gc.collect()
+        return sum(isinstance(x, RunState) for x in gc.get_objects())
+
     monkeypatch.setattr(tasklog, "COMPACT_AFTER", 0)
     monkeypatch.setattr(tasklog, "RETIRE_BATCH", 4)
+    before = runs_alive()  # what earlier tests left for the collector is not this test's business
     l4 = Worker(level=4, sim=SimConfig(data_mode="timing", trace=False))
     l3 = Worker(level=3, device_ids=[0, 1])
     add = l3.register(get_kernel("add"))
@@ -249,8 +254,7 @@ def test_a_compacting_log_does_not_keep_finished_nested_runs_alive(monkeypatch) 
             o.submit_next_level(step, ta, worker=0)
 
     l4.run(orch)
-    gc.collect()
-    alive = sum(isinstance(x, RunState) for x in gc.get_objects())
+    alive = runs_alive() - before
     rec = l4.take_record()
     assert len(rec.tasks) == 200 * 3
     assert len({t.task_id.rsplit(":", 1)[0] for t in rec.tasks.values() if t.level == 3}) == 200  # 200 runs named
