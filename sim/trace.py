@@ -255,10 +255,7 @@ class Trace:
         cached = self._digest
         if cached is not None and cached[:2] == key:
             return cached[2]
-        h = hashlib.sha256()
-        for chunk in _text_chunks(raw):
-            h.update(chunk.encode())
-        digest = h.hexdigest()
+        digest = text_sha256(_text_chunks(raw))
         self._digest = (*key, digest)
         return digest
 
@@ -375,6 +372,14 @@ _as_event = partial(tuple.__new__, TraceEvent)  # a recorded tuple as its TraceE
 # EventKind is its value): the same bytes, without an event object or an f-string per line.
 _LINE = "%14.3f %-12s %-24s %-28s %s\n"
 _CHUNK = 1 << 14
+
+
+def text_sha256(chunks: Iterable[str]) -> str:
+    """sha256 of a trace's text given a chunk of lines at a time (in memory or from a streamed file)."""
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk.encode())
+    return h.hexdigest()
 
 
 def _text_chunks(raw: list[tuple]) -> Iterator[str]:

@@ -39,7 +39,6 @@ seed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.errors import InvalidArgument
-from sim.trace import _CHUNK, _LINE, EventKind, Trace
+from sim.trace import _CHUNK, _LINE, EventKind, Trace, text_sha256
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -170,10 +169,7 @@ def trace_text_chunks(path: str | Path) -> Iterator[str]:
 
 def trace_digest(path: str | Path) -> str:
     """sha256 of a streamed trace file's text: equal to :meth:`Trace.digest` of the same events."""
-    h = hashlib.sha256()
-    for chunk in trace_text_chunks(path):
-        h.update(chunk.encode())
-    return h.hexdigest()
+    return text_sha256(trace_text_chunks(path))
 
 
 def read_trace(path: str | Path) -> Trace:
