@@ -35,11 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from simpy.events import NORMAL
 
 from sim.comm.domain import _WINDOW_ALIGN, _WINDOW_BASE, CommBufferSpec, Domain, WindowBuffer
 from sim.comm.links import LinkModel
@@ -350,7 +348,7 @@ class CommEngine:
         ev.callbacks = ev.armed
         env = lane.env
         now = env._now
-        heappush(env._queue, (now + (max(end, now) + lane.c_complete - now), NORMAL, next(env._eid), ev))
+        env.schedule_at(now + (max(end, now) + lane.c_complete - now), ev)
 
     def waits(self) -> list[str]:
         """What collectives are still waiting, and for which ranks (for a hang's message)."""
