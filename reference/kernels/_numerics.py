@@ -438,6 +438,25 @@ def _f32_as_i32(typingctx, x):  # pragma: no cover - compiled
     return types.int32(types.float32), codegen
 
 
+@intrinsic
+def _clamp_f32(typingctx, x, lo, hi):  # pragma: no cover - compiled
+    """``lo if x < lo else (hi if x > hi else x)`` on float32s: NaN passes through (its compares are false).
+
+    Emitted as two compare-and-selects in LLVM IR, which x86 turns into one ``max`` and one ``min``
+    (their operand order keeps a NaN ``x``). numba's own lowering of the same expressions leaves the
+    compare masks in a form LLVM legalises with packs and sign extensions: 18 instructions per 16 lanes.
+    """
+    if x != types.float32 or lo != types.float32 or hi != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        v, a, b = args
+        v = builder.select(builder.fcmp_ordered("<", v, a), a, v)
+        return builder.select(builder.fcmp_ordered(">", v, b), b, v)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
 _EXP_HI = np.float32(88.72283)     # above: exp overflows float32
 _EXP_LO = np.float32(-87.33654)    # below: result would be subnormal; flushed to 0
 _LOG2E = np.float32(1.4426950408889634)
@@ -516,9 +535,7 @@ def exp_fast_f32(x):  # pragma: no cover - compiled
     above ~2.4e38 (x > 88.37) are inf (slightly early: float32 reaches 3.4e38), -inf gives 0, +inf
     gives inf, and NaN passes through the clamps (written to let it) into the polynomial: NaN out.
     """
-    x = np.float32(x)
-    xc = _FAST_LO if x < _FAST_LO else x  # NaN compares false: it stays
-    xc = _FAST_HI if xc > _FAST_HI else xc
+    xc = _clamp_f32(np.float32(x), _FAST_LO, _FAST_HI)  # NaN compares false: it stays
     j = xc * _LOG2E + _ROUND_MAGIC
     # j is a whole number in [2**23, 2**24), so this subtraction is exact: n = round(x / ln2), one
     # instruction (the same n from j's bit pattern needs an integer subtract and a conversion).
@@ -548,9 +565,7 @@ def exp_short_f32(x):  # pragma: no cover - compiled
     normal float32 (see the test). Two fewer multiply-adds than :func:`exp_fast_f32`, which
     softmax and the activations are bound by.
     """
-    x = np.float32(x)
-    xc = _FAST_LO if x < _FAST_LO else x
-    xc = _FAST_HI if xc > _FAST_HI else xc
+    xc = _clamp_f32(np.float32(x), _FAST_LO, _FAST_HI)
     j = xc * _LOG2E + _ROUND_MAGIC
     n = j - _ROUND_MAGIC  # exact, as in exp_fast_f32
     r = xc - n * _LN2
