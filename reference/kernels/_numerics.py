@@ -577,6 +577,22 @@ def exp_short_f32(x):  # pragma: no cover - compiled
     return p * _i32_as_f32(np.int32(_f32_as_i32(j) << np.int32(23)))
 
 
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
+def exp_short_nonpos_f32(x):  # pragma: no cover - compiled
+    """:func:`exp_short_f32` for x <= 0 (or NaN), such as softmax's ``x - max``: bit for bit the same
+    there, without the upper clamp (one instruction of about sixteen per vector). Wrong above x = 89."""
+    xc = _clamp_f32(np.float32(x), _FAST_LO, np.float32(np.inf))
+    j = xc * _LOG2E + _ROUND_MAGIC
+    n = j - _ROUND_MAGIC
+    r = xc - n * _LN2
+    p = _D5 * r + _D4
+    p = p * r + _D3
+    p = p * r + _D2
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    return p * _i32_as_f32(np.int32(_f32_as_i32(j) << np.int32(23)))
+
+
 # 2**f on |f| <= 1/2 as 1 + e1 f + ... + e5 f^5: exp_short_f32's polynomial with r = f ln2 (the same
 # relative error; 1.7e-7 with float32 Horner evaluation), each coefficient d_k ln2^k rounded once.
 _E1 = np.float32(0.6931471824645996)

@@ -28,6 +28,7 @@ from reference.kernels._numerics import (
     exp_f32,
     exp_fast_f32,
     exp_short_f32,
+    exp_short_nonpos_f32,
     f32_buffer,
     max_f32,
     sigmoid_f32,
@@ -109,6 +110,12 @@ def _apply_exp_fast(x, out):  # pragma: no cover - compiled
 def _apply_exp_short(x, out):  # pragma: no cover - compiled
     for i in range(x.size):
         out[i] = exp_short_f32(x[i])
+
+
+@numba.njit(cache=False, fastmath=FAST)
+def _apply_exp_short_nonpos(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = exp_short_nonpos_f32(x[i])
 
 
 @numba.njit(cache=False, fastmath=FAST)
@@ -266,6 +273,19 @@ def test_short_exp_propagates_nan() -> None:
     got = np.empty(2, np.float32)
     _apply_exp_short(np.array([np.nan, -np.nan], np.float32), got)
     assert np.isnan(got).all()
+
+
+def test_short_exp_for_nonpositive_inputs_is_the_short_exp_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    negative = (rng.integers(0, 1 << 31, size=2_000_000, dtype=np.uint64).astype(np.uint32) | np.uint32(1 << 31))
+    x = np.concatenate([negative.view(np.float32), -np.linspace(0.0, 100.0, 2_000_003, dtype=np.float32),
+                        np.array([0.0, -0.0, -np.inf, np.nan, -np.nan, -87.68, -88.0, -88.1], np.float32)])
+    got, want = np.empty_like(x), np.empty_like(x)
+    _apply_exp_short_nonpos(x, got)
+    _apply_exp_short(x, want)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
 
 
 def test_short_exp2_is_within_its_bound_where_its_result_is_a_normal_float() -> None:
