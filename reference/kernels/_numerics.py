@@ -23,7 +23,11 @@ Five concerns live here:
   built from plain arithmetic, so LLVM can vectorise loops that call it;
   :func:`exp_fast_f32` is the same without the edge fix-ups, for hot loops;
   :func:`exp_short_f32` a degree-5 version of that (5e-7) for kernels whose
-  tolerances leave room (softmax, the activations).
+  tolerances leave room (softmax, the activations), with two variants:
+  :func:`exp_short_nonpos_f32` (the same bits for x <= 0, one clamp fewer)
+  and :func:`exp2_short_f32` (2**y, for callers that fold log2(e) into their
+  own constants: two multiply-adds fewer). Their clamps go through
+  :func:`_clamp_f32`, which x86 turns into a max and a min.
 * **A vectorisable row max.** :func:`max_f32` (see there) for the max-subtract
   of every softmax.
 * **Float32 sums.** Reductions accumulate in float32: in blocks of
