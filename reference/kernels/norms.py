@@ -28,12 +28,17 @@ a few ulps however long the row. Three things keep float32 sums honest:
   power of two (exact) that brings max|x| near 1; the scale comes off in the
   per-row float64 scalar arithmetic (mean, ``+ eps``, ``1/sqrt``), which is
   three operations per row, not an accumulation.
-* LayerNorm's shift. Deviations are taken from the row's plain float32 mean
-  (a few ulps of max|x| off the true mean), then their mean and mean square
-  give the exact mean and the variance: the sums of ``x - shift`` stay of the
-  size of the row's spread, so neither a large common offset nor one outlier
-  (which a shift by ``x[0]`` would put into every term) costs accuracy, and
-  ``E[d^2] - E[d]^2`` cannot cancel because ``E[d]`` is tiny.
+* LayerNorm's shift. Deviations d are taken from a shift near the mean, then
+  their mean and mean square give the exact mean and the variance: the sums
+  of ``x - shift`` stay of the size of the row's spread, so neither a large
+  common offset nor one outlier (which a shift by ``x[0]`` would put into
+  every term) costs accuracy, and ``E[d^2] - E[d]^2`` cannot cancel because
+  ``E[d]`` is small. The shift is the mean of the row's first 256 elements,
+  so the sums take one pass; they are kept only if that shift proves to be
+  within a quarter standard deviation of the mean (``E[d]^2 <= var / 16``, so
+  ``E[d^2] <= 17/16 var``). Otherwise (an outlying head) the row's plain
+  float32 mean, a few ulps of max|x| off the true mean, is the shift and the
+  sums are taken again from L1.
 * Evaluation order. Only the reduction loops reassociate; ``(x - shift) - dm``
   and ``x * inv * w`` are computed as written (a reassociated ``x - (shift +
   dm)`` would round ``dm`` away against a large shift; ``inv * w`` can
@@ -48,9 +53,9 @@ as it is stored. So every kernel moves the minimum,
 Rows whose squares leave float32's range are summed a second time from L1.
 RMSNorm and LayerNorm overlap the two: the pass that writes row r's output
 also makes the pass of row r + 1 that reads memory (its sum of squares, its
-plain sum), so one loop reads one stream and writes another, as a copy does
-(see "Software pipelining" in the code); only LayerNorm's second statistics
-pass, over the row in L1, has no memory traffic to overlap. The output takes
+shifted sums after a look at its head), so one loop reads one stream and
+writes another, as a copy does (see "Software pipelining" in the code). The
+output takes
 ordinary stores, so memory also reads each destination line once before it is
 written (read for ownership), and the output stays in cache for whatever reads
 it next.
@@ -249,10 +254,11 @@ def _ln_value(x, k, dm, inv32, w, b):  # pragma: no cover - compiled
 # and its output pass the one that writes it; run one after the other, each row first waits for its
 # reads with nothing to compute, then writes with nothing to read, and memory is half idle (RMSNorm
 # measured at 50-75% of copy bandwidth). So the output pass of row r also makes the memory pass of
-# row r + 1 (RMSNorm's sum of squares, LayerNorm's plain sum; a 16-bit row is widened into its buffer
+# row r + 1 (RMSNorm's sum of squares, LayerNorm's shifted sums; a 16-bit row is widened into its buffer
 # on the way): one loop reads one stream and writes another, as a copy does (RMSNorm 54% -> 80%).
-# The block sums are those of the separate passes (same blocks, same compensation), and so are the
-# outputs (the same expression, with the same flags).
+# The block sums are those of the separate passes (same blocks, same compensation; LayerNorm runs the
+# very same loop for a row that starts a pipeline), and so are the outputs (the same expression, with
+# the same flags).
 
 
 @numba.njit(fastmath=FAST, inline="always", **JIT)
@@ -269,16 +275,20 @@ def _rms_out_next(xr, w, orow, inv32, nxt, nbuf):  # pragma: no cover - compiled
 
 
 @numba.njit(fastmath=FAST, inline="always", **JIT)
-def _ln_out_next(row, w, b, orow, k, dm, inv32, nxt, nbuf):  # pragma: no cover - compiled
-    """LayerNorm's output of a block (as :func:`_ln_write`); returns the plain sum of the next row's block
-    ``nxt`` (a 16-bit one widened into ``nbuf`` on the way)."""
-    part = np.float32(0.0)
+def _ln_out_next(row, w, b, orow, k, dm, inv32, nxt, nbuf, kn):  # pragma: no cover - compiled
+    """LayerNorm's output of a block (as :func:`_ln_write`); returns the sums of ``d`` and ``d**2``,
+    ``d = x - kn``, over the next row's block ``nxt`` (a 16-bit one widened into ``nbuf`` on the way),
+    as :func:`_sums_block_shifted` makes them."""
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
     for j in range(orow.size):
         orow[j] = narrow(_ln_value(row[j], k, dm, inv32, w[j], b[j]), orow)
         v = widen(nxt[j])
         keep_wide(nbuf, j, v, nxt)
-        part += v
-    return part
+        d = _deviation(v, kn, np.float32(0.0))
+        s1 += d
+        s2 += d * d
+    return s1, s2
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -346,9 +356,69 @@ def _ln_stats_of(plain_sum, row):  # pragma: no cover - compiled
         s1, s2 = _sums_block_shifted(row[j0 : j0 + SUM_BLOCK], k)
         t1, c1 = add_compensated(t1, c1, s1)
         t2, c2 = add_compensated(t2, c2, s2)
-    dm = (t1 + c1) / np.float32(h)
-    var = np.float32(max((t2 + c2) / np.float32(h) - dm * dm, np.float32(0.0)))
+    dm, var = _ln_moments(t1 + c1, t2 + c2, h)
     return k, dm, var
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _ln_moments(sum1, sum2, h):  # pragma: no cover - compiled
+    """(mean of d, variance) from the float32 sums of d = x - k and of d**2 over a row of h."""
+    dm = sum1 / np.float32(h)
+    return dm, np.float32(max(sum2 / np.float32(h) - dm * dm, np.float32(0.0)))
+
+
+# LayerNorm's shift in one pass: the mean of the row's first _HEAD elements, read just before the pass
+# (see the module docstring). Taken from a float32 row (a 16-bit head widened first), so every path
+# that meets the row computes the same shift.
+_HEAD = 256
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _head_mean(row):  # pragma: no cover - compiled
+    """Mean of the first ``_HEAD`` elements of a 1-D float32 row (all of them if fewer), in float32."""
+    c = min(row.size, _HEAD)
+    part = np.float32(0.0)
+    for j in range(c):
+        part += row[j]
+    return part / np.float32(c)
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _ln_stats_given(k, t1, c1, t2, c2, row):  # pragma: no cover - compiled
+    """(k, mean of row - k, variance) from the compensated sums of d = row - k and d**2, if k was close
+    enough to the row's mean for them; otherwise :func:`_ln_stats` of the row (two more passes over it).
+
+    Accepted when the shift is within a quarter of a standard deviation of the mean (dm**2 <= var / 16)
+    and the variance is finite and in float32's comfortable range: then E[d**2] <= 17/16 var, so the
+    one-pass E[d**2] - dm**2 loses no more than with the plain mean as the shift, and the sums' rounding
+    errors are relative to the row's spread. Anything else (an offset row after a shifted head, rows
+    whose squares leave float32's range, NaN, inf) takes the plain-mean route and its usual checks.
+    """
+    dm, var = _ln_moments(t1 + c1, t2 + c2, row.size)
+    if abs(k) < np.float32(np.inf) and var < np.float32(np.inf) and np.float64(var) >= _TINY_PER_ELEMENT \
+            and dm * dm <= var * np.float32(0.0625):
+        return k, dm, var
+    return _ln_stats(row)
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _ln_sums_pass(row, w, b, orow, k, dm, inv32, nxt, nbuf):  # pragma: no cover - compiled
+    """One pass of the pipelined loop: orow = LayerNorm's output of ``row`` (as :func:`_ln_write`) and
+    the statistics of the next row ``nxt`` (widened into ``nbuf``) by :func:`_ln_stats_given`, shifted
+    by the mean of its head. Returns the statistics."""
+    h = nxt.size
+    kn = _head_mean(f32_row(nxt[:_HEAD], nbuf))  # a 16-bit head is widened into nbuf (rewritten below)
+    t1 = np.float32(0.0)
+    c1 = np.float32(0.0)
+    t2 = np.float32(0.0)
+    c2 = np.float32(0.0)
+    for j0 in range(0, h, SUM_BLOCK):
+        j1 = min(j0 + SUM_BLOCK, h)
+        s1, s2 = _ln_out_next(row[j0:j1], w[j0:j1], b[j0:j1], orow[j0:j1], k, dm, inv32, nxt[j0:j1],
+                              nbuf[j0:j1], kn)
+        t1, c1 = add_compensated(t1, c1, s1)
+        t2, c2 = add_compensated(t2, c2, s2)
+    return _ln_stats_given(kn, t1, c1, t2, c2, f32_out_row(nxt, nbuf))
 
 
 @numba.njit(fastmath={"contract"}, **JIT)  # no reassociation: see _scale_row
@@ -367,11 +437,16 @@ def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
     rows, h = x.shape
     scratch = np.empty(h, dtype=np.float32)
     bufs = np.empty((2, h), dtype=np.float32)  # as in _rmsnorm_rows
-    xr = f32_row(x[0], bufs[0])
-    plain = _row_sum(xr)
+    # A row that starts a pipeline (the first, or one after a row that took another path) gets its
+    # statistics from the same loop, same argument types, with a throwaway output: so they are the bits
+    # the pipelined pass would give (a separately compiled sum could be vectorised in another order).
+    junk = np.empty(h, dtype=out.dtype)
+    zeros = np.zeros(h, dtype=np.float32)
+    zero = np.float32(0.0)
+    k, dm, var = _ln_sums_pass(zeros, w, b, junk, zero, zero, zero, x[0], bufs[0])
+    xr = f32_out_row(x[0], bufs[0])
     for r in range(rows):
         row = xr
-        k, dm, var = _ln_stats_of(plain, row)
         s = 1.0
         if not (abs(k) < np.float32(np.inf) and _squares_in_range(var, 1)):
             # Deviations or their squares beyond float32's range: redo the row scaled by a power of
@@ -383,26 +458,18 @@ def _layernorm_rows(x, w, b, out, eps):  # pragma: no cover - compiled
             else:
                 s = 1.0
         inv = 1.0 / math.sqrt(np.float64(var) + eps * (s * s))
-        if r + 1 == rows or not inv < 3.0e38:
+        if r + 1 == rows:
             _ln_write(row, w, b, out[r], k, dm, inv)
-            if r + 1 < rows:
-                xr = f32_row(x[r + 1], bufs[(r + 1) % 2])
-                plain = _row_sum(xr)
-            continue
-        # The output of row r and the plain sum of row r + 1 in one pass (see above _rms_out_next_f32).
-        inv32 = np.float32(inv)
-        nxt = x[r + 1]
-        nbuf = bufs[(r + 1) % 2]
-        orow = out[r]
-        total = np.float32(0.0)
-        comp = np.float32(0.0)
-        for j0 in range(0, h, SUM_BLOCK):
-            j1 = min(j0 + SUM_BLOCK, h)
-            part = _ln_out_next(row[j0:j1], w[j0:j1], b[j0:j1], orow[j0:j1], k, dm, inv32, nxt[j0:j1],
-                                nbuf[j0:j1])
-            total, comp = add_compensated(total, comp, part)
-        plain = total + comp
-        xr = f32_out_row(nxt, nbuf)
+        elif not inv < 3.0e38:
+            _ln_write(row, w, b, out[r], k, dm, inv)
+            nbuf = bufs[(r + 1) % 2]
+            k, dm, var = _ln_sums_pass(zeros, w, b, junk, zero, zero, zero, x[r + 1], nbuf)
+            xr = f32_out_row(x[r + 1], nbuf)
+        else:
+            # The output of row r and the statistics of row r + 1 in one pass (see above _rms_out_next).
+            nbuf = bufs[(r + 1) % 2]
+            k, dm, var = _ln_sums_pass(row, w, b, out[r], k, dm, np.float32(inv), x[r + 1], nbuf)
+            xr = f32_out_row(x[r + 1], nbuf)
 
 
 @numba.njit(fastmath=FAST, **JIT)

@@ -598,6 +598,40 @@ def test_layernorm_of_a_large_offset_row_does_not_cancel(dtype: str, offset: flo
         np.testing.assert_allclose(out.astype(np.float64), expected, rtol=rtol)
 
 
+# LayerNorm shifts its one-pass sums by the mean of each row's first 256 elements and keeps them only if
+# that shift is within a quarter standard deviation of the row's mean (norms._ln_stats_given).
+@pytest.mark.parametrize("h", [1 << 14, 1 << 20])
+def test_layernorm_with_a_head_far_from_the_row_mean(h: int) -> None:
+    # An outlying head on a large common offset: kept anyway, that shift cost about 3e-4 relative here.
+    rng = np.random.default_rng(h)
+    x = (1e4 + rng.standard_normal((2, h))).astype(np.float32)
+    x[:, :256] += 50.0
+    ones, zeros = np.ones(h, np.float32), np.zeros(h, np.float32)
+    fast, gold = run_both("layernorm", [x, ones, zeros, garbage("float32", x.shape), 0.0])
+    np.testing.assert_allclose(fast[3], gold[3], rtol=get_kernel("layernorm").tolerance("float32")[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@EXAMPLES
+@given(data=st.data())
+def test_layernorm_of_long_rows_with_offset_heads(dtype: str, data: st.DataObject) -> None:
+    # Rows past the 256-element head, whose head is shifted by up to a few of the row's spreads (so the
+    # shift lands on either side of the quarter-spread threshold), on a common offset.
+    rows = data.draw(st.integers(1, 3))
+    h = data.draw(st.integers(257, 1500))
+    spread = data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    offset = data.draw(st.sampled_from([0.0, 3.0, -1e3]))
+    shifts = data.draw(hnp.arrays(np.float64, (rows,), elements=st.floats(-4.0, 4.0)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = offset + spread * rng.standard_normal((rows, h))
+    x[:, :256] += spread * shifts[:, None]
+    w = rng.uniform(-2, 2, h).astype(dt(dtype))
+    b = rng.uniform(-2, 2, h).astype(dt(dtype))
+    scale = max_abs(w) * math.sqrt(h) + max_abs(b)
+    assert_fast_matches_golden("layernorm", [x.astype(dt(dtype)), w, b, garbage(dtype, x.shape), data.draw(EPS)],
+                               terms_scale(dtype, scale))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_rmsnorm_of_huge_values_does_not_overflow(dtype: str) -> None:
     # x^2 overflows float32 here; the result is still the well-defined [3, 4] / sqrt(12.5).

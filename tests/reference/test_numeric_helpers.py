@@ -5,7 +5,8 @@ nearest, ties to even; NaN stays NaN; overflow rounds to inf), including the
 exact ties that random data almost never hits. ``exp_f32`` must be accurate to
 a few float32 ulps over the whole normal range and keep IEEE edge behaviour;
 ``exp_fast_f32`` likewise over its documented range, with its documented
-saturation, and ``exp_short_f32`` with the same saturation to its own bound.
+saturation, and ``exp_short_f32`` (and ``exp2_short_f32``, its base-2 form)
+with the same saturation to its own bound.
 The helpers are called from loops compiled with the kernels' fast-math flags,
 as the kernels call them, so that flags leaking into a helper (numba's default
 for helpers that set none) would show up as lost accuracy.
@@ -23,9 +24,11 @@ import pytest
 from reference.kernels._numerics import (
     FAST,
     add_compensated,
+    exp2_short_f32,
     exp_f32,
     exp_fast_f32,
     exp_short_f32,
+    exp_short_nonpos_f32,
     f32_buffer,
     max_f32,
     sigmoid_f32,
@@ -107,6 +110,18 @@ def _apply_exp_fast(x, out):  # pragma: no cover - compiled
 def _apply_exp_short(x, out):  # pragma: no cover - compiled
     for i in range(x.size):
         out[i] = exp_short_f32(x[i])
+
+
+@numba.njit(cache=False, fastmath=FAST)
+def _apply_exp_short_nonpos(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = exp_short_nonpos_f32(x[i])
+
+
+@numba.njit(cache=False, fastmath=FAST)
+def _apply_exp2_short(x, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        out[i] = exp2_short_f32(x[i])
 
 
 @numba.njit(cache=False, fastmath=FAST)
@@ -257,6 +272,48 @@ def test_short_exp_saturates_as_the_fast_one(x: float, want: float) -> None:
 def test_short_exp_propagates_nan() -> None:
     got = np.empty(2, np.float32)
     _apply_exp_short(np.array([np.nan, -np.nan], np.float32), got)
+    assert np.isnan(got).all()
+
+
+def test_short_exp_for_nonpositive_inputs_is_the_short_exp_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    negative = (rng.integers(0, 1 << 31, size=2_000_000, dtype=np.uint64).astype(np.uint32) | np.uint32(1 << 31))
+    x = np.concatenate([negative.view(np.float32), -np.linspace(0.0, 100.0, 2_000_003, dtype=np.float32),
+                        np.array([0.0, -0.0, -np.inf, np.nan, -np.nan, -87.68, -88.0, -88.1], np.float32)])
+    got, want = np.empty_like(x), np.empty_like(x)
+    _apply_exp_short_nonpos(x, got)
+    _apply_exp_short(x, want)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+
+
+def test_short_exp2_is_within_its_bound_where_its_result_is_a_normal_float() -> None:
+    # Dense over the range, so around every reduction breakpoint (f = +-1/2) where the error peaks.
+    y = np.concatenate([np.linspace(-126.0, 127.4, 4_000_003, dtype=np.float32),
+                        (np.arange(-126, 128) + np.float32(0.5)).astype(np.float32),
+                        np.array([0.0, -0.0, 1e-45, -1e-45, 1e-20, -1e-20], np.float32)])
+    got = np.empty_like(y)
+    _apply_exp2_short(y, got)
+    want = np.exp2(y.astype(np.float64))
+    rel = np.abs(got.astype(np.float64) - want) / want
+    assert rel.max() < 2e-7
+    assert got[-6] == 1.0 and got[-5] == 1.0
+
+
+@pytest.mark.parametrize(("y", "want"), [
+    (127.51, np.inf), (128.0, np.inf), (np.inf, np.inf), (3.4e38, np.inf),
+    (-126.5, 0.0), (-127.0, 0.0), (-3.4e38, 0.0), (-np.inf, 0.0),
+])
+def test_short_exp2_saturates(y: float, want: float) -> None:
+    got = np.empty(1, np.float32)
+    _apply_exp2_short(np.array([y], np.float32), got)
+    assert float(got[0]) == want
+
+
+def test_short_exp2_propagates_nan() -> None:
+    got = np.empty(2, np.float32)
+    _apply_exp2_short(np.array([np.nan, -np.nan], np.float32), got)
     assert np.isnan(got).all()
 
 

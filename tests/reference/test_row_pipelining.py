@@ -1,7 +1,7 @@
 """The row kernels' software pipelining changes no bits.
 
 RMSNorm, LayerNorm and softmax compute row r's output in the same pass as the
-statistic of row r + 1 that reads memory (sum of squares, plain sum, max), and a
+statistic of row r + 1 that reads memory (sum of squares, shifted sums, max), and a
 16-bit next row is widened on the way. A matrix must therefore give exactly the
 bits of its rows run one at a time (a one-row matrix has no next row), including
 rows that take the other paths: squares beyond float32's range, a zero row with
