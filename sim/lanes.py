@@ -20,9 +20,10 @@ it for every launch (:class:`LaneCompletion`), so no event is allocated per task
 from __future__ import annotations
 
 import traceback
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
-from simpy.events import Event, Timeout
+from simpy.events import NORMAL, Event, Timeout
 
 from sim.errors import ErrorClass
 from sim.task_args import TaskArgsView
@@ -146,8 +147,9 @@ class Lane:
         self.end = end
         ev = self.completion  # re-armed, see LaneCompletion
         ev.callbacks = ev.armed
-        now = self.env._now  # ``env.schedule(ev, NORMAL, delay)`` with SimPy's arithmetic: once per task
-        self.env.schedule_at(now + (end + self.c_complete - now), ev)
+        env = self.env  # ``env.schedule(ev, NORMAL, delay)``, inlined with its arithmetic: once per task
+        now = env._now
+        heappush(env._queue, (now + (end + self.c_complete - now), NORMAL, next(env._eid), ev))
 
     def _fault_points(self, task: Task, start: float, dur: float) -> tuple[float, float]:
         """``dispatch_late`` and ``slow_sub`` / ``slow_chip`` (:mod:`sim.faultpoints`) on one launch."""

@@ -105,13 +105,13 @@ class _Watch:
             self.since = env._now
             self.mark = None
             return
-        queue = [e[2] for e in env.pending()]  # the pending events' eids
+        queue = env._queue
         if self.mark is None:  # the first quiet look: what is pending now is "before"
-            self.mark = max(queue) if queue else -1
+            self.mark = max(e[2] for e in queue) if queue else -1
             return
         if env._now - self.since < self.bound:
             return
-        if queue and min(queue) <= self.mark:
+        if queue and min(e[2] for e in queue) <= self.mark:
             return  # an event from before the quiet stretch is still to come
         stuck = [t for t in self.sim.log.live() if not t.terminal]
         if stuck:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import simpy
 from simpy.events import Event, Timeout
 
-from sim.calendar import Calendar
 from sim.collector import collector_paused
 from sim.cost import Profile, load_profile, profile_for_platform
 from sim.errors import InvalidArgument
@@ -108,7 +108,7 @@ class Simulation:
 
     def __init__(self, config: SimConfig, platform: str) -> None:
         self.config = config
-        self.env = Calendar()
+        self.env = simpy.Environment()
         name = config.profile if config.profile is not None else profile_for_platform(platform)
         self.profile: Profile = load_profile(name)
         self.platform = platform

@@ -35,9 +35,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from simpy.events import NORMAL
 
 from sim.comm.domain import _WINDOW_ALIGN, _WINDOW_BASE, CommBufferSpec, Domain, WindowBuffer
 from sim.comm.links import LinkModel
@@ -348,7 +350,7 @@ class CommEngine:
         ev.callbacks = ev.armed
         env = lane.env
         now = env._now
-        env.schedule_at(now + (max(end, now) + lane.c_complete - now), ev)
+        heappush(env._queue, (now + (max(end, now) + lane.c_complete - now), NORMAL, next(env._eid), ev))
 
     def waits(self) -> list[str]:
         """What collectives are still waiting, and for which ranks (for a hang's message)."""
