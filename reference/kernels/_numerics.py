@@ -569,7 +569,12 @@ def exp_short_f32(x):  # pragma: no cover - compiled
     normal float32 (see the test). Two fewer multiply-adds than :func:`exp_fast_f32`, which
     softmax and the activations are bound by.
     """
-    xc = _clamp_f32(np.float32(x), _FAST_LO, _FAST_HI)
+    return _exp_short_of_clamped(_clamp_f32(np.float32(x), _FAST_LO, _FAST_HI))
+
+
+@numba.njit(nogil=True, error_model="numpy", fastmath={"contract"})
+def _exp_short_of_clamped(xc):  # pragma: no cover - compiled
+    """The body of :func:`exp_short_f32` once its argument is clamped (or NaN)."""
     j = xc * _LOG2E + _ROUND_MAGIC
     n = j - _ROUND_MAGIC  # exact, as in exp_fast_f32
     r = xc - n * _LN2
@@ -585,16 +590,7 @@ def exp_short_f32(x):  # pragma: no cover - compiled
 def exp_short_nonpos_f32(x):  # pragma: no cover - compiled
     """:func:`exp_short_f32` for x <= 0 (or NaN), such as softmax's ``x - max``: bit for bit the same
     there, without the upper clamp (one instruction of about sixteen per vector). Wrong above x = 89."""
-    xc = _clamp_f32(np.float32(x), _FAST_LO, np.float32(np.inf))
-    j = xc * _LOG2E + _ROUND_MAGIC
-    n = j - _ROUND_MAGIC
-    r = xc - n * _LN2
-    p = _D5 * r + _D4
-    p = p * r + _D3
-    p = p * r + _D2
-    p = p * r + np.float32(1.0)
-    p = p * r + np.float32(1.0)
-    return p * _i32_as_f32(np.int32(_f32_as_i32(j) << np.int32(23)))
+    return _exp_short_of_clamped(_clamp_f32(np.float32(x), _FAST_LO, np.float32(np.inf)))
 
 
 # 2**f on |f| <= 1/2 as 1 + e1 f + ... + e5 f^5: exp_short_f32's polynomial with r = f ln2 (the same
