@@ -333,13 +333,7 @@ def _row_sum(row):  # pragma: no cover - compiled
 
 @numba.njit(fastmath=FAST, **JIT)
 def _ln_stats(row):  # pragma: no cover - compiled
-    """(shift k, mean of row - k, variance) of a 1-D float32 row, all sums in float32."""
-    return _ln_stats_of(_row_sum(row), row)
-
-
-@numba.njit(fastmath=FAST, **JIT)
-def _ln_stats_of(plain_sum, row):  # pragma: no cover - compiled
-    """(shift k, mean of row - k, variance) of a 1-D float32 row whose :func:`_row_sum` is ``plain_sum``.
+    """(shift k, mean of row - k, variance) of a 1-D float32 row, all sums in float32.
 
     The shift is the row's plain float32 mean, which is only a few ulps of the largest |x| off the
     true mean. Sums of d = x - k then stay small, so their rounding errors are relative to the
@@ -347,7 +341,7 @@ def _ln_stats_of(plain_sum, row):  # pragma: no cover - compiled
     into every d), and the one-pass variance E[d^2] - E[d]^2 cannot cancel (E[d] is tiny).
     """
     h = row.size
-    k = plain_sum / np.float32(h)
+    k = _row_sum(row) / np.float32(h)
     t1 = np.float32(0.0)
     c1 = np.float32(0.0)
     t2 = np.float32(0.0)
