@@ -15,12 +15,33 @@ position, ``out [T, H, D]``. With ``x1 = x[..., :D/2]`` and ``x2 = x[..., D/2:]`
 
 (the "rotate half" / GPT-NeoX pairing used by LLaMA and Qwen; the interleaved
 GPT-J pairing is a different layout and not modelled here). ``out`` may be
-``x`` itself. The fast path does the rotation in float64 because ``x1*cos -
-x2*sin`` can cancel; a float32 rotation would need an absolute tolerance
-proportional to ``|x|``. Memory traffic: one pass reading ``x``, ``cos`` and
-``sin`` once and writing ``out`` once in their own dtype (16-bit values widened
-in registers, results rounded to float32 and then to the 16-bit dtype as they
-are stored, ``_numerics.lanes``): exactly the minimum, ``Cost.bytes_moved``.
+``x`` itself.
+
+Arithmetic. Each output is ``RN32(x1*cos - x2*sin)``: the exact value rounded
+once to float32 (then to the 16-bit dtype, for 16-bit tensors). float32 inputs
+are rotated in float64, because ``x1*cos - x2*sin`` can cancel: both products
+are exact there and their difference is rounded once or twice (float64, then
+float32) to the same float32. 16-bit inputs are rotated in float32, which gives
+the same bits at twice the SIMD width, as long as both products are exact in
+float32. Then the float32 difference is ``RN32`` of the exact one; and the
+float64 route gives that too: its difference is exact unless one product is
+below 2**-31 of the other, and then both routes return the larger product.
+
+* float16: always. Products of two float16 values have at most 22 significant
+  bits and lie in [2**-48, 2**32): exact in float32.
+* bfloat16: products have 16 significant bits but bfloat16 spans float32's
+  exponent range, so a product can overflow or fall below float32's normal
+  range. So a token's tables are checked (every ``|cos|, |sin| <= 1`` and
+  none nonzero below 2**-60), and each row of ``x`` (none nonzero below
+  2**-66: a 16-bit minimum over its bit patterns, a few percent of the row's
+  cost). Then every product is 0 or in [2**-126, |x|]: normal and exact. A
+  token or row that fails (tiny, huge or non-finite values) is rotated in
+  float64, as float32 inputs are.
+
+Memory traffic: one pass reading ``x``, ``cos`` and ``sin`` once and writing
+``out`` once in their own dtype (16-bit values widened in registers, results
+rounded as they are stored, ``_numerics.lanes``; the row check reads a row that
+the rotation then finds in L1): exactly the minimum, ``Cost.bytes_moved``.
 """
 
 from __future__ import annotations
@@ -49,7 +70,30 @@ _FLOPS_PER_ELEMENT = 3
 
 
 @numba.njit(**JIT)
+def _rotate_f64(xr, c, s, orow):  # pragma: no cover - compiled
+    """One row (1-D, unit stride: LLVM vectorises it) rotated in float64; ``c``/``s`` float64 tables."""
+    half = c.size
+    for i in range(half):
+        x1 = np.float64(widen(xr[i]))
+        x2 = np.float64(widen(xr[i + half]))
+        orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
+        orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
+
+
+@numba.njit(**JIT)
+def _rotate_f32(xr, c, s, orow):  # pragma: no cover - compiled
+    """One 16-bit row rotated in float32, where its products are exact (module docstring)."""
+    half = c.size
+    for i in range(half):
+        x1 = widen(xr[i])
+        x2 = widen(xr[i + half])
+        orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
+        orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
+
+
+@numba.njit(**JIT)
 def _rope_body(x, cos, sin, out):  # pragma: no cover - compiled
+    """float32 tensors (and float16 ones widened to float32 on a CPU without half conversions)."""
     t_n, h_n, d = x.shape
     half = d // 2
     c = np.empty(half, dtype=np.float64)  # this token's tables, widened once for all its heads
@@ -60,12 +104,64 @@ def _rope_body(x, cos, sin, out):  # pragma: no cover - compiled
             c[i] = widen(ct[i])
             s[i] = widen(st[i])
         for h in range(h_n):
-            xr, orow = x[t, h], out[t, h]  # 1-D rows: unit strides that LLVM vectorises
-            for i in range(half):
-                x1 = np.float64(widen(xr[i]))
-                x2 = np.float64(widen(xr[i + half]))
-                orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
-                orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
+            _rotate_f64(x[t, h], c, s, out[t, h])
+
+
+# bfloat16 magnitudes as bit patterns (sign cleared): 1.0, 2**-60 (tables) and 2**-66 (rows).
+_BF16_ONE = np.uint16(0x3F80)
+_BF16_TABLE_MIN = np.uint16(67 << 7)
+_BF16_ROW_MIN = np.uint16(61 << 7)
+_U16 = np.uint16
+
+
+@numba.njit(**JIT)
+def _least_nonzero(bits):  # pragma: no cover - compiled
+    """Least nonzero magnitude among bfloat16 bit patterns, less one (0xFFFF if all are zero).
+
+    In 16-bit lanes (zero wraps to the top), so LLVM vectorises it sixteen to a register.
+    """
+    m = _U16(0xFFFF)
+    for i in range(bits.size):
+        m = min(m, _U16(_U16(bits[i] & _U16(0x7FFF)) - _U16(1)))
+    return m
+
+
+@numba.njit(**JIT)
+def _largest(bits):  # pragma: no cover - compiled
+    """Largest magnitude among bfloat16 bit patterns (as bits, sign cleared)."""
+    m = _U16(0)
+    for i in range(bits.size):
+        m = max(m, _U16(bits[i] & _U16(0x7FFF)))
+    return m
+
+
+@numba.njit(**JIT)
+def _rope_body_16(x, cos, sin, out, checked):  # pragma: no cover - compiled
+    """16-bit lanes: float32 rotation, except (``checked``: bfloat16) tokens or rows whose products
+    could be inexact there."""
+    t_n, h_n, d = x.shape
+    half = d // 2
+    c = np.empty(half, dtype=np.float32)
+    s = np.empty(half, dtype=np.float32)
+    c64 = np.empty(half, dtype=np.float64)
+    s64 = np.empty(half, dtype=np.float64)
+    for t in range(t_n):
+        ct, st = cos[t], sin[t]
+        for i in range(half):
+            c[i] = widen(ct[i])
+            s[i] = widen(st[i])
+            c64[i] = c[i]
+            s64[i] = s[i]
+        table_ok = True
+        if checked:
+            table_ok = (max(_largest(ct), _largest(st)) <= _BF16_ONE
+                        and min(_least_nonzero(ct), _least_nonzero(st)) >= _BF16_TABLE_MIN - _U16(1))
+        for h in range(h_n):
+            xr, orow = x[t, h], out[t, h]
+            if table_ok and (not checked or _least_nonzero(xr) >= _BF16_ROW_MIN - _U16(1)):
+                _rotate_f32(xr, c, s, orow)
+            else:
+                _rotate_f64(xr, c64, s64, orow)
 
 
 def _check(x, cos, sin, out) -> None:
@@ -84,7 +180,11 @@ def _run(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarray) -> No
     if x.size == 0:
         return
     buf = lanes_out(out)
-    _rope_body(lanes(x), lanes(cos), lanes(sin), buf)
+    lx = lanes(x)
+    if lx.dtype == np.float32:
+        _rope_body(lx, lanes(cos), lanes(sin), buf)
+    else:  # bfloat16 lanes are uint16, float16 ones int16: only bfloat16 needs the exactness checks
+        _rope_body_16(lx, lanes(cos), lanes(sin), buf, lx.dtype == np.uint16)
     lanes_store(out, buf)
 
 

@@ -195,3 +195,37 @@ def test_float16_conversions_match_numpy_bit_for_bit() -> None:
     with np.errstate(over="ignore"):
         want = x.astype(np.float16)
     assert same_bits(mine, want)
+
+
+def _signed_powers(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float) -> np.ndarray:
+    """Values +-2**u, u uniform in [lo, hi): magnitudes spread over many binades."""
+    return rng.choice([-1.0, 1.0], size=shape) * 2.0 ** rng.uniform(lo, hi, size=shape)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALVES))
+def test_rope_16bit_rotation_in_float32_matches_float64_where_it_must(dtype: str) -> None:
+    """16-bit RoPE rotates in float32 only where both products are exact there (``rope`` docstring).
+
+    bfloat16 has float32's exponent range, so products of tiny values fall below float32's normal
+    range, and tables above 1 let them overflow it: those tokens and rows must take the float64
+    route. (The float32 route would differ, mostly by the sign of a zero or a subnormal's last bits,
+    in hundreds of elements here.) Each tensor mixes ordinary heads with such ones, so a check that
+    looked at the wrong row or token fails too.
+    """
+    rng = np.random.default_rng(11)
+    half = HALVES[dtype]
+    t, h, d = 64, 4, 96
+    x = rng.standard_normal((t, h, d))
+    theta = rng.uniform(0, 7, (t, d // 2))
+    cos, sin = np.cos(theta), np.sin(theta)
+    # Each kind of token or row is caught by one check only; the others let it through.
+    x[:, 1] = _signed_powers(rng, (t, d), -133, -70)   # tiny rows (the row check) ...
+    cos[3::4], sin[3::4] = (_signed_powers(rng, (t // 4, d // 2), -60, -20) for _ in range(2))  # ... with small tables
+    x[:, 2] = _signed_powers(rng, (t, d), -66, -50)    # small rows, fine ...
+    cos[1::4], sin[1::4] = (_signed_powers(rng, (t // 4, d // 2), -110, -75) for _ in range(2))  # ... but tiny tables
+    x[2::4, 3] = _signed_powers(rng, (t // 4, d), 110, 127) * 1.5  # huge rows ...
+    sin[2::4] *= 3.0                                   # ... with tables above 1: products overflow
+    with np.errstate(over="ignore"):
+        args = [x.astype(half), cos.astype(half), sin.astype(half), np.empty((t, h, d), half)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        check_same_as_two_pass("rope", args)
