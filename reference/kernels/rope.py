@@ -69,7 +69,7 @@ _TOL = {"float32": (2e-6, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e
 _FLOPS_PER_ELEMENT = 3
 
 
-@numba.njit(**JIT)
+@numba.njit(inline="always", **JIT)  # inlined: a call per row cost a quarter of the time
 def _rotate_f64(xr, c, s, orow):  # pragma: no cover - compiled
     """One row (1-D, unit stride: LLVM vectorises it) rotated in float64; ``c``/``s`` float64 tables."""
     half = c.size
@@ -80,7 +80,7 @@ def _rotate_f64(xr, c, s, orow):  # pragma: no cover - compiled
         orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
 
 
-@numba.njit(**JIT)
+@numba.njit(inline="always", **JIT)
 def _rotate_f32(xr, c, s, orow):  # pragma: no cover - compiled
     """One 16-bit row rotated in float32, where its products are exact (module docstring)."""
     half = c.size
