@@ -712,7 +712,8 @@ def _prefetch_typer(arr, idx, rw: int):
 # Which hint helps was measured per kernel with caches cold: softmax (heavy exp pass) gains from
 # prefetching its next input row, the norms (light passes) from prefetching their next output row
 # for writing, and each loses with the other's; the summing collectives gain from both; streaming
-# elementwise kernels and paged decode gain from neither (the hardware prefetcher already keeps up).
+# elementwise kernels gain from neither (the hardware prefetcher already keeps up). Paged decode
+# gains from read hints for 16-bit caches only (``attention._AHEAD``: slabs reached through a block table).
 # (Since then RMSNorm, LayerNorm and softmax read the next row in the pass that writes this one,
 # which overlaps reads and writes better than any hint did; residual_add_rmsnorm still uses one.)
 # (LLVM renames the intrinsic for opaque pointers.)
