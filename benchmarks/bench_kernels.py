@@ -22,6 +22,13 @@ sizes it uses ordinary stores, as the kernels do; a kernel whose loop reads
 more streams than a copy can exceed 100%. matmul/linear are compared with a plain numpy BLAS call on the
 same operands in the same way.
 
+In a float16/bfloat16 run each memory-bound kernel is also timed on float32
+tensors of the same shape, in the same interleaved loop, and ``vs f32`` gives
+the 16-bit time over the float32 time. A 16-bit kernel moves half the bytes of
+its float32 kernel but does the same float32 arithmetic (plus a widening and a
+rounding per element): near 0.5x it is bound by memory like a copy, near 1.0x
+or above by its arithmetic, which then no change to its memory traffic can cure.
+
 Per memory-bound kernel the table also gives ``moved/min``: the bytes the
 implementation moves (as the kernel's docstring derives them) over the least
 it must move (its cost descriptor's ``bytes_moved``: every input read once,
@@ -354,6 +361,7 @@ class Result:
     run: list[float]       # seconds, one per repeat
     golden: list[float]
     baseline: list[float]  # copy (memory-bound) or BLAS (matmul/linear), interleaved with run; empty if none
+    wide: list[float]      # 16-bit memory-bound kernels: the same kernel on float32 tensors; else empty
     minimum: int           # least bytes the kernel must move
     moved: int             # bytes the implementation moves (as its docstring derives them)
     bench: Bench
@@ -366,6 +374,11 @@ class Result:
     def spread(self) -> float:
         """(slowest - fastest) / median of the kernel's repeats: how noisy this measurement was."""
         return (max(self.run) - min(self.run)) / self.run_s
+
+    @property
+    def vs_f32(self) -> float | None:
+        """16-bit time over float32 time (medians): about 0.5 when memory-bound, about 1 or more when not."""
+        return self.run_s / median(self.wide) if self.wide else None
 
     @property
     def speedup(self) -> float:
@@ -419,24 +432,32 @@ def bench_one(name: str, dtype: str, size: str, repeats: int) -> Result:
         src = np.ones(max(minimum // 2, 1), np.uint8)
         dst = np.empty_like(src)
         baseline = lambda: np.copyto(dst, src)  # noqa: E731 - a one-line closure reads best here
+    # The float32 twin of a 16-bit memory-bound kernel: same shape, same arithmetic, twice the bytes.
+    wide_vals = bench.build("float32", size) if bench.memory_bound and dtype in ("float16", "bfloat16") else None
     kernel.run(run_vals)  # warm-up: compile (or load from the cache) and touch the pages
     kernel.golden(gold_vals)
+    if wide_vals is not None:
+        kernel.run(wide_vals)
     if baseline:
         baseline()
-    times: dict[str, list[float]] = {"run": [], "golden": [], "base": []}
+    times: dict[str, list[float]] = {"run": [], "golden": [], "base": [], "wide": []}
     for _ in range(repeats):
         # The baseline runs right before the kernel, so each pair meets (nearly) the same machine load.
         if baseline:
             times["base"].append(timed(baseline))
         times["run"].append(timed(lambda: kernel.run(run_vals)))
+        if wide_vals is not None:
+            times["wide"].append(timed(lambda: kernel.run(wide_vals)))
         times["golden"].append(timed(lambda: kernel.golden(gold_vals)))
     return Result(name, str(values[0].dtype), describe(values), times["run"], times["golden"], times["base"],
-                  minimum, moved, bench)
+                  times["wide"], minimum, moved, bench)
 
 
 def print_table(results: list[Result]) -> None:
+    wide = any(r.wide for r in results)
     header = (f"{'kernel':<23} {'shape dtype':<24} {'moved/min':>9} {'numba ms':>9} {'spread':>6} "
-              f"{'golden ms':>10} {'speedup':>8} {'GB/s':>6} {'copy BW (range)':>16} {'BLAS':>5}  targets")
+              f"{'golden ms':>10} {'speedup':>8} {'GB/s':>6} {'copy BW (range)':>16} "
+              + (f"{'vs f32':>6} " if wide else "") + f"{'BLAS':>5}  targets")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -449,18 +470,20 @@ def print_table(results: list[Result]) -> None:
         else:
             copy = "-"
         blas = f"{r.blas_fraction:.0%}" if r.blas_fraction is not None else "-"
+        vs = (f"{r.vs_f32:5.2f}x " if r.vs_f32 is not None else f"{'-':>6} ") if wide else ""
         marks = ", ".join(f"{label} {'MET' if ok else 'MISSED'}" for label, ok in r.targets())
         print(f"{r.name:<23} {r.shape:<24} {ratio:>9} {r.run_s * 1e3:9.3f} {r.spread:6.0%} "
-              f"{median(r.golden) * 1e3:10.3f} {r.speedup:7.1f}x {gbs} {copy:>16} {blas:>5}  {marks}")
+              f"{median(r.golden) * 1e3:10.3f} {r.speedup:7.1f}x {gbs} {copy:>16} {vs}{blas:>5}  {marks}")
 
 
 def summarize(results: list[Result]) -> None:
-    checks = [(r.name, label, ok) for r in results for label, ok in r.targets()]
+    checks = [(r, label, ok) for r in results for label, ok in r.targets()]
     met = [c for c in checks if c[2]]
     missed = [c for c in checks if not c[2]]
     print(f"\ntargets met: {len(met)} of {len(checks)}")
-    for name, label, _ in missed:
-        print(f"  MISSED  {name}: {label}")
+    for r, label, _ in missed:
+        why = f" ({r.vs_f32:.2f}x the time of its float32 kernel)" if "copy BW" in label and r.vs_f32 else ""
+        print(f"  MISSED  {r.name}: {label}{why}")
 
 
 # --------------------------------------------------------------------------- compile cost
