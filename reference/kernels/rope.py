@@ -69,31 +69,9 @@ _TOL = {"float32": (2e-6, 1e-30), "float16": (2e-3, 1e-7), "bfloat16": (1e-2, 1e
 _FLOPS_PER_ELEMENT = 3
 
 
-@numba.njit(inline="always", **JIT)  # inlined: a call per row cost a quarter of the time
-def _rotate_f64(xr, c, s, orow):  # pragma: no cover - compiled
-    """One row (1-D, unit stride: LLVM vectorises it) rotated in float64; ``c``/``s`` float64 tables."""
-    half = c.size
-    for i in range(half):
-        x1 = np.float64(widen(xr[i]))
-        x2 = np.float64(widen(xr[i + half]))
-        orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
-        orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
-
-
-@numba.njit(inline="always", **JIT)
-def _rotate_f32(xr, c, s, orow):  # pragma: no cover - compiled
-    """One 16-bit row rotated in float32, where its products are exact (module docstring)."""
-    half = c.size
-    for i in range(half):
-        x1 = widen(xr[i])
-        x2 = widen(xr[i + half])
-        orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
-        orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
-
-
 @numba.njit(**JIT)
 def _rope_body(x, cos, sin, out):  # pragma: no cover - compiled
-    """float32 tensors (and float16 ones widened to float32 on a CPU without half conversions)."""
+    """Rotation in float64: float32 tensors (and 16-bit ones, row by row, where float32 would not do)."""
     t_n, h_n, d = x.shape
     half = d // 2
     c = np.empty(half, dtype=np.float64)  # this token's tables, widened once for all its heads
@@ -104,7 +82,12 @@ def _rope_body(x, cos, sin, out):  # pragma: no cover - compiled
             c[i] = widen(ct[i])
             s[i] = widen(st[i])
         for h in range(h_n):
-            _rotate_f64(x[t, h], c, s, out[t, h])
+            xr, orow = x[t, h], out[t, h]  # 1-D rows: unit strides that LLVM vectorises
+            for i in range(half):
+                x1 = np.float64(widen(xr[i]))
+                x2 = np.float64(widen(xr[i + half]))
+                orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
+                orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
 
 
 # bfloat16 magnitudes as bit patterns (sign cleared): 1.0, 2**-60 (tables) and 2**-66 (rows).
@@ -137,31 +120,31 @@ def _largest(bits):  # pragma: no cover - compiled
 
 @numba.njit(**JIT)
 def _rope_body_16(x, cos, sin, out, checked):  # pragma: no cover - compiled
-    """16-bit lanes: float32 rotation, except (``checked``: bfloat16) tokens or rows whose products
-    could be inexact there."""
+    """16-bit lanes: rotation in float32, except (``checked``: bfloat16) tokens or rows whose products
+    could be inexact there, which :func:`_rope_body` rotates in float64."""
     t_n, h_n, d = x.shape
     half = d // 2
     c = np.empty(half, dtype=np.float32)
     s = np.empty(half, dtype=np.float32)
-    c64 = np.empty(half, dtype=np.float64)
-    s64 = np.empty(half, dtype=np.float64)
     for t in range(t_n):
         ct, st = cos[t], sin[t]
         for i in range(half):
             c[i] = widen(ct[i])
             s[i] = widen(st[i])
-            c64[i] = c[i]
-            s64[i] = s[i]
         table_ok = True
         if checked:
             table_ok = (max(_largest(ct), _largest(st)) <= _BF16_ONE
                         and min(_least_nonzero(ct), _least_nonzero(st)) >= _BF16_TABLE_MIN - _U16(1))
         for h in range(h_n):
             xr, orow = x[t, h], out[t, h]
-            if table_ok and (not checked or _least_nonzero(xr) >= _BF16_ROW_MIN - _U16(1)):
-                _rotate_f32(xr, c, s, orow)
-            else:
-                _rotate_f64(xr, c64, s64, orow)
+            if not (table_ok and (not checked or _least_nonzero(xr) >= _BF16_ROW_MIN - _U16(1))):
+                _rope_body(x[t:t + 1, h:h + 1], cos[t:t + 1], sin[t:t + 1], out[t:t + 1, h:h + 1])
+                continue
+            for i in range(half):
+                x1 = widen(xr[i])
+                x2 = widen(xr[i + half])
+                orow[i] = narrow(x1 * c[i] - x2 * s[i], orow)
+                orow[i + half] = narrow(x2 * c[i] + x1 * s[i], orow)
 
 
 def _check(x, cos, sin, out) -> None:
