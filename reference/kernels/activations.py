@@ -40,6 +40,17 @@ registers and rounded on the way out, ``_numerics.lanes``): exactly the
 minimum, ``Cost.bytes_moved``. The float32 kernels are bound by the exp and the
 divide per element rather than by memory on a core that copies at tens of GB/s,
 hence the short exp.
+
+bfloat16 SiLU and GELU look their results up. A bfloat16 input has 65,536 bit
+patterns, so the fused kernel is run once over all of them (on first use, per
+process) and each element becomes one load from that 128 KiB table: the same
+bits by construction, and no float32 arithmetic or rounding to bfloat16 per
+element (which on x86 without bfloat16 conversions cost more than the
+arithmetic). Measured on 8M elements: 6.1 -> 4.0 ms for normal inputs, 11.8
+-> 4.9 ms for uniformly random bit patterns (many NaNs and subnormals, and
+the table read from L2). float16 keeps the arithmetic: its conversions are
+single instructions, and the table gained little (GELU) or lost (SiLU).
+SwiGLU has two inputs, too many pairs for a table.
 """
 
 from __future__ import annotations
@@ -104,10 +115,36 @@ def _unary_check(kernel: str):
     return check
 
 
+@numba.njit(**JIT)
+def _look_up(bits, table, out):  # pragma: no cover - compiled
+    """out[i] = table[bits[i]]: 16-bit patterns in, 16-bit patterns out (bfloat16; module docstring)."""
+    for i in range(out.size):
+        out[i] = table[bits[i]]
+
+
+_TABLES: dict[tuple[str, str], np.ndarray] = {}
+
+
+def _table(body, lanes_dtype: np.dtype) -> np.ndarray:
+    """The fused kernel's result for every 16-bit input pattern, as bits (built on first use, then kept)."""
+    key = (body.__name__, lanes_dtype.str)
+    table = _TABLES.get(key)
+    if table is None:
+        every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(lanes_dtype)
+        result = np.empty_like(every)
+        body(every, result)
+        table = _TABLES.setdefault(key, result.view(np.uint16))  # a racing thread built the same bits
+    return table
+
+
 def _unary_runner(body):
     def run(x: np.ndarray, out: np.ndarray) -> None:
         buf = lanes_out(out)
-        body(lanes(x).reshape(-1), buf.reshape(-1))
+        xl = lanes(x).reshape(-1)
+        if xl.dtype == np.uint16:  # bfloat16 has 65,536 values: look the result up (module docstring)
+            _look_up(xl.view(np.uint16), _table(body, xl.dtype), buf.reshape(-1).view(np.uint16))
+        else:
+            body(xl, buf.reshape(-1))
         lanes_store(out, buf)
 
     return run

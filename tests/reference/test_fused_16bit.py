@@ -229,3 +229,17 @@ def test_rope_16bit_rotation_in_float32_matches_float64_where_it_must(dtype: str
         args = [x.astype(half), cos.astype(half), sin.astype(half), np.empty((t, h, d), half)]
     with np.errstate(over="ignore", invalid="ignore"):
         check_same_as_two_pass("rope", args)
+
+
+@pytest.mark.parametrize("name", ["silu", "gelu"])
+def test_bfloat16_activation_table_is_the_two_pass_result_for_every_input(name: str) -> None:
+    """bfloat16 SiLU and GELU look results up in a table of the fused kernel (``activations``): every one
+    of the 65,536 inputs, NaNs and infinities included, gives the float32 kernel's result rounded once."""
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(BF16)
+    out = np.empty_like(every)
+    get_kernel(name).run([every, out])
+    wide = np.empty(every.shape, np.float32)
+    get_kernel(name).run([every.astype(np.float32), wide])
+    with np.errstate(over="ignore"):
+        assert same_bits(out, wide.astype(BF16))
+    assert np.isnan(out.astype(np.float32))[np.isnan(every.astype(np.float32))].all()  # NaN in, NaN out
