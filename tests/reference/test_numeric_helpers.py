@@ -94,40 +94,22 @@ def test_store_handles_non_contiguous_16bit_outputs() -> None:
         assert not target[:, 1::2].view(np.uint16).any()
 
 
-@numba.njit(cache=False, fastmath=FAST)
-def _apply_exp(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = exp_f32(x[i])
+def _elementwise(fn):
+    """A loop compiled with the kernels' fast-math flags that applies the helper ``fn`` to each element."""
+    @numba.njit(cache=False, fastmath=FAST)
+    def apply(x, out):  # pragma: no cover - compiled
+        for i in range(x.size):
+            out[i] = fn(x[i])
+
+    return apply
 
 
-@numba.njit(cache=False, fastmath=FAST)
-def _apply_exp_fast(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = exp_fast_f32(x[i])
-
-
-@numba.njit(cache=False, fastmath=FAST)
-def _apply_exp_short(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = exp_short_f32(x[i])
-
-
-@numba.njit(cache=False, fastmath=FAST)
-def _apply_exp_short_nonpos(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = exp_short_nonpos_f32(x[i])
-
-
-@numba.njit(cache=False, fastmath=FAST)
-def _apply_exp2_short(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = exp2_short_f32(x[i])
-
-
-@numba.njit(cache=False, fastmath=FAST)
-def _apply_sigmoid(x, out):  # pragma: no cover - compiled
-    for i in range(x.size):
-        out[i] = sigmoid_f32(x[i])
+_apply_exp = _elementwise(exp_f32)
+_apply_exp_fast = _elementwise(exp_fast_f32)
+_apply_exp_short = _elementwise(exp_short_f32)
+_apply_exp_short_nonpos = _elementwise(exp_short_nonpos_f32)
+_apply_exp2_short = _elementwise(exp2_short_f32)
+_apply_sigmoid = _elementwise(sigmoid_f32)
 
 
 @numba.njit(cache=False, fastmath=FAST)
