@@ -117,23 +117,22 @@ def _unary_check(kernel: str):
 
 @numba.njit(**JIT)
 def _look_up(bits, table, out):  # pragma: no cover - compiled
-    """out[i] = table[bits[i]]: 16-bit patterns in, 16-bit patterns out (bfloat16; module docstring)."""
+    """out[i] = table[bits[i]]: bfloat16 bit patterns in and out (module docstring)."""
     for i in range(out.size):
         out[i] = table[bits[i]]
 
 
-_TABLES: dict[tuple[str, str], np.ndarray] = {}
+_TABLES: dict[str, np.ndarray] = {}
 
 
-def _table(body, lanes_dtype: np.dtype) -> np.ndarray:
-    """The fused kernel's result for every 16-bit input pattern, as bits (built on first use, then kept)."""
-    key = (body.__name__, lanes_dtype.str)
-    table = _TABLES.get(key)
+def _table(body) -> np.ndarray:
+    """``body``'s result for every bfloat16 input, as bit patterns (built on first use, then kept)."""
+    table = _TABLES.get(body.__name__)
     if table is None:
-        every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(lanes_dtype)
-        result = np.empty_like(every)
-        body(every, result)
-        table = _TABLES.setdefault(key, result.view(np.uint16))  # a racing thread built the same bits
+        every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)  # bfloat16 lanes are uint16
+        table = np.empty_like(every)
+        body(every, table)
+        table = _TABLES.setdefault(body.__name__, table)  # a racing thread built the same bits
     return table
 
 
@@ -142,7 +141,7 @@ def _unary_runner(body):
         buf = lanes_out(out)
         xl = lanes(x).reshape(-1)
         if xl.dtype == np.uint16:  # bfloat16 has 65,536 values: look the result up (module docstring)
-            _look_up(xl.view(np.uint16), _table(body, xl.dtype), buf.reshape(-1).view(np.uint16))
+            _look_up(xl, _table(body), buf.reshape(-1))
         else:
             body(xl, buf.reshape(-1))
         lanes_store(out, buf)
