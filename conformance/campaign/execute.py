@@ -3,9 +3,12 @@
 Seeds go out in small batches (one Dask task each) so per-task overhead stays far below a seed's
 cost. Each seed has a wall-clock limit: a seed that outlives it is recorded TIMEOUT, its worker
 process is restarted (the only way to stop a stuck thread) and the rest of its batch is sent again.
-A worker process that dies takes its batch with it: the batch's seeds are retried one by one, and a
-seed that kills a worker on its own is recorded CRASH. Ctrl-C stops the campaign; what finished is
-returned and written.
+A worker process that dies takes its batch with it, and also any task the scheduler had already
+queued on that worker (with ``allowed-failures`` 0 those fail at once too). So the seeds of a failed
+batch are retried one by one, a seed whose lone run fails is run alone once more, and these second
+runs go one at a time, so a second run is never queued beside another one. A seed that kills its
+worker in both lone runs is recorded CRASH. Ctrl-C stops the campaign; what finished is returned and
+written.
 """
 
 from __future__ import annotations
@@ -162,15 +165,23 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
         size = batch or default_batch(len(seeds), nworkers)
         pending: dict[Any, list[int]] = {}
 
-        def submit(group: list[int], singly: bool = False) -> None:
+        def submit(group: list[int], singly: bool = False) -> Any:
             # The spec travels with each task (a few KB): a scattered copy would be lost with a dying worker.
             fut = client.submit(run_batch, spec, group, pure=False, retries=0)
             pending[fut] = group
             ac.add(fut)
             if singly:
                 alone.add(fut)
+            return fut
 
-        alone: set[Any] = set()
+        def confirm_next() -> None:
+            # Second lone runs one at a time: one queued beside another on a dying worker would fail with it.
+            if waiting and not confirming:
+                confirming.add(submit([waiting.pop(0)], singly=True))
+
+        alone: set[Any] = set()       # lone runs of a seed
+        confirming: set[Any] = set()  # the one second lone run in flight, if any
+        waiting: list[int] = []       # seeds whose lone run failed, in line for their second
         seen: set[int] = set()
         ac = as_completed()
         for g in batches(seeds, size):
@@ -179,18 +190,23 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
             for fut in ac:
                 group = pending.pop(fut)
                 if fut.status == "error":
-                    if fut in alone or len(group) == 1:
+                    if fut in confirming:
                         exc = fut.exception()
                         seen.add(group[0])
-                        on_row(crash_row(group[0], spec, "CRASH", f"its worker process died ({type(exc).__name__}: "
-                                         f"{str(exc)[:200]})"))
+                        on_row(crash_row(group[0], spec, "CRASH", f"its worker process died, twice running it alone "
+                                         f"({type(exc).__name__}: {str(exc)[:200]})"))
+                    elif fut in alone or len(group) == 1:
+                        waiting.append(group[0])  # it, or a seed run beside it on the same worker, killed it
                     else:
                         for s in group:  # find which seed killed the worker
                             submit([s], singly=True)
                     alone.discard(fut)
+                    confirming.discard(fut)
+                    confirm_next()
                     continue
                 res: BatchResult = fut.result()
                 alone.discard(fut)
+                confirming.discard(fut)
                 fut.release()  # else restarting its worker would make the scheduler compute it again
                 for r in res.rows:
                     if r["seed"] not in seen:  # a batch recomputed after a worker loss repeats its seeds
@@ -203,6 +219,7 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
                         print(f"campaign: could not restart stuck worker {res.worker}: {exc}", file=sys.stderr)
                 if res.unfinished:
                     submit(res.unfinished)
+                confirm_next()
         except KeyboardInterrupt:
             if scheduler is None:
                 raise  # dask_client kills the embedded workers; run_campaign writes what finished

@@ -351,6 +351,26 @@ def test_a_seed_that_kills_its_worker_is_a_crash_and_the_campaign_goes_on(tmp_pa
     assert res.summary["crashes"] == 1
 
 
+def test_a_seed_queued_beside_a_crashing_one_on_its_worker_is_not_a_crash(tmp_path):
+    """A dying worker fails every task the scheduler had queued on it, not only the one it ran.
+
+    One worker with room for two tasks and lone seeds (batch 1): when seed 7 kills the worker, the seed
+    queued behind it fails too. It must be run alone again and come back OK; only seed 7 is a CRASH.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 2.0,
+                          "logging.distributed": "error"}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
+                         env=env) as c:
+        res = _campaign(L3, tmp_path, "0:10", inline=False, scheduler=c.scheduler_address, batch=1,
+                        invariants=["campaign_plants:die_on_seed_7"], do_shrink=False)
+    outcomes = {r["seed"]: r["outcome"] for r in res.rows}
+    assert outcomes == {s: ("CRASH" if s == 7 else "OK") for s in range(10)}
+
+
 def test_a_seed_over_its_wall_clock_limit_is_a_timeout_and_the_rest_still_run(tmp_path, cluster):
     res = _campaign(L3, tmp_path, "0:8", inline=False, scheduler=cluster.scheduler_address, batch=8,
                     invariants=["campaign_plants:stall_on_seed_5"], seed_timeout_s=2.0, do_shrink=False)
