@@ -4,11 +4,13 @@ Seeds go out in small batches (one Dask task each) so per-task overhead stays fa
 cost. Each seed has a wall-clock limit: a seed that outlives it is recorded TIMEOUT, its worker
 process is restarted (the only way to stop a stuck thread) and the rest of its batch is sent again.
 A worker process that dies takes its batch with it, and also any task the scheduler had already
-queued on that worker (with ``allowed-failures`` 0 those fail at once too). So the seeds of a failed
-batch are retried one by one, a seed whose lone run fails is run alone once more, and these second
-runs go one at a time, so a second run is never queued beside another one. A seed that kills its
-worker in both lone runs is recorded CRASH. Ctrl-C stops the campaign; what finished is returned and
-written.
+queued on that worker (with ``allowed-failures`` 0 those fail at once too; the embedded cluster queues
+none, ``worker-saturation`` 1.0, but a cluster by address may). So the seeds of a failed batch are
+retried one by one, and a seed whose lone run fails is run alone once more after everything else has
+finished, one such run at a time: nothing else is then on the cluster, so its worker can only die of
+it. A seed that kills its worker in both lone runs is recorded CRASH. A batch that finished on a
+worker that died before its result was fetched is run again by the scheduler, and counts as failed if
+that run dies too. Ctrl-C stops the campaign; what finished is returned and written.
 """
 
 from __future__ import annotations
@@ -131,9 +133,10 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             client.close()
         return
     n = workers or os.cpu_count() or 1
-    # A seed that kills its worker must come back as CRASH at once, not after three retries elsewhere.
+    # A seed that kills its worker must come back as CRASH at once, not after three retries elsewhere; and
+    # no task waits in a worker's own queue, where its death would fail it too (saturation 1.0).
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                          "logging.distributed": "critical"}):
+                          "distributed.scheduler.worker-saturation": 1.0, "logging.distributed": "critical"}):
         # The workers inherit an ignored SIGINT: Ctrl-C on a terminal reaches the whole process group, and
         # it is the driver's to handle (stop, write what finished), not each worker's to die of.
         main = threading.current_thread() is threading.main_thread()
@@ -175,13 +178,14 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
             return fut
 
         def confirm_next() -> None:
-            # Second lone runs one at a time: one queued beside another on a dying worker would fail with it.
-            if waiting and not confirming:
+            # A second lone run goes out only when nothing else is in flight: beside any other task (a first
+            # lone run of another crasher, say) a dying worker would fail it too, and it would be no proof.
+            if waiting and not pending:
                 confirming.add(submit([waiting.pop(0)], singly=True))
 
         alone: set[Any] = set()       # lone runs of a seed
-        confirming: set[Any] = set()  # the one second lone run in flight, if any
-        waiting: list[int] = []       # seeds whose lone run failed, in line for their second
+        confirming: set[Any] = set()  # the second lone run in flight, if any (then the only task)
+        waiting: list[int] = []       # seeds whose lone run failed, in line for their second, run last
         seen: set[int] = set()
         ac = as_completed()
         for g in batches(seeds, size):
@@ -189,9 +193,9 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
         try:
             for fut in ac:
                 group = pending.pop(fut)
-                if fut.status == "error":
+                res, exc = _outcome(fut)
+                if res is None:
                     if fut in confirming:
-                        exc = fut.exception()
                         seen.add(group[0])
                         on_row(crash_row(group[0], spec, "CRASH", f"its worker process died, twice running it alone "
                                          f"({type(exc).__name__}: {str(exc)[:200]})"))
@@ -204,7 +208,6 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
                     confirming.discard(fut)
                     confirm_next()
                     continue
-                res: BatchResult = fut.result()
                 alone.discard(fut)
                 confirming.discard(fut)
                 fut.release()  # else restarting its worker would make the scheduler compute it again
@@ -226,6 +229,18 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
             client.cancel(list(pending))  # one call: futures cancelled one by one cost a round trip each
             return True
         return False
+
+
+def _outcome(fut: Any) -> tuple[BatchResult | None, BaseException | None]:
+    """A finished batch's result, or the error that ended it: its worker died running it, or (a finished
+    batch) died holding the result before it was fetched, and the rerun the scheduler then started died
+    too. Fetching waits for that rerun, so no other batch is taken up meanwhile."""
+    if fut.status == "error":
+        return None, fut.exception()
+    try:
+        return fut.result(), None
+    except Exception as exc:  # the rerun of a lost result died (KilledWorker), as a batch run once would
+        return None, exc
 
 
 class Progress:

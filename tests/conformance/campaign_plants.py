@@ -27,3 +27,9 @@ def no_link_cut(record, trace):
 def trace_has_start(record, trace):
     """Holds when the trace shows at least one task start (receives the trace text)."""
     assert trace is not None and " start " in trace, "no task start in the trace"
+
+
+def die_on_seeds_3_and_7(record, trace):
+    """Kill the worker process on seeds 3 and 7: two crashers, each CRASH, every other seed OK."""
+    if record is not None and record.metadata.get("seed") in (3, 7):
+        os._exit(3)

@@ -3,6 +3,7 @@ bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -351,12 +352,10 @@ def test_a_seed_that_kills_its_worker_is_a_crash_and_the_campaign_goes_on(tmp_pa
     assert res.summary["crashes"] == 1
 
 
-def test_a_seed_queued_beside_a_crashing_one_on_its_worker_is_not_a_crash(tmp_path):
-    """A dying worker fails every task the scheduler had queued on it, not only the one it ran.
-
-    One worker with room for two tasks and lone seeds (batch 1): when seed 7 kills the worker, the seed
-    queued behind it fails too. It must be run alone again and come back OK; only seed 7 is a CRASH.
-    """
+@contextlib.contextmanager
+def _one_worker_with_room_for_two():
+    """A cluster by address whose one worker takes a second task while it runs one (saturation 2.0), as a
+    cluster we do not own may: when the worker dies, the task queued beside the one that killed it fails too."""
     import dask
     from distributed import LocalCluster
 
@@ -365,10 +364,36 @@ def test_a_seed_queued_beside_a_crashing_one_on_its_worker_is_not_a_crash(tmp_pa
                           "logging.distributed": "error"}), \
             LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
                          env=env) as c:
+        yield c
+
+
+def test_a_seed_queued_beside_a_crashing_one_on_its_worker_is_not_a_crash(tmp_path):
+    """A dying worker fails every task the scheduler had queued on it, not only the one it ran.
+
+    Lone seeds (batch 1): when seed 7 kills the worker, the seed queued behind it fails too. It must be
+    run alone again and come back OK; only seed 7 is a CRASH.
+    """
+    with _one_worker_with_room_for_two() as c:
         res = _campaign(L3, tmp_path, "0:10", inline=False, scheduler=c.scheduler_address, batch=1,
                         invariants=["campaign_plants:die_on_seed_7"], do_shrink=False)
     outcomes = {r["seed"]: r["outcome"] for r in res.rows}
     assert outcomes == {s: ("CRASH" if s == 7 else "OK") for s in range(10)}
+
+
+def test_two_crashing_seeds_are_each_a_crash_and_the_seeds_beside_them_are_not(tmp_path):
+    """A seed's second lone run goes out only when nothing else is in flight.
+
+    Batches of two, crashers 3 and 7: each kills a batch and the task queued beside it, their seeds are
+    retried alone, and an innocent seed's second run could meet the other crasher's first lone run on
+    the one worker. Only 3 and 7 may come back CRASH, and every seed comes back once.
+    """
+    with _one_worker_with_room_for_two() as c:
+        res = _campaign(L3, tmp_path, "0:12", inline=False, scheduler=c.scheduler_address, batch=2,
+                        invariants=["campaign_plants:die_on_seeds_3_and_7"], do_shrink=False)
+    assert sorted(r["seed"] for r in res.rows) == list(range(12))
+    outcomes = {r["seed"]: r["outcome"] for r in res.rows}
+    assert outcomes == {s: ("CRASH" if s in (3, 7) else "OK") for s in range(12)}
+    assert res.summary["crashes"] == 2
 
 
 def test_a_seed_over_its_wall_clock_limit_is_a_timeout_and_the_rest_still_run(tmp_path, cluster):
