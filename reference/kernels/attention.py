@@ -208,7 +208,10 @@ ATTENTION_PREFILL = register_kernel(Kernel(
 # (every KV head of one slot: hkv * d elements, 2 KiB at the benchmark's shape) is reached through the
 # block table, and the hardware prefetcher, which follows streams within 4 KiB regions, meets each
 # new slab late. Hinting the slabs two quads ahead made QK 15-20% and PV 15-25% faster for float16 and
-# bfloat16 caches (same process, caches cold). float32 caches take no hints: there they cost 10-15%.
+# bfloat16 caches (same process, caches cold). float32 caches take no hints: there they cost 10-15%, at
+# every locality (to L1, L2, L3 or non-temporal) and distance (one row to eight quads ahead) tried. float32
+# decode is bound by its arithmetic as much as by memory: from cache, QK reads about 23 GB/s and PV about
+# 20, near a single core's read rate, and the two overlap only partly.
 _AHEAD = 8
 
 
