@@ -33,3 +33,11 @@ def die_on_seeds_3_and_7(record, trace):
     """Kill the worker process on seeds 3 and 7: two crashers, each CRASH, every other seed OK."""
     if record is not None and record.metadata.get("seed") in (3, 7):
         os._exit(3)
+
+
+def once_then_die(marker):
+    """A task that returns on its first run and kills its worker process on any later one."""
+    if os.path.exists(marker):
+        os._exit(3)
+    open(marker, "w").close()
+    return "first run"

@@ -396,6 +396,31 @@ def test_two_crashing_seeds_are_each_a_crash_and_the_seeds_beside_them_are_not(t
     assert res.summary["crashes"] == 2
 
 
+def test_a_finished_batch_lost_with_its_worker_whose_rerun_dies_counts_as_failed(tmp_path):
+    """A finished task's result stays on its worker until fetched. If that worker dies first, the scheduler
+    runs the task again; if the rerun dies too, fetching raises KilledWorker. The campaign must take that
+    as a failed batch (its seeds run again alone), not stop with the exception."""
+    import campaign_plants
+    import dask
+    import distributed
+    from distributed import Client, LocalCluster, wait
+
+    from conformance.campaign.execute import _outcome
+
+    env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
+                         env=env) as c, Client(c) as client:
+        fut = client.submit(campaign_plants.once_then_die, str(tmp_path / "ran"), pure=False)
+        wait(fut)
+        assert fut.status == "finished"
+        with contextlib.suppress(Exception):  # the call dies with the worker
+            client.run(os._exit, 3)
+        res, exc = _outcome(fut)
+        client.wait_for_workers(1, timeout=60)  # closing a cluster whose nanny is mid-restart can fail
+    assert res is None and isinstance(exc, distributed.scheduler.KilledWorker)
+
+
 def test_a_seed_over_its_wall_clock_limit_is_a_timeout_and_the_rest_still_run(tmp_path, cluster):
     res = _campaign(L3, tmp_path, "0:8", inline=False, scheduler=cluster.scheduler_address, batch=8,
                     invariants=["campaign_plants:stall_on_seed_5"], seed_timeout_s=2.0, do_shrink=False)
