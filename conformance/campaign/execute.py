@@ -193,23 +193,22 @@ def run_dask(spec: CampaignSpec, seeds: Sequence[int], on_row: Callable[[Row], N
         try:
             for fut in ac:
                 group = pending.pop(fut)
+                lone, second = fut in alone, fut in confirming
+                alone.discard(fut)
+                confirming.discard(fut)
                 res, exc = _outcome(fut)
                 if res is None:
-                    if fut in confirming:
+                    if second:
                         seen.add(group[0])
                         on_row(crash_row(group[0], spec, "CRASH", f"its worker process died, twice running it alone "
                                          f"({type(exc).__name__}: {str(exc)[:200]})"))
-                    elif fut in alone or len(group) == 1:
+                    elif lone or len(group) == 1:
                         waiting.append(group[0])  # it, or a seed run beside it on the same worker, killed it
                     else:
                         for s in group:  # find which seed killed the worker
                             submit([s], singly=True)
-                    alone.discard(fut)
-                    confirming.discard(fut)
                     confirm_next()
                     continue
-                alone.discard(fut)
-                confirming.discard(fut)
                 fut.release()  # else restarting its worker would make the scheduler compute it again
                 for r in res.rows:
                     if r["seed"] not in seen:  # a batch recomputed after a worker loss repeats its seeds

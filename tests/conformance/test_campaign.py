@@ -322,15 +322,23 @@ def test_tierbed_run_checks_the_invariants_a_file_or_the_command_names(tmp_path)
 # ------------------------------------------------------------------------------------------- Dask
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextlib.contextmanager
+def _local_cluster(workers: int, **config):
+    """A cluster by address, as a user's own: process workers of one thread that can import campaign_plants,
+    no retries of a task whose worker died, and any further scheduler ``config``."""
     import dask
     from distributed import LocalCluster
 
     env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
-                         env=env) as c:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error", **config}), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                         silence_logs=40, env=env) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with _local_cluster(2) as c:
         yield c
 
 
@@ -352,19 +360,10 @@ def test_a_seed_that_kills_its_worker_is_a_crash_and_the_campaign_goes_on(tmp_pa
     assert res.summary["crashes"] == 1
 
 
-@contextlib.contextmanager
 def _one_worker_with_room_for_two():
-    """A cluster by address whose one worker takes a second task while it runs one (saturation 2.0), as a
-    cluster we do not own may: when the worker dies, the task queued beside the one that killed it fails too."""
-    import dask
-    from distributed import LocalCluster
-
-    env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 2.0,
-                          "logging.distributed": "error"}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
-                         env=env) as c:
-        yield c
+    """One worker that takes a second task while it runs one (saturation 2.0), as a cluster we do not own
+    may: when the worker dies, the task queued beside the one that killed it fails too."""
+    return _local_cluster(1, **{"distributed.scheduler.worker-saturation": 2.0})
 
 
 def test_a_seed_queued_beside_a_crashing_one_on_its_worker_is_not_a_crash(tmp_path):
@@ -401,16 +400,12 @@ def test_a_finished_batch_lost_with_its_worker_whose_rerun_dies_counts_as_failed
     runs the task again; if the rerun dies too, fetching raises KilledWorker. The campaign must take that
     as a failed batch (its seeds run again alone), not stop with the exception."""
     import campaign_plants
-    import dask
     import distributed
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, wait
 
     from conformance.campaign.execute import _outcome
 
-    env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
-                         env=env) as c, Client(c) as client:
+    with _local_cluster(1) as c, Client(c) as client:
         fut = client.submit(campaign_plants.once_then_die, str(tmp_path / "ran"), pure=False)
         wait(fut)
         assert fut.status == "finished"
