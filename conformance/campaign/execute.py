@@ -133,10 +133,14 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             client.close()
         return
     n = workers or os.cpu_count() or 1
-    # A seed that kills its worker must come back as CRASH at once, not after three retries elsewhere; and
-    # no task waits in a worker's own queue, where its death would fail it too (saturation 1.0).
+    # A seed that kills its worker must come back as CRASH at once, not after three retries elsewhere; no
+    # task waits in a worker's own queue, where its death would fail it too (saturation 1.0); and a dead
+    # worker's nanny restarts it for as long as the campaign runs. (The cluster closes a nanny whose worker
+    # is absent 15 s after a death, the default lost-worker-timeout: with seeds crashing every few
+    # seconds it could meet the worker dead again, stop it for good and fail the task it was running.)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                          "distributed.scheduler.worker-saturation": 1.0, "logging.distributed": "critical"}):
+                          "distributed.scheduler.worker-saturation": 1.0, "distributed.deploy.lost-worker-timeout":
+                          "1000 days", "logging.distributed": "critical"}):
         # The workers inherit an ignored SIGINT: Ctrl-C on a terminal reaches the whole process group, and
         # it is the driver's to handle (stop, write what finished), not each worker's to die of.
         main = threading.current_thread() is threading.main_thread()

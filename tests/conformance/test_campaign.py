@@ -330,7 +330,9 @@ def _local_cluster(workers: int, **config):
     from distributed import LocalCluster
 
     env = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error", **config}), \
+    # As the embedded cluster: nannies restart dead workers for the whole test (see execute.dask_client).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.deploy.lost-worker-timeout":
+                          "1000 days", "logging.distributed": "error", **config}), \
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                          silence_logs=40, env=env) as c:
         yield c
@@ -414,6 +416,28 @@ def test_a_finished_batch_lost_with_its_worker_whose_rerun_dies_counts_as_failed
         res, exc = _outcome(fut)
         client.wait_for_workers(1, timeout=60)  # closing a cluster whose nanny is mid-restart can fail
     assert res is None and isinstance(exc, distributed.scheduler.KilledWorker)
+
+
+def test_the_embedded_cluster_restarts_a_worker_that_is_dead_again_when_the_lost_worker_timeout_ends():
+    """Seeds that crash every few seconds must not cost the campaign its workers. A cluster closes, for
+    good, a nanny whose worker is absent when the lost-worker timeout (15 s by default) after a death
+    ends; the embedded cluster must not. The worker is killed, then killed again and again around that
+    moment, and must still come back."""
+    from conformance.campaign.execute import dask_client
+
+    def kill_the_worker() -> None:
+        with contextlib.suppress(Exception):  # the call dies with the worker, or finds none
+            client.run(os._exit, 3)
+
+    with dask_client(None, 1) as client:
+        kill_the_worker()
+        start = time.monotonic()
+        time.sleep(13)
+        while time.monotonic() < start + 17:  # the worker mostly dead when the 15 s after the first death end
+            kill_the_worker()
+            time.sleep(0.2)
+        client.wait_for_workers(1, timeout=30)
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
 
 
 def test_a_seed_over_its_wall_clock_limit_is_a_timeout_and_the_rest_still_run(tmp_path, cluster):
