@@ -76,10 +76,12 @@ class FaultSpace(BaseModel):
     window_us: list[float] = Field(
         default=[0.0, 20000.0], min_length=2, max_length=2, description="[start, end): when drawn faults begin")
     max_delay_us: float = Field(default=5000.0, gt=0, description="upper bound of drawn delays and clog lengths")
-    points: Literal["all", "none"] | dict[str, float] = Field(
-        default="all", description="fault points to switch on, name -> per-seed probability; all / none")
+    points: Literal["all", "none"] | list[str] | dict[str, float] = Field(
+        default="all", description="fault points to switch on: all, none, a list of names (each at "
+                                   "point_probability), or name -> per-seed probability")
     point_probability: float = Field(default=0.1, ge=0, le=1,
-                                     description="per-seed switch-on probability of each point under 'all'")
+                                     description="per-seed switch-on probability of each point under 'all' or "
+                                                 "in a list")
     heal_at_us: float | None = Field(
         default=None, ge=0, description="liveness mode: faults stop here (default: the window's end)")
 
@@ -92,9 +94,13 @@ class FaultSpace(BaseModel):
             for k in self.kinds:
                 if k not in FAULT_KINDS:
                     raise ValueError(f"unknown fault kind {k!r}; known kinds: {', '.join(FAULT_KINDS)}")
-        if isinstance(self.points, dict):
+        if isinstance(self.points, list | dict):
             from sim.faultpoints import FAULT_POINTS
 
+            for name in self.points:
+                if name not in FAULT_POINTS:
+                    raise ValueError(f"unknown fault point {name!r}; known points: {', '.join(FAULT_POINTS)}")
+        if isinstance(self.points, dict):
             for name, p in self.points.items():
                 if name not in FAULT_POINTS:
                     raise ValueError(f"unknown fault point {name!r}; known points: {', '.join(FAULT_POINTS)}")
@@ -116,6 +122,8 @@ class FaultSpace(BaseModel):
             return {name: self.point_probability for name in FAULT_POINTS}
         if self.points == "none":
             return {}
+        if isinstance(self.points, list):
+            return {name: self.point_probability for name in FAULT_POINTS if name in self.points}
         return {name: float(self.points[name]) for name in FAULT_POINTS if name in self.points}
 
     @property
@@ -135,7 +143,8 @@ class FaultSpace(BaseModel):
         except ValidationError as exc:
             e = exc.errors()[0]
             loc = ".".join(str(p) for p in e["loc"])
-            raise FaultSpaceError(f"{what}{'.' + loc if loc else ''}: {e['msg']}") from None
+            msg = e["msg"].removeprefix("Value error, ")
+            raise FaultSpaceError(f"{what}{'.' + loc if loc else ''}: {msg}") from None
 
 
 __all__ = ["BUILTIN_INVARIANTS", "FAULT_KINDS", "LOCAL_KINDS", "REMOTE_KINDS", "FaultSpace", "FaultSpaceError",

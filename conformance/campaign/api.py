@@ -100,7 +100,13 @@ def make_spec(target: Target | str | Path, *, faults: str | list[str] | None = N
     base: tuple[dict[str, Any], ...] = ()
     if isinstance(t, ScenarioTarget):
         base = tuple(f.model_dump(exclude_none=True) for f in t.scn.faults)
-    return CampaignSpec(t, sp, t.topology(), tuple(names), backend=backend, liveness=liveness,
+    topo = t.topology()
+    asked = sp.kind_list()
+    if faults is not None and asked and not usable_kinds(sp, topo):  # every kind asked for: none could be drawn
+        raise CampaignInputError(f"--faults {','.join(asked)}: target {t.name} cannot host "
+                                 f"{'this kind' if len(asked) == 1 else 'any of these kinds'} (remote kinds need a "
+                                 "remote L3, local kinds a local child, control kinds CONTROL sent after init())")
+    return CampaignSpec(t, sp, topo, tuple(names), backend=backend, liveness=liveness,
                         determinism_every=determinism_every if backend == "sim" else 0,
                         seed_timeout_s=seed_timeout_s, base_faults=base)
 

@@ -12,7 +12,7 @@ import click
 
 from conformance.campaign.invariants import BUILTIN
 from conformance.fault_space import FAULT_KINDS
-from conformance.usage import InputError
+from conformance.usage import InputError, OutputDir
 
 
 def _hint() -> str:
@@ -35,8 +35,10 @@ def _hint() -> str:
 @click.option("--seeds", default=None, help="Seeds to run (required): A:B (A to B-1) or N (0 to N-1).")
 @click.option("--faults", default=None, help="Fault kinds to draw: all, or KIND,KIND (default: the scenario's "
               "fault_space, else all).")
-@click.option("--invariant", "invariants", multiple=True, help="An extra invariant, module:function(record, trace) "
-              "(repeatable).")
+@click.option("--invariant", "invariants", multiple=True, help="An extra invariant (repeatable): a built-in name "
+              "(no_hang, typed_errors, all_terminal, poison, edge_order, clean_close, determinism, liveness), or "
+              "module:function called as function(record, trace), record None when init() failed, trace None "
+              "where the backend keeps none.")
 @click.option("--liveness", is_flag=True, help="Faults stop at the heal time (fault_space heal_at_us, default the "
               "window's end); a second run on the same Workers must then complete or be refused with a typed error.")
 @click.option("--backend", type=click.Choice(["sim", "hw"]), default="sim", show_default=True,
@@ -50,7 +52,7 @@ def _hint() -> str:
 @click.option("--determinism-every", type=click.IntRange(min=0), default=50, show_default=True,
               help="Replay one seed in this many and compare traces (0: never).")
 @click.option("--no-shrink", is_flag=True, help="Do not shrink violating seeds.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/campaign"),
+@click.option("--out", type=OutputDir(), default=Path("runs/campaign"),
               show_default=True, help="Results directory.")
 @click.option("--replay", "replay_dir", type=click.Path(path_type=Path), default=None,
               help="Replay one seed of the campaign in this directory (with --seed).")
@@ -99,6 +101,10 @@ def campaign(scenario: str | None, seeds: str | None, faults: str | None, invari
     if seeds is None:
         hint = " (--seed N is for --replay)" if replay_seed_n is not None else ""
         raise InputError(f"--seeds A:B is required (e.g. --seeds 0:1000){hint}")
+    if replay_seed_n is not None:
+        raise InputError("--seed N is for --replay DIR; a campaign's seeds are --seeds A:B")
+    if inline and scheduler is not None:
+        raise InputError("--inline runs every seed in this process: give it or --scheduler ADDRESS, not both")
     try:
         rng = parse_seeds(seeds)
         res = run_campaign(scenario, rng, out=out, faults=faults, invariants=list(invariants), liveness=liveness,

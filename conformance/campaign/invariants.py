@@ -159,6 +159,10 @@ BUILTIN: dict[str, Invariant] = {
 assert tuple(BUILTIN) == BUILTIN_INVARIANTS  # the scenario format checks names against the vocabulary's list
 
 
+#: How the evidence of a user invariant that raised (not an AssertionError) begins.
+RAISED = "the invariant raised"
+
+
 def _user(spec: str) -> Invariant:
     fn = load_callable(spec, "invariant")
 
@@ -168,7 +172,7 @@ def _user(spec: str) -> Invariant:
         except AssertionError as exc:
             return [str(exc) or "assertion failed"]
         except Exception as exc:  # the user's code: any failure is evidence, never a crash of the campaign
-            return [f"the invariant raised {type(exc).__name__}: {exc}"]
+            return [f"{RAISED} {type(exc).__name__}: {exc}"]
         if got is None or got is True or got == []:
             return []
         if got is False:

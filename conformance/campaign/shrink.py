@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from conformance.campaign.invariants import Observation, check
+from conformance.campaign.invariants import RAISED, Observation, check
 from conformance.campaign.seedrun import CampaignSpec, observe
 from conformance.campaign.target import ScenarioTarget
 
@@ -64,6 +64,13 @@ def _simpler(f: dict[str, Any], lo: float) -> list[dict[str, Any]]:
     return out
 
 
+def _kind(o: Observation, evidence: list[str]) -> tuple[str, bool]:
+    """What makes two violations of one invariant the same failure: how the run ended (OK, ERROR, HANG, an
+    init() failure, ...) and whether the invariant itself raised. Without it a plan that makes ``init()``
+    fail could stand in for one whose tasks fail, through an invariant that raises on the missing record."""
+    return o.run.outcome, any(e.startswith(RAISED) for e in evidence)
+
+
 def shrink(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], invariant: str, *,
            max_runs: int = 200) -> Shrunk:
     """Greedy delta debugging of ``faults`` for ``seed`` while ``invariant`` stays violated."""
@@ -78,14 +85,18 @@ def shrink(spec: CampaignSpec, seed: int, faults: list[dict[str, Any]], invarian
             runs += 1
             o.replay_digest = observe(spec, seed, [dict(f) for f in plan]).digest
         ev = check(inv, o).get(invariant)
-        return (o, ev) if ev else None
+        if not ev or (kind is not None and _kind(o, ev) != kind):
+            return None
+        return o, ev
 
+    kind: tuple[str, bool] | None = None
     best = list(faults)
     first = fails(best)
     if first is None:  # not reproducible in isolation: keep the plan as it is
         o = observe(spec, seed, [dict(f) for f in best])
         return Shrunk(invariant, seed, best, len(faults), runs, o, [])
     obs, evidence = first
+    kind = _kind(obs, evidence)  # a smaller plan must fail the same way, not merely fail
     lo = spec.space.window_us[0]
     changed = True
     while changed and runs < max_runs:

@@ -141,6 +141,11 @@ class FunctionTarget(Target):
             b = self.build(rt, [])
             remote, local = sim_children(b.root)
             return Topology(remote=tuple(remote), local=tuple(local))
+        except CampaignInputError:
+            raise
+        except Exception as exc:  # the user's function cannot build its tree: bad input, before any seed runs
+            raise CampaignInputError(f"scenario {self.spec}: building it on the simulator without faults raised "
+                                     f"{type(exc).__name__}: {exc}") from None
         finally:
             rt.close_all()
 

@@ -24,6 +24,15 @@ def no_link_cut(record, trace):
     return None
 
 
+def no_failed_tasks(record, trace):
+    """Violated when a task FAILED; written as a careless user would, without minding a None record (init()
+    failed), so it raises there: the shrinker must not take that for the same violation."""
+    counts = record.outcome_counts()
+    if counts.get("FAILED", 0):
+        return f"failed tasks: {counts}"
+    return None
+
+
 def trace_has_start(record, trace):
     """Holds when the trace shows at least one task start (receives the trace text)."""
     assert trace is not None and " start " in trace, "no task start in the trace"

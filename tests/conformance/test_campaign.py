@@ -101,6 +101,10 @@ def test_bad_fault_space_is_a_typed_error_naming_the_field():
         FaultSpace.from_data({"max_faults": -1})
     with pytest.raises(FaultSpaceError, match="window_us"):
         FaultSpace.from_data({"window_us": [10, 5]})
+    with pytest.raises(FaultSpaceError, match="unknown fault point 'not_a_point'"):
+        FaultSpace.from_data({"points": ["slow_sub", "not_a_point"]})
+    listed = FaultSpace.from_data({"points": ["slow_chip", "slow_sub"], "point_probability": 0.25})
+    assert listed.point_probabilities() == {"slow_sub": 0.25, "slow_chip": 0.25}  # catalog order
 
 
 # ------------------------------------------------------------------------------------------- invariants
@@ -298,6 +302,19 @@ def test_a_violation_shrinks_to_the_one_fault_that_causes_it_and_the_case_replay
     assert f"verdict     FAIL (the expectations hold; invariant {inv} violated)" in out.output
 
 
+def test_a_shrunk_case_fails_the_way_the_seed_did_not_through_an_invariant_that_raises(tmp_path):
+    # Seed 1 of the shipped scenario ends with a failed task. Some smaller plans make init() fail instead,
+    # where this invariant raises on the missing record: such a plan is a different failure, not kept.
+    inv = "campaign_plants:no_failed_tasks"
+    res = _campaign(SHIPPED, tmp_path, "1:2", invariants=[inv])
+    row = res.rows[0]
+    assert inv in row["violations"] and row["run"].startswith("ERROR"), row
+    text = Path(res.shrunk[inv]).read_text(encoding="utf-8")
+    assert "# evidence: failed tasks:" in text and "raised" not in text
+    out = CliRunner().invoke(main, ["run", res.shrunk[inv]])
+    assert out.exit_code == 1 and f"invariant   {inv}: VIOLATED: failed tasks:" in out.output, out.output
+
+
 def test_replay_reproduces_a_seed_byte_for_byte_and_writes_its_perfetto_trace(tmp_path):
     res = _campaign(SHIPPED, tmp_path, "0:30", do_shrink=False)
     row = next(r for r in res.rows if r["faults"])
@@ -480,6 +497,9 @@ def test_ctrl_c_writes_what_finished(tmp_path):
     (["--seeds", "0:10", "--invariant", "no_such_module_xyz:check"], "cannot import 'no_such_module_xyz'"),
     (["--seeds", "0:10", "--invariant", "campaign_plants:missing"], "has no attribute 'missing'"),
     ([], "--seeds A:B is required"),
+    (["--seeds", "0:10", "--faults", "control_error"], "cannot host this kind"),  # no CONTROL after init()
+    (["--seeds", "0:10", "--seed", "3"], "--seed N is for --replay"),
+    (["--seeds", "0:10", "--inline", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
 ])
 def test_bad_input_is_a_typed_error_exit_2_and_nothing_is_written(tmp_path, args, message):
     out = tmp_path / "out"
@@ -497,6 +517,10 @@ def test_bad_targets_are_typed_errors(tmp_path):
     assert res.exit_code == 2 and "cannot import 'nosuchmod_abc'" in res.output
     res = runner.invoke(main, ["campaign", "--replay", str(tmp_path), "--seed", "1"])
     assert res.exit_code == 2 and "not a campaign directory" in res.output
+    res = runner.invoke(main, ["campaign", "os:getcwd", "--seeds", "0:3", "--inline", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output  # a function that cannot build a tree: bad input, not a traceback
+    assert "os:getcwd: building it on the simulator without faults raised TypeError" in res.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_builtin_invariants_are_listed_in_help():
