@@ -2,4 +2,4 @@
 
 from conformance.exec_cmd import main
 
-main()
+main("python -m compat")

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from conformance.demo import run_demo
-from conformance.usage import InputError
+from conformance.usage import InputError, OutputDir, OutputFile
 from sim import determinism
 from sim.cost import builtin_profiles
 from sim.errors import SimError
@@ -36,7 +36,7 @@ def main() -> None:
 @click.option("--timing-only", is_flag=True, help="Shapes and dtypes only: no data allocated or computed.")
 @click.option("--jitter", type=click.FloatRange(0.0, 0.99), default=0.0, show_default=True,
               help="Relative spread of modeled durations, drawn from the seed.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
+@click.option("--out", type=OutputDir(), default=Path("runs/demo"),
               show_default=True, help="Where to write the trace files.")
 @click.option("--check-determinism", is_flag=True, help="Run twice and compare the traces byte for byte.")
 def demo(seed: int, profile: str | None, timing_only: bool, jitter: float, out: Path,
@@ -86,10 +86,11 @@ def list_cases(pattern: str | None) -> None:
     cases = load_catalog().select(pattern)
     if not cases:
         raise InputError(f"no case matches {pattern!r}; see 'tierbed list'")
+    click.echo(f"{'ID':<10} {'LEVEL':<6} {'BACKENDS':<18} TITLE / upstream section checked")
     for c in cases:
         click.echo(f"{c.id:<10} {c.level.value:<6} {','.join(c.backends):<18} {c.title}")
         click.echo(f"{'':<10} {c.spec_text()}")
-    click.echo(f"{len(cases)} cases")
+    click.echo(_plural(len(cases), "case"))
 
 
 @main.command()
@@ -99,7 +100,7 @@ def list_cases(pattern: str | None) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Cases run at once.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Per-case timeout in seconds.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/conformance"),
+@click.option("--out", type=OutputDir(), default=Path("runs/conformance"),
               show_default=True, help="Where to write the reports.")
 @click.option("--expectations", "expectation_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -136,7 +137,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
     try:
         rt = get_backend(backend, seed)
     except BackendUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     catalog = load_catalog()
     corpus = _load_corpus(scenario_paths, reserved=[c.id for c in catalog]) if scenario_paths else []
     try:
@@ -144,7 +145,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
                                          builtin=not no_builtin_expectations,
                                          case_ids=[*(c.id for c in catalog), *(c.id for c in corpus)])
     except ExpectationsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     cases = select_cases([*([] if no_catalog else catalog), *corpus], pattern)
     if not cases:
         raise InputError(f"no case matches {pattern!r}; see 'tierbed list'" + (
@@ -189,7 +190,7 @@ def conform(backend: str, pattern: str | None, seed: int, jobs: int, timeout_s: 
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/report"),
+@click.option("--out", type=OutputDir(), default=Path("runs/report"),
               show_default=True, help="Where to write conformance.html.")
 def report(runs: tuple[Path, ...], out: Path) -> None:
     """Render the HTML matrix of one or more run JSON reports and print the verdict diff between them."""
@@ -198,7 +199,7 @@ def report(runs: tuple[Path, ...], out: Path) -> None:
     try:
         loaded = [load_run(p) for p in runs]
     except ReportInputError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     page = write_html(loaded, out / "conformance.html")
     for line in diff_lines(loaded):
         click.echo(line)
@@ -210,7 +211,7 @@ def report(runs: tuple[Path, ...], out: Path) -> None:
 @click.option("--backend", type=click.Choice(["sim", "reference", "hw"]), default="sim", show_default=True,
               help="Backend to run the scenario on.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
-@click.option("--trace-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--trace-out", type=OutputFile(), default=None,
               help="Write the run's event trace (text) here (backends with a trace).")
 @click.option("--invariant", "invariants", multiple=True,
               help="Also check this invariant after the run: a built-in name (see 'tierbed campaign --help') or "
@@ -282,6 +283,11 @@ def run_scenario_cmd(ctx: click.Context, scenario_paths: tuple[Path, ...], backe
     if not seed_given and scn.seed is not None:
         seed = scn.seed
     names = list(dict.fromkeys([*scn.invariants, *invariants]))
+    if names and backend == "reference":
+        from conformance.corpus import INVARIANTS_NOT_ON_REFERENCE
+
+        raise InputError(f"{scenario_file}: backend reference: {INVARIANTS_NOT_ON_REFERENCE} (this file's "
+                         "invariants: or --invariant); run it on --backend sim or hw")
     if names:  # an invariant that cannot be imported is bad input: say so before running anything
         from conformance.campaign.invariants import resolve
         from conformance.campaign.target import CampaignInputError
@@ -389,7 +395,7 @@ def _run_many(paths: tuple[Path, ...], backend: str, seed: int | None, invariant
         why = f": {r.summary[:200]}" if r.summary and r.verdict.value != "PASS" else ""
         click.echo(f"  {r.verdict.value:<14} {e.case.id:<{width}}{where}{why}")
     counts = Counter(r.verdict.value for r in results.values())
-    click.echo("  summary       " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())) +
+    click.echo("  summary       " + (", ".join(f"{v} {n}" for v, n in sorted(counts.items())) or "none finished") +
                f" of {_plural(len(entries), 'scenario')}")
     if interrupted:
         click.echo(f"interrupted: {len(results)} of {len(entries)} scenarios run", err=True)
@@ -458,7 +464,7 @@ def _plural(n: int, what: str) -> str:
 
 
 @main.command("scenario-schema")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", type=OutputFile(), default=None,
               help="Write the JSON Schema here instead of printing it.")
 def scenario_schema(out: Path | None) -> None:
     """Export the JSON Schema of the YAML scenario format (for editors)."""

@@ -105,6 +105,18 @@ def looks_like_sequence(path: str | Path) -> bool:
 # ------------------------------------------------------------------------------------- cases
 
 
+#: Why a case with invariants is NOT_SUPPORTED on the reference backend (campaign cases run on sim or hw).
+INVARIANTS_NOT_ON_REFERENCE = ("invariants are checked on sim and hw only: the reference backend runs no "
+                               "campaign case")
+
+
+def _require_campaign_backend(rt: Any) -> None:
+    if rt.name not in ("sim", "hw"):
+        from conformance.backends import NotSupportedByBackend
+
+        raise NotSupportedByBackend(f"backend {rt.name}: {INVARIANTS_NOT_ON_REFERENCE}")
+
+
 def _check_invariants(ctx: Any, rt: Any, file: str, faults: list[Any], names: list[str]) -> None:
     """Run the scenario once more as a campaign case (as ``tierbed run`` does) and check ``names``."""
     from conformance.campaign.api import run_case
@@ -132,6 +144,7 @@ def scenario_file_case(scn: Scenario, file: str | Path, invariants: Sequence[str
     if names:
 
         def fn(rt: Any, ctx: Any) -> None:
+            _require_campaign_backend(rt)  # before the run: a case is judged whole or not at all
             base.fn(rt, ctx)
             _check_invariants(ctx, rt, located, scn.faults, names)
 
@@ -162,6 +175,7 @@ def target_file_case(data: dict[str, Any], file: str | Path, invariants: Sequenc
         from conformance.campaign.api import run_case
         from conformance.campaign.target import load_target
 
+        _require_campaign_backend(rt)
         obs, violations = run_case(load_target(target), rt.seed, faults, names, liveness=liveness,
                                    backend=rt.name)
         ctx.note(f"run {obs.run.label}" + (f" ({obs.run.message[:200]})" if obs.run.message else ""))

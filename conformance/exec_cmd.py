@@ -19,6 +19,7 @@ from typing import Any
 import click
 import yaml
 
+from conformance.usage import OutputDir, OutputFile
 from sim.cost import builtin_profiles
 
 
@@ -33,32 +34,49 @@ class _AnyScope(dict):
 
 
 def load_faults(path: Path) -> Any:
-    """A fault file (a YAML list, scenario ``faults:`` vocabulary) as the simulator's FaultPlan; ValueError."""
-    from conformance.scenario import parse_faults
+    """A fault file (a YAML list, scenario ``faults:`` vocabulary) as the simulator's FaultPlan; ValueError
+    naming the file, the line and the field (``file:line: field: problem``), as a scenario file's are."""
+    from pydantic import RootModel
+
+    from conformance.scenario import FaultDef
     from conformance.scenario_runner import _fault
+    from conformance.yamlfile import YamlFileError, compose, locate, read_text, validate
     from sim.remote.faults import FaultPlan
 
+    file = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read faults ({exc})") from None
-    if isinstance(data, dict) and set(data) == {"faults"}:
-        data = data["faults"]
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a YAML list of faults (the scenario 'faults:' vocabulary)")
-    try:
-        models = parse_faults(data)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    out = []
-    for i, f in enumerate(models):
-        if isinstance(getattr(f, "worker", None), str):
-            raise ValueError(f"{path}: faults.{i}.worker must be a NEXT_LEVEL worker id (an int) under tierbed exec")
-        try:
-            out.append(_fault(f, {}, _AnyScope()))
-        except Exception as exc:
-            raise ValueError(f"{path}: faults.{i}: {exc}") from None
+        node, data = compose(read_text(path, "faults"), file)
+        if isinstance(data, dict) and set(data) == {"faults"} and isinstance(node, yaml.MappingNode):
+            data, node = data["faults"], node.value[0][1]
+        if not isinstance(data, list):
+            raise YamlFileError(file, 1, "", "expected a YAML list of faults (the scenario 'faults:' vocabulary)")
+        models = validate(node, data, RootModel[list[FaultDef]], file, "faults").root
+        out = []
+        for i, f in enumerate(models):
+            line, _ = locate(node, (i,))
+            if isinstance(getattr(f, "worker", None), str):
+                raise YamlFileError(file, line, f"[{i}].worker", "must be a NEXT_LEVEL worker id (an int) under "
+                                    "tierbed exec")
+            try:
+                out.append(_fault(f, {}, _AnyScope()))
+            except Exception as exc:
+                raise YamlFileError(file, line, f"[{i}]", str(exc)) from None
+    except YamlFileError as exc:
+        raise ValueError(str(exc)) from None
     return FaultPlan(tuple(out))
+
+
+class _Script(click.Path):
+    """SCRIPT: an existing file. Unknown options reach here as SCRIPT (they may be the script's own, after
+    it), so one that names no file is reported as the mistyped option it most likely is."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("-") and not Path(value).exists():
+            self.fail(f"no such option: {value} (tierbed's options come before SCRIPT; see --help)", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
@@ -67,15 +85,15 @@ def load_faults(path: Path) -> Any:
               help=f"Cost-model profile: {', '.join(builtin_profiles())} or a TOML file (default: by platform).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Simulation seed.")
 @click.option("--timing-only", is_flag=True, help="Shapes and dtypes only: nothing allocated or computed.")
-@click.option("--trace-out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--trace-out", type=OutputDir(), default=None,
               help="Write each Worker's trace here (Perfetto JSON + text).")
-@click.option("--record-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--record-out", type=OutputFile(), default=None,
               help="Write the RunRecords of the script's Workers here (JSON).")
 @click.option("--faults", "faults_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A YAML list of faults (the scenario 'faults:' vocabulary) to inject.")
 @click.option("--kernel-map", "kernel_maps", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An extra kernel-map YAML file (repeatable; also TIERBED_KERNEL_MAP).")
-@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("script", type=_Script())
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def exec_command(ctx: click.Context, profile: str | None, seed: int, timing_only: bool, trace_out: Path | None,
@@ -105,8 +123,9 @@ def exec_command(ctx: click.Context, profile: str | None, seed: int, timing_only
     ctx.exit(code)
 
 
-def main() -> None:
-    exec_command(prog_name="python -m conformance.exec_cmd")
+def main(prog_name: str = "python -m conformance.exec_cmd") -> None:
+    """The command under ``prog_name`` (how its usage lines name it)."""
+    exec_command(prog_name=prog_name)
 
 
 if __name__ == "__main__":

@@ -100,14 +100,26 @@ def case_order(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def compared_ids(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """``(ids every run selected, ids only some runs selected)``, each in order of first appearance."""
-    selections = [selected_ids(r) for r in runs]
+    """``(ids every run selected, ids only some runs selected)``, each in order of first appearance.
+
+    An interrupted run counts as having selected only the cases it finished: the others have no
+    verdict there to differ from.
+    """
+    selections = [_finished_ids(r) if _interrupted(r) else selected_ids(r) for r in runs]
     order: dict[str, None] = dict.fromkeys(case_order(runs))
     for sel in selections:
         order.update(dict.fromkeys(sel))
     sets = [set(sel) for sel in selections]
     common = [cid for cid in order if all(cid in s for s in sets)]
     return common, [cid for cid in order if not all(cid in s for s in sets)]
+
+
+def _interrupted(run: dict[str, Any]) -> bool:
+    return bool((run.get("run") or {}).get("interrupted"))
+
+
+def _finished_ids(run: dict[str, Any]) -> list[str]:
+    return [c["id"] for c in run.get("cases", [])]
 
 
 def diff_rows(runs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -124,8 +136,8 @@ def diff_rows(runs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str
 
 
 def verdict_diff(runs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """``(case id, [verdict per run])`` for every case every run selected whose verdict differs (``—``
-    where a selected case has no result, e.g. an interrupted run)."""
+    """``(case id, [verdict per run])`` for every compared case (:func:`compared_ids`) whose verdict differs
+    (``—`` where a run that was not marked interrupted holds no result for a case it selected)."""
     return [(cid, [v for v, _ in cells]) for cid, cells in diff_rows(runs)]
 
 
@@ -142,6 +154,10 @@ def diff_lines(runs: list[dict[str, Any]]) -> list[str]:
         head += (f" ({len(common)} compared: selected by every run; {len(partial)} selected by only some runs, "
                  "not compared)")
     lines = [head]
+    for lab, r in zip(labels, runs, strict=True):
+        if _interrupted(r):
+            lines.append(f"  {lab} was interrupted: only the {len(_finished_ids(r))} of its "
+                         f"{len(selected_ids(r))} selected cases it finished are compared")
     for cid, cells in diff:
         lines.append(f"  {cid:<10} " + "  ".join(f"{lab}={v}" + (f" ({mark})" if mark else "")
                                                  for lab, (v, mark) in zip(labels, cells, strict=True)))

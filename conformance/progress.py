@@ -30,19 +30,26 @@ class LineProgress:
         self.done = self.failing = 0
         self.t0 = clock()
         self.last: float | None = None
+        self.first: float | None = None  # when the first result came in
 
     def line(self) -> str:
         elapsed = max(self.clock() - self.t0, 1e-9)
         text = f"{self.label}: {self.done}/{self.total} {self.unit}, {self.failing} failing"
         if self.done >= self.total:
             return f"{text}, done in {elapsed:.0f}s"
-        eta = (self.total - self.done) * elapsed / self.done if self.done else None
+        # The pace since the first result: the time to it is mostly start-up (imports, process pools), and
+        # counting it made the first ETAs several times too long. One result gives no pace yet.
+        eta = None
+        if self.first is not None and self.done >= 2:
+            eta = (self.total - self.done) * (self.clock() - self.first) / (self.done - 1)
         return text + (f", ETA {eta:.0f}s" if eta is not None else "")
 
     def update(self, failing: bool = False) -> None:
         self.done += 1
         self.failing += bool(failing)
         now = self.clock()
+        if self.first is None:
+            self.first = now
         if self.last is None or now - self.last >= self.every_s or self.done >= self.total:
             self.last = now
             print(self.line(), file=self.stream, flush=True)

@@ -7,6 +7,10 @@ the message click gives it; the commands' modules (``conformance.cli``, ``confor
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import click
 
 
@@ -14,3 +18,58 @@ class InputError(click.ClickException):
     """Bad input: exit 2, as usage errors do."""
 
     exit_code = 2
+
+
+def unwritable_dir(path: Path) -> str | None:
+    """Why the command could not write files into directory ``path`` (created if missing), or None.
+
+    Checked when the option is parsed, before any work, by trying what the command will do: a file
+    in the directory if it exists, else creating (and removing again) its first missing component
+    under the nearest existing ancestor, which must itself be a directory.
+    """
+    missing: list[Path] = []
+    here = path
+    while not here.exists() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    if not here.is_dir():
+        return f"{here} is not a directory"
+    try:
+        if missing:
+            missing[-1].mkdir()
+            missing[-1].rmdir()
+        else:
+            fd, probe = tempfile.mkstemp(dir=here, prefix=".tierbed-probe-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc})"
+    return None
+
+
+class OutputDir(click.Path):
+    """A ``--out``-style directory option: refused at parse time (exit 2) if files cannot be written there."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        problem = unwritable_dir(Path(path))
+        if problem:
+            self.fail(f"{path}: {problem}", param, ctx)
+        return path
+
+
+class OutputFile(click.Path):
+    """A file the command will write: its directory is checked as :class:`OutputDir` checks one."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        problem = unwritable_dir(Path(path).parent)
+        if problem:
+            self.fail(f"{path}: {problem}", param, ctx)
+        return path

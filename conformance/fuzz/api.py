@@ -43,6 +43,7 @@ class CorpusCheck:
     departs: bool
     lines: list[str]
     known: bool = False  # listed in the backend's expectations file: accepted
+    found_on: str | None = None  # the backend it departed on when kept (its found.backend), if recorded
 
 
 @dataclass
@@ -89,7 +90,8 @@ def check_corpus(kept: list[Kept], checker: Checker, known_names: set[str]) -> l
             assert k.doc is not None
             judged = bool((k.doc.get("expect") or {}).get("outputs"))  # written only for honest, non-failing programs
             lines = checker.check({**replayable(k.doc), "_honest": judged, "_failing": not judged}).lines
-        out.append(CorpusCheck(str(k.path), k.name, bool(lines), lines, k.name in known_names))
+        found_on = ((k.doc or {}).get("found") or {}).get("backend")
+        out.append(CorpusCheck(str(k.path), k.name, bool(lines), lines, k.name in known_names, found_on))
     return out
 
 
@@ -126,11 +128,14 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
             kept = read_corpus(corpus)
         except YamlFileError as exc:  # a corrupt corpus file: named with its line, before anything runs
             raise FuzzInputError(str(exc)) from None
+        # Expectations files are checked even when there is no corpus case for them to accept.
+        names = _known_names(backend, list(expectations or []), [k.name for k in kept])
         if kept:
-            names = _known_names(backend, list(expectations or []), [k.name for k in kept])
             rep.corpus = check_corpus(kept, checker, names)
             known |= {signature(c.lines) for c in rep.corpus if c.departs}
             known |= {k.signature for k in kept if k.signature}
+    elif expectations:
+        _known_names(backend, list(expectations), [])  # a bad file is bad input, corpus or not
     if api:
         _api_search(rep, examples, seed, time_budget_s, corpus, known)
         rep.wall_s = time.perf_counter() - t0
@@ -278,8 +283,12 @@ def describe(rep: FuzzReport, stream: Any = None) -> None:
     if rep.rows:
         print("  simulator   " + ", ".join(f"{k} {v}" for k, v in rep.outcome_counts().items()), file=s)
     for c in rep.corpus:
-        state = ("departs (accepted in the expectations file)" if c.known else "still departs") if c.departs \
-            else "no longer departs: the fix can be kept as a regression test, or the file removed"
+        if c.departs:
+            state = "departs (accepted in the expectations file)" if c.known else "still departs"
+        elif c.found_on not in (None, rep.backend):  # kept from another backend: holding here says nothing of it
+            state = f"holds on {rep.backend} (kept from backend {c.found_on}; replay it there)"
+        else:
+            state = "no longer departs: the fix can be kept as a regression test, or the file removed"
         print(f"  corpus      {c.name}: {state}" + (f": {c.lines[0][:160]}" if c.departs else ""), file=s)
     for f, p in rep.findings:
         print(f"  DEPARTURE   {f.lines[0][:200]}" + (" (flaky: not seen again on replay)" if f.flaky else ""), file=s)

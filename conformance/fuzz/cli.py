@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from conformance.usage import InputError
+from conformance.usage import InputError, OutputDir
 
 
 @click.command("fuzz")
@@ -23,7 +23,7 @@ from conformance.usage import InputError
               help="Stop starting new examples after this many seconds (an open shrink may run on briefly).")
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=Path("corpus"),
               show_default=True, help="Where departures are kept as scenario files; its cases are checked first.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/fuzz"),
+@click.option("--out", type=OutputDir(), default=Path("runs/fuzz"),
               show_default=True, help="Where fuzz.json (summary) and examples.parquet (per example) go.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
               help="Wall-clock limit of one example's run; past it the run is a TIMEOUT (a finding).")

@@ -140,6 +140,25 @@ def test_cli_usage_errors_exit_2(write_script, tmp_path, argv):
     assert r.exit_code == 2, r.output
 
 
+@pytest.mark.parametrize(("text", "where"), [
+    ("- {type: LinkCut, at_us: 5, worker: 0}\n- {type: FaultPoint, name: slow_chip, factor: -2}\n", ":2: [1]"),
+    ("- {type: LinkCut, at_us: 5\n", ":2: YAML syntax error"),
+    ("- {type: SessionCrash, at_us: 1, worker: node1}\n", ":1: [0].worker: must be a NEXT_LEVEL worker id"),
+    ("faults: {type: LinkCut}\n", ":1: expected a YAML list of faults"),
+])
+def test_a_bad_faults_file_is_named_with_its_line_and_field(write_script, tmp_path, text, where):
+    bad = tmp_path / "f.yaml"
+    bad.write_text(text)
+    r = CliRunner().invoke(cli, ["exec", "--faults", str(bad), str(write_script("pass\n"))])
+    assert r.exit_code == 2 and f"{bad}{where}" in r.output, r.output
+    assert "Traceback" not in r.output
+
+
+def test_a_mistyped_option_before_the_script_is_named_as_an_option(write_script):
+    r = CliRunner().invoke(cli, ["exec", "--seeed", "3", str(write_script("pass\n"))])
+    assert r.exit_code == 2 and "no such option: --seeed" in r.output, r.output
+
+
 def test_cli_faults_file_reaches_the_simulation(write_script, tmp_path):
     faults = tmp_path / "faults.yaml"
     faults.write_text("- {type: FaultPoint, name: slow_chip, factor: 50}\n")
@@ -157,3 +176,5 @@ def test_python_dash_m_compat(write_script):
     script = write_script("import sys\nfrom simpler.worker import Worker\nprint(Worker.__module__)\nsys.exit(4)\n")
     r = subprocess.run([sys.executable, "-m", "compat", str(script)], capture_output=True, text=True)
     assert r.returncode == 4 and r.stdout.strip() == "compat.runtime"
+    r = subprocess.run([sys.executable, "-m", "compat", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("Usage: python -m compat ")

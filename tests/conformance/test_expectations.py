@@ -133,7 +133,7 @@ def test_cli_reports_stale_entries_and_rejects_bad_files(tmp_path: Path) -> None
                    encoding="utf-8")
     res = runner.invoke(main, ["conform", "--backend", "sim", "--cases", "LVL-001", "--out", str(tmp_path),
                                "--expectations", str(bad)])
-    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert res.exit_code == 2 and "Traceback" not in res.output  # invalid input
     assert f"{bad}:3: departures[0].case: NOPE-001 is not a case of the catalog" in res.output
 
 

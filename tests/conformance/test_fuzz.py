@@ -8,6 +8,7 @@ and passes without it, and recognise it in the corpus on the next run.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -113,6 +114,29 @@ def test_a_corrupt_corpus_file_is_a_clear_input_error(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "bad.yaml:5" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()  # nothing half-done
+
+
+def test_an_expectations_file_is_checked_even_without_a_corpus_case(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backend: sim\ndepartures: [\n", encoding="utf-8")
+    for corpus in (None, tmp_path / "empty"):  # no corpus, and a corpus with nothing in it yet
+        with pytest.raises(FuzzInputError, match=r"bad\.yaml:3"):
+            run_fuzz("sim", examples=1, inline=True, corpus=corpus, expectations=[bad])
+
+
+def test_a_case_kept_from_another_backend_is_not_called_fixed_when_it_holds_here(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    kept = sorted((ROOT / "corpus" / "hw").glob("*.yaml"))[0]  # a departure of hw; sim keeps the spec on it
+    (corpus / kept.name).write_text(kept.read_text(encoding="utf-8"), encoding="utf-8")
+    from conformance.fuzz.api import describe
+
+    rep = run_fuzz("sim", examples=1, inline=True, corpus=corpus)
+    assert [(c.departs, c.found_on) for c in rep.corpus] == [(False, "hw")]
+    text = io.StringIO()
+    describe(rep, text)
+    assert "holds on sim (kept from backend hw; replay it there)" in text.getvalue()
+    assert "the file removed" not in text.getvalue()
 
 
 def test_the_cli_reports_a_run_and_exits_0(tmp_path: Path) -> None:

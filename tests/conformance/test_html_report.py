@@ -127,7 +127,7 @@ def test_cli_report_bad_input_errors_cleanly(run_files, tmp_path: Path, content,
     elif content is not None:
         bad.write_text(content, encoding="utf-8")
     res = CliRunner().invoke(main, ["report", str(run_files[0]), str(bad), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 2, res.output  # invalid input
     assert "Error:" in res.output and str(bad) in res.output and message in res.output
     assert "Traceback" not in res.output and not (tmp_path / "o").exists()
     with pytest.raises(ReportInputError, match=re.escape(message)):

@@ -31,8 +31,8 @@ def test_line_progress_prints_the_first_every_interval_and_the_last() -> None:
         now[0] = t
         p.update(failing)
     assert out.getvalue().splitlines() == [
-        "conform sim: 1/5 cases, 0 failing, ETA 8s",
-        "conform sim: 4/5 cases, 2 failing, ETA 4s",  # 12 s after the first line
+        "conform sim: 1/5 cases, 0 failing",  # one result: no pace yet (its time is mostly start-up)
+        "conform sim: 4/5 cases, 2 failing, ETA 4s",  # 12 s after the first line: 4 s a case since then
         "conform sim: 5/5 cases, 2 failing, done in 15s",
     ]
 
@@ -78,6 +78,19 @@ def test_diff_of_a_full_and_a_partial_run_compares_only_the_cases_both_ran(tmp_p
     assert res.exit_code == 0, res.output
     assert "2 of 3 cases differ" in res.output and "C-005" not in res.output
     assert "7 cases were selected by only some runs" in (tmp_path / "html" / "conformance.html").read_text()
+
+
+def test_an_interrupted_run_is_compared_only_on_the_cases_it_finished(tmp_path: Path) -> None:
+    full = _report("sim", FULL, list(FULL))
+    cut = _report("sim", {"C-001": "PASS", "C-002": "FAIL"}, list(FULL))  # asked for all ten, stopped after two
+    cut["run"]["interrupted"] = True
+    assert verdict_diff([full, cut]) == [("C-002", ["PASS", "FAIL"])]
+    lines = diff_lines([full, cut])
+    assert "1 of 2 cases differ" in lines[0] and "8 selected by only some runs, not compared" in lines[0]
+    assert any("was interrupted: only the 2 of its 10 selected cases it finished are compared" in line
+               for line in lines)
+    del cut["run"]["interrupted"]  # the same report, not marked: its missing cases show as "—"
+    assert ("C-003", ["PASS", "—"]) in verdict_diff([full, cut])
 
 
 def test_old_reports_without_a_selection_still_load_and_select_the_cases_they_hold(tmp_path: Path) -> None:
