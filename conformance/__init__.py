@@ -7,5 +7,6 @@
 - :mod:`conformance.report` -- JSON and JUnit; :mod:`conformance.html` -- the HTML matrix;
 - :mod:`conformance.scenario` and :mod:`conformance.scenario_runner` -- YAML scenarios;
 - :mod:`conformance.pytest_plugin` -- the catalog as pytest items (``--tierbed-backend``);
-- :mod:`conformance.cli` -- ``tierbed demo``, ``list``, ``conform``, ``report``, ``run``, ``scenario-schema``.
+- :mod:`conformance.cli` -- ``tierbed demo``, ``list``, ``conform``, ``report``, ``run``, ``scenario-schema``
+  (the console script is :func:`conformance.entry.run`).
 """
