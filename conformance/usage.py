@@ -47,29 +47,26 @@ def unwritable_dir(path: Path) -> str | None:
     return None
 
 
-class OutputDir(click.Path):
-    """A ``--out``-style directory option: refused at parse time (exit 2) if files cannot be written there."""
+class _Writable(click.Path):
+    """A path option the command writes: refused at parse time (exit 2) if it could not write there."""
 
-    def __init__(self) -> None:
-        super().__init__(file_okay=False, path_type=Path)
+    def __init__(self, directory: bool) -> None:
+        super().__init__(file_okay=not directory, dir_okay=directory, path_type=Path)
+        self.directory = directory
 
     def convert(self, value, param, ctx):
         path = super().convert(value, param, ctx)
-        problem = unwritable_dir(Path(path))
+        problem = unwritable_dir(Path(path) if self.directory else Path(path).parent)
         if problem:
             self.fail(f"{path}: {problem}", param, ctx)
         return path
 
 
-class OutputFile(click.Path):
-    """A file the command will write: its directory is checked as :class:`OutputDir` checks one."""
+def OutputDir() -> click.Path:
+    """A ``--out``-style directory (created by the command if missing)."""
+    return _Writable(directory=True)
 
-    def __init__(self) -> None:
-        super().__init__(dir_okay=False, path_type=Path)
 
-    def convert(self, value, param, ctx):
-        path = super().convert(value, param, ctx)
-        problem = unwritable_dir(Path(path).parent)
-        if problem:
-            self.fail(f"{path}: {problem}", param, ctx)
-        return path
+def OutputFile() -> click.Path:
+    """A file the command writes (its directory is checked as :func:`OutputDir` checks one)."""
+    return _Writable(directory=False)
