@@ -23,7 +23,18 @@ from sim.simulation import SimConfig
 from sim.trace import write_trace_text
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Tierbed(click.Group):
+    """The command group; a Ctrl-C that a command does not handle itself exits 130 (click's own: 1)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Tierbed, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tierbed")
 def main() -> None:
     """tierbed: a simulation-first testbed for the simpler hierarchical task runtime."""

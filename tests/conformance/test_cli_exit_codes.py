@@ -120,3 +120,14 @@ def test_ctrl_c_while_the_cli_is_still_importing_exits_130_without_a_traceback()
     r = subprocess.run([sys.executable, "-c", code, "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip() == "interrupted"
+
+
+def test_ctrl_c_in_a_command_that_does_not_handle_it_exits_130(monkeypatch, tmp_path: Path) -> None:
+    import conformance.cli as cli
+
+    def interrupted(cfg):  # a Ctrl-C that lands while the demo runs (a signal cannot be timed there)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_demo", interrupted)
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 130 and "interrupted" in res.output, res.output
