@@ -70,12 +70,17 @@ def default_invariants(liveness: bool) -> list[str]:
     return [n for n in BUILTIN if liveness or n != "liveness"]
 
 
+#: The backends a campaign (and so a case with invariants) runs on: the reference executor keeps no trace
+#: or fault plan to check invariants against.
+CAMPAIGN_BACKENDS = ("sim", "hw")
+
+
 def make_spec(target: Target | str | Path, *, faults: str | list[str] | None = None, invariants: list[str] | tuple = (),
               liveness: bool = False, backend: str = "sim", seed_timeout_s: float = 60.0,
               determinism_every: int = 50, space: FaultSpace | None = None, defaults: bool = True) -> CampaignSpec:
     """Validate every input (nothing is written or run before this returns) and build the spec; ``defaults``
     adds the built-in invariants and the target's own to ``invariants``."""
-    if backend not in ("sim", "hw"):
+    if backend not in CAMPAIGN_BACKENDS:
         raise CampaignInputError(f"backend {backend!r}: campaigns run on sim or hw")
     if backend == "hw":
         from conformance.backends import BackendUnavailable, get_backend
@@ -296,5 +301,5 @@ def run_case(target: Target, seed: int, faults: list[dict[str, Any]], invariants
     return obs, check(spec.checks(), obs)
 
 
-__all__ = ["HW_KINDS", "CampaignResult", "Replay", "load_case", "make_spec", "parse_seeds", "replay_seed",
-           "run_campaign", "run_case", "shrink_all"]
+__all__ = ["CAMPAIGN_BACKENDS", "HW_KINDS", "CampaignResult", "Replay", "load_case", "make_spec", "parse_seeds",
+           "replay_seed", "run_campaign", "run_case", "shrink_all"]

@@ -121,6 +121,7 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
     checker = Checker(backend, seed, timeout_s)
     rep = FuzzReport(backend, _version(backend), seed)
     known: set[str] = set()
+    kept: list[Kept] = []
     if corpus is not None:
         from conformance.yamlfile import YamlFileError
 
@@ -128,14 +129,13 @@ def run_fuzz(backend: str = "sim", *, examples: int = 200, seed: int = 0, time_b
             kept = read_corpus(corpus)
         except YamlFileError as exc:  # a corrupt corpus file: named with its line, before anything runs
             raise FuzzInputError(str(exc)) from None
-        # Expectations files are checked even when there is no corpus case for them to accept.
-        names = _known_names(backend, list(expectations or []), [k.name for k in kept])
-        if kept:
-            rep.corpus = check_corpus(kept, checker, names)
-            known |= {signature(c.lines) for c in rep.corpus if c.departs}
-            known |= {k.signature for k in kept if k.signature}
-    elif expectations:
-        _known_names(backend, list(expectations), [])  # a bad file is bad input, corpus or not
+    # Expectations files are read (a bad one is bad input) even when no corpus case is there to accept.
+    names = _known_names(backend, list(expectations or []), [k.name for k in kept]) if kept or expectations \
+        else set()
+    if kept:
+        rep.corpus = check_corpus(kept, checker, names)
+        known |= {signature(c.lines) for c in rep.corpus if c.departs}
+        known |= {k.signature for k in kept if k.signature}
     if api:
         _api_search(rep, examples, seed, time_budget_s, corpus, known)
         rep.wall_s = time.perf_counter() - t0
